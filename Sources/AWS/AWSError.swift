@@ -1,0 +1,102 @@
+/// An AWS call (IMDS included) that did not give a usable answer. The description is a full
+/// sentence naming the operation and endpoint; `hint` says what the operator can do.
+public struct AWSError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// The service answered with an error code (`code`, `status`, `requestID` are set).
+        case service
+        /// IMDS has no such path (404).
+        case notFound
+        /// No HTTP answer: refused, reset, timed out (after retries).
+        case unreachable
+        /// The answer could not be read (truncated, not XML/JSON, fields missing).
+        case malformedResponse
+        /// No credentials anywhere in the chain.
+        case noCredentials
+        /// Misconfiguration on this side (bad endpoint URL, IMDS disabled, no region).
+        case configuration
+    }
+
+    public var kind: Kind
+    /// e.g. `EC2 DescribeInstances`, `IMDS GET /latest/meta-data/mac`.
+    public var operation: String
+    public var endpoint: String
+    public var code: String?
+    public var status: Int?
+    public var requestID: String?
+    public var message: String
+    public var hint: String?
+
+    public init(
+        _ kind: Kind, operation: String, endpoint: String, message: String, code: String? = nil,
+        status: Int? = nil, requestID: String? = nil, hint: String? = nil
+    ) {
+        self.kind = kind
+        self.operation = operation
+        self.endpoint = endpoint
+        self.message = message
+        self.code = code
+        self.status = status
+        self.requestID = requestID
+        self.hint = hint
+    }
+
+    public var description: String {
+        var text = "\(operation) at \(endpoint) failed: "
+        if let code { text += "\(code): " }
+        text += message
+        var details: [String] = []
+        if let status { details.append("HTTP \(status)") }
+        if let requestID { details.append("request id \(requestID)") }
+        if !details.isEmpty { text += " (\(details.joined(separator: ", ")))" }
+        if let hint { text += ". Hint: \(hint)" }
+        return text
+    }
+
+    /// Throttling codes retried by every AWS SDK.
+    public static let throttlingCodes: Set<String> = [
+        "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+        "RequestLimitExceeded", "TooManyRequestsException", "ProvisionedThroughputExceededException",
+        "RequestThrottled", "SlowDown", "EC2ThrottledException", "PriorRequestNotComplete",
+    ]
+
+    /// Transient server-side codes.
+    public static let transientCodes: Set<String> = [
+        "RequestTimeout", "RequestTimeoutException", "InternalError", "InternalFailure", "ServiceUnavailable",
+        "ServiceUnavailableException",
+    ]
+
+    public var isThrottling: Bool { code.map(Self.throttlingCodes.contains) ?? false || status == 429 }
+
+    /// Whether another attempt may succeed: throttling, 5xx, transient codes, no answer.
+    public var isRetryable: Bool {
+        switch kind {
+        case .unreachable: return true
+        case .service:
+            if isThrottling { return true }
+            if let code, Self.transientCodes.contains(code) { return true }
+            return (status ?? 0) >= 500
+        default: return false
+        }
+    }
+
+    /// A hint for the errors operators meet most, given the IAM action the call needs.
+    static func hint(code: String, action: String, context: String?) -> String? {
+        switch code {
+        case "UnauthorizedOperation", "AccessDenied", "AccessDeniedException":
+            return "the node's IAM role (or the credentials in use) lacks '\(action)'; add it to the role's policy"
+        case "ResourceNotFoundException":
+            return context
+        case "ExpiredToken", "ExpiredTokenException", "RequestExpired":
+            return
+                "the credentials have expired; instance-role credentials are refreshed from IMDS automatically, so check the system clock (chrony) and any static AWS_* variables"
+        case "SignatureDoesNotMatch":
+            return "the secret access key does not match the access key id, or the system clock is off by more than 5 minutes"
+        case "InvalidClientTokenId", "UnrecognizedClientException", "AuthFailure":
+            return "the access key id is not valid here: check the credentials, the region and the partition"
+        case _ where throttlingCodes.contains(code):
+            return "AWS is throttling this account; stagger node launches or raise AWS_MAX_ATTEMPTS"
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// `HTTPTransport` over AsyncHTTPClient. One instance per proxy setting; call `shutdown()` once.
+public final class AsyncHTTPTransport: HTTPTransport {
+    /// An HTTP(S) proxy, as `HTTP_PROXY`/`HTTPS_PROXY` give it.
+    public struct Proxy: Sendable, Hashable {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    static let maxResponseBytes = 4 << 20
+    let client: HTTPClient
+
+    /// - Parameters:
+    ///   - connectTimeout: bound on the TCP connect of every attempt.
+    ///   - proxy: all requests go through this proxy (`nil`: direct).
+    public init(connectTimeout: Duration, proxy: Proxy? = nil) {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .nanoseconds(Int64(connectTimeout.nanoseconds)))
+        configuration.redirectConfiguration = .disallow
+        configuration.httpVersion = .http1Only
+        configuration.decompression = .disabled
+        if let proxy {
+            configuration.proxy = .server(host: proxy.host, port: proxy.port)
+        }
+        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }
+
+    public func shutdown() async {
+        // A second shutdown or one racing a finished client only reports that it is already shut down.
+        try? await client.shutdown()
+    }
+
+    public func send(_ request: HTTPRequest, timeout: Duration) async throws -> HTTPResponse {
+        var outgoing = HTTPClientRequest(url: request.url.absoluteString)
+        outgoing.method = HTTPMethod(rawValue: request.method)
+        for header in request.headers {
+            outgoing.headers.add(name: header.name, value: header.value)
+        }
+        if !request.body.isEmpty || request.method == "POST" || request.method == "PUT" {
+            outgoing.body = .bytes(ByteBuffer(bytes: request.body))
+        }
+        let url = request.url.absoluteString
+        do {
+            let response = try await client.execute(outgoing, timeout: .nanoseconds(Int64(timeout.nanoseconds)))
+            let body = try await response.body.collect(upTo: Self.maxResponseBytes)
+            return HTTPResponse(
+                status: Int(response.status.code),
+                headers: response.headers.map { (name: $0.name, value: $0.value) },
+                body: Array(buffer: body))
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let error as HTTPClientError {
+            switch error {
+            case .deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout:
+                throw TransportError(.timeout, url: url, detail: "\(error)")
+            case .cancelled:
+                throw CancellationError()
+            default:
+                throw TransportError(.connection, url: url, detail: "\(error)")
+            }
+        } catch let error as NIOTooManyBytesError {
+            throw TransportError(.responseTooLarge, url: url, detail: "\(error)")
+        } catch {
+            throw TransportError(.connection, url: url, detail: "\(error)")
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

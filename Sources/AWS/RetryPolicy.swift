@@ -1,0 +1,125 @@
+import Foundation
+
+/// The one retry policy of the AWS layer: bounded attempts, capped exponential backoff with
+/// full jitter, a total deadline, and a per-attempt timeout that never outlives the deadline.
+public struct RetryPolicy: Sendable {
+    public var maxAttempts: Int
+    public var baseDelay: Duration
+    public var maxBackoff: Duration
+    /// Bound on the whole operation, retries and waits included.
+    public var deadline: Duration
+    /// Bound on one attempt (connect, send, answer).
+    public var attemptTimeout: Duration
+    /// Uniform random number in 0..<1; injectable for tests.
+    public var random: @Sendable () -> Double
+    public var sleep: @Sendable (Duration) async throws -> Void
+
+    public init(
+        maxAttempts: Int,
+        baseDelay: Duration,
+        maxBackoff: Duration,
+        deadline: Duration,
+        attemptTimeout: Duration,
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
+    ) {
+        self.maxAttempts = max(1, maxAttempts)
+        self.baseDelay = baseDelay
+        self.maxBackoff = maxBackoff
+        self.deadline = deadline
+        self.attemptTimeout = attemptTimeout
+        self.random = random
+        self.sleep = sleep
+    }
+
+    /// IMDS: it answers in milliseconds on a healthy instance but may be slow to come up at boot
+    /// (nodeadm: 60 attempts, ≤1 s backoff, 250 ms dial, 500 ms header timeout, no total bound).
+    /// Here: 250 ms connect, 1 s per attempt, backoff 50 ms doubling to 1 s, 60 s in all.
+    public static let imds = RetryPolicy(
+        maxAttempts: 120, baseDelay: .milliseconds(50), maxBackoff: .seconds(1), deadline: .seconds(60),
+        attemptTimeout: .seconds(1))
+
+    /// AWS APIs: botocore/SDK "standard" mode shape (base 100 ms, cap 20 s), nodeadm's 30 attempts
+    /// for EC2, 10 s per attempt, 2 minutes in all. `AWS_MAX_ATTEMPTS` overrides the attempts.
+    public static func aws(environment: [String: String]) -> RetryPolicy {
+        var policy = RetryPolicy(
+            maxAttempts: 30, baseDelay: .milliseconds(100), maxBackoff: .seconds(20), deadline: .seconds(120),
+            attemptTimeout: .seconds(10))
+        if let value = environment["AWS_MAX_ATTEMPTS"], let attempts = Int(value), attempts > 0 {
+            policy.maxAttempts = attempts
+        }
+        return policy
+    }
+
+    /// Full jitter: uniform in [0, min(cap, base × 2^(attempt-1))].
+    public func backoff(afterAttempt attempt: Int) -> Duration {
+        let exponent = min(attempt - 1, 30)
+        let ceiling = min(maxBackoff.seconds, baseDelay.seconds * pow(2, Double(exponent)))
+        return .nanoseconds(Int64(ceiling * random() * 1e9))
+    }
+
+    /// What a failed attempt means for the next one.
+    public enum Verdict: Sendable {
+        case retry
+        /// Retry at once, not counted as an attempt (e.g. a refreshed IMDS token). Allowed once per call.
+        case retryOnceImmediately
+        case fail
+    }
+
+    /// Runs `operation` until it succeeds, `classify` says fail, attempts run out or the deadline
+    /// passes. The error thrown is the last attempt's, wrapped in `RetryExhausted` when retries ran out.
+    public nonisolated(nonsending) func run<T: Sendable>(
+        operation: (_ attempt: Int, _ timeout: Duration) async throws -> T,
+        classify: (any Error) -> Verdict
+    ) async throws -> T {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var attempt = 0
+        var usedImmediate = false
+        while true {
+            attempt += 1
+            let remaining = deadline - start.duration(to: clock.now)
+            let timeout = min(attemptTimeout, max(remaining, .milliseconds(1)))
+            do {
+                return try await operation(attempt, timeout)
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                switch classify(error) {
+                case .fail:
+                    throw error
+                case .retryOnceImmediately where !usedImmediate:
+                    usedImmediate = true
+                    attempt -= 1
+                    continue
+                case .retry, .retryOnceImmediately:
+                    break
+                }
+                let elapsed = start.duration(to: clock.now)
+                if attempt >= maxAttempts {
+                    throw RetryExhausted(attempts: attempt, elapsed: elapsed, reason: .attempts, last: error)
+                }
+                let wait = backoff(afterAttempt: attempt)
+                if elapsed + wait >= deadline {
+                    throw RetryExhausted(attempts: attempt, elapsed: elapsed, reason: .deadline, last: error)
+                }
+                try await sleep(wait)
+            }
+        }
+    }
+}
+
+/// Retries ran out; `last` is the final attempt's error.
+public struct RetryExhausted: Error, Sendable, CustomStringConvertible {
+    public enum Reason: Sendable { case attempts, deadline }
+    public var attempts: Int
+    public var elapsed: Duration
+    public var reason: Reason
+    public var last: any Error
+
+    public var description: String {
+        let seconds = String(format: "%.1f", elapsed.seconds)
+        let why = reason == .attempts ? "after \(attempts) attempts" : "deadline reached after \(attempts) attempts"
+        return "\(last) (gave up \(why), \(seconds) s)"
+    }
+}
