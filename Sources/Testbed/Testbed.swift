@@ -1,1 +1,211 @@
-// placeholder
+public import Foundation
+public import Logging
+import NIOCore
+import NIOPosix
+public import SigV4
+import Synchronization
+
+/// A simulated EC2 instance and AWS on loopback: an IMDSv2 endpoint, and one port serving
+/// EC2, EKS and STS with SigV4 verification, with fault injection. Start it, point the agent
+/// at ``environment``, and call ``shutdown()`` when done.
+///
+/// ```swift
+/// let testbed = try await Testbed.start()
+/// defer { Task { try await testbed.shutdown() } }  // or: try await testbed.shutdown() at the end
+/// ```
+public final class Testbed: Sendable {
+    /// `http://127.0.0.1:PORT` of the IMDS endpoint.
+    public let imdsEndpoint: String
+    /// `http://127.0.0.1:PORT` of the AWS endpoint (EC2, EKS, STS and `/_testbed/`).
+    public let awsEndpoint: String
+    /// The instance role's credentials, as IMDS hands them out.
+    public let roleCredentials: SigV4Credentials
+    /// When the role credentials expire.
+    public let roleExpiration: Date
+    /// The instance's region (from its identity document).
+    public let region: String
+    public let configuration: TestbedConfiguration
+
+    let core: TestbedCore
+    let group: MultiThreadedEventLoopGroup
+    let tasks: Mutex<[Task<Void, Never>]>
+
+    /// What points an agent (or the AWS CLI) at this testbed. Region and credentials are left
+    /// to IMDS, as on an instance.
+    public var environment: [String: String] {
+        [
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": imdsEndpoint,
+            "AWS_ENDPOINT_URL": awsEndpoint,
+        ]
+    }
+
+    init(
+        imdsEndpoint: String, awsEndpoint: String, core: TestbedCore, group: MultiThreadedEventLoopGroup,
+        tasks: [Task<Void, Never>]
+    ) {
+        self.imdsEndpoint = imdsEndpoint
+        self.awsEndpoint = awsEndpoint
+        self.roleCredentials = core.role.credentials
+        self.roleExpiration = core.role.expiration
+        self.region = core.instance.region
+        self.configuration = core.configuration
+        self.core = core
+        self.group = group
+        self.tasks = Mutex(tasks)
+    }
+
+    /// Binds both listeners (port 0 = ephemeral) and starts serving. A listener with a late
+    /// start has its port reserved now and opens after the configured delay.
+    public static func start(
+        _ configuration: TestbedConfiguration = .default,
+        host: String = "127.0.0.1",
+        imdsPort: Int = 0,
+        awsPort: Int = 0,
+        logger: Logger = Logger(label: "nodeboot.testbed", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) async throws -> Testbed {
+        let problems = configuration.validationErrors()
+        guard problems.isEmpty else {
+            throw TestbedError(.configuration, "testbed configuration: " + problems.joined(separator: "; "))
+        }
+        let aemm = try configuration.instance.resolve()
+        let role = makeRoleCredentials(configuration.role, now: Date())
+        let instance = InstanceModel(
+            aemm: aemm, role: configuration.role, credentials: role, privateDNSName: configuration.privateDnsName,
+            extraInterfaces: configuration.networkInterfaces)
+        let core = TestbedCore(configuration: configuration, instance: instance, role: role, logger: logger)
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var tasks: [Task<Void, Never>] = []
+        do {
+            let imds = try await listen(
+                "imds", group: group, host: host, port: imdsPort, delay: configuration.lateStart.imdsSeconds,
+                logger: logger, handler: { await core.handleIMDS($0) })
+            tasks.append(imds.task)
+            let aws = try await listen(
+                "aws", group: group, host: host, port: awsPort, delay: configuration.lateStart.awsSeconds,
+                logger: logger, handler: { await core.handleAWS($0) })
+            tasks.append(aws.task)
+            let testbed = Testbed(
+                imdsEndpoint: url(host: host, port: imds.port), awsEndpoint: url(host: host, port: aws.port),
+                core: core, group: group, tasks: tasks)
+            logger.info("testbed started: imds \(testbed.imdsEndpoint), aws \(testbed.awsEndpoint)")
+            return testbed
+        } catch {
+            for task in tasks { task.cancel() }
+            for task in tasks { await task.value }
+            try? await group.shutdownGracefully()  // already failing with the bind error; that one matters
+            throw error
+        }
+    }
+
+    /// Replaces the fault rules (each rule's `count` starts afresh).
+    public func setFaults(_ rules: [FaultRule]) async {
+        core.setFaults(rules)
+    }
+
+    /// The fault rules in force.
+    public func faults() async -> [FaultRule] {
+        core.faults()
+    }
+
+    /// Invalidates every IMDS token issued so far: requests with them get 401.
+    public func expireIMDSTokens() async {
+        core.expireTokens()
+    }
+
+    /// Every request answered so far (control calls excepted), oldest first.
+    public func requests() async -> [RecordedRequest] {
+        core.records()
+    }
+
+    /// Forgets the recorded requests.
+    public func clearRequests() async {
+        core.clearRecords()
+    }
+
+    /// Closes both listeners and every open connection (blackholed ones included) and stops
+    /// the event loop. Safe to call twice.
+    public func shutdown() async throws {
+        let running = tasks.withLock { tasks in
+            defer { tasks.removeAll() }
+            return tasks
+        }
+        guard !running.isEmpty else { return }
+        for task in running { task.cancel() }
+        for task in running { await task.value }
+        try await group.shutdownGracefully()
+    }
+
+    // MARK: Internals
+
+    static func url(host: String, port: Int) -> String {
+        host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
+    }
+
+    /// Binds a listener now (or reserves its port and binds after `delay` seconds) and returns
+    /// the task serving it.
+    static func listen(
+        _ name: String, group: MultiThreadedEventLoopGroup, host: String, port: Int, delay: Double, logger: Logger,
+        handler: @escaping HTTPHandler
+    ) async throws -> (port: Int, task: Task<Void, Never>) {
+        let server: HTTPServerChannel
+        do {
+            server = try await HTTPServer.bind(group: group, host: host, port: port)
+        } catch {
+            throw TestbedError(
+                .bind, "testbed \(name) endpoint: cannot listen on \(host):\(port): \(error)",
+                hint: "choose another port, or 0 for an ephemeral one")
+        }
+        guard let boundPort = server.channel.localAddress?.port else {
+            try? await server.channel.close()  // failing anyway; the listener has no address
+            throw TestbedError(.bind, "testbed \(name) endpoint: the listener on \(host) has no port")
+        }
+        if delay <= 0 {
+            return (boundPort, Task { await HTTPServer.serve(server, handler: handler) })
+        }
+        // Late start: give the port back now (connections are refused) and bind it again later.
+        try await server.channel.close()
+        logger.info("testbed \(name) endpoint: late start, port \(boundPort) opens in \(delay)s")
+        let task = Task {
+            do {
+                try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+            } catch {
+                return  // shut down before the listener opened
+            }
+            do {
+                let late = try await HTTPServer.bind(group: group, host: host, port: boundPort)
+                logger.info("testbed \(name) endpoint: listening on port \(boundPort) (late start)")
+                await HTTPServer.serve(late, handler: handler)
+            } catch {
+                logger.error("testbed \(name) endpoint: late start cannot listen on \(host):\(boundPort): \(error)")
+            }
+        }
+        return (boundPort, task)
+    }
+
+    static func makeRoleCredentials(_ role: TestbedConfiguration.Role, now: Date) -> RoleCredentials {
+        let expiration =
+            role.expiration.flatMap(ISO8601.parse) ?? now.addingTimeInterval(TimeInterval(role.expiresInSeconds))
+        let credentials: SigV4Credentials
+        if let accessKeyID = role.accessKeyId, let secret = role.secretAccessKey {
+            credentials = SigV4Credentials(
+                accessKeyID: accessKeyID, secretAccessKey: secret, sessionToken: role.sessionToken)
+        } else {
+            credentials = SigV4Credentials(
+                accessKeyID: "ASIA" + random(16, from: "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),
+                secretAccessKey: random(40, from: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
+                sessionToken: role.sessionToken ?? ("IQoJb3JpZ2luX2Vj" + random(300, from: base64Alphabet)))
+        }
+        // IMDS times have whole seconds.
+        let lastUpdated = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
+        return RoleCredentials(credentials: credentials, lastUpdated: lastUpdated, expiration: expiration)
+    }
+
+    static let base64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+    static func random(_ count: Int, from alphabet: String) -> String {
+        let characters = Array(alphabet)
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<count).map { _ in characters[Int.random(in: 0..<characters.count, using: &generator)] })
+    }
+}

@@ -1,1 +1,98 @@
-print("tb")
+import ArgumentParser
+import Foundation
+import Logging
+import Testbed
+
+/// `nodeboot-testbed`: the testbed as a process, for the demo and manual runs.
+struct TestbedCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nodeboot-testbed",
+        abstract: "A loopback EC2 instance (IMDSv2) and AWS endpoint (EC2, EKS, STS) with fault injection.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start the testbed, print its endpoints and environment, run until SIGINT or SIGTERM.")
+
+    @Option(name: .long, help: "Testbed configuration file (JSON, see docs/testbed.md).")
+    var config: String?
+
+    @Option(name: .long, help: "Address to listen on.")
+    var host: String = "127.0.0.1"
+
+    @Option(name: .customLong("imds-port"), help: "IMDS port (0 = ephemeral).")
+    var imdsPort: Int = 0
+
+    @Option(name: .customLong("aws-port"), help: "AWS (EC2, EKS, STS) port (0 = ephemeral).")
+    var awsPort: Int = 0
+
+    func validate() throws {
+        for (name, port) in [("--imds-port", imdsPort), ("--aws-port", awsPort)] where !(0...65535).contains(port) {
+            throw ValidationError("\(name) \(port) is not a port number (0-65535)")
+        }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let logger = Logger(label: "nodeboot.testbed")
+        let configuration: TestbedConfiguration
+        do {
+            configuration = try config.map(TestbedConfiguration.load(from:)) ?? .default
+        } catch {
+            FileHandle.standardError.write(Data("nodeboot-testbed: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let testbed: Testbed
+        do {
+            testbed = try await Testbed.start(
+                configuration, host: host, imdsPort: imdsPort, awsPort: awsPort, logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("nodeboot-testbed: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        var lines = [
+            "imds: \(testbed.imdsEndpoint)",
+            "aws: \(testbed.awsEndpoint)",
+        ]
+        for (name, value) in testbed.environment.sorted(by: { $0.key < $1.key }) {
+            lines.append("export \(name)=\(value)")
+        }
+        // FileHandle writes are unbuffered: a reader of the pipe sees the lines at once.
+        FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+
+        let signal = await Signals.wait(for: [SIGINT, SIGTERM])
+        logger.info("testbed stopping on signal \(signal)")
+        try await testbed.shutdown()
+    }
+}
+
+/// Waits for the first of some signals, with their default action turned off.
+enum Signals {
+    static func wait(for signals: [Int32]) async -> Int32 {
+        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
+        var sources: [any DispatchSourceSignal] = []
+        for number in signals {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { continuation.yield(number) }
+            source.resume()
+            sources.append(source)
+        }
+        var received: Int32 = 0
+        for await number in stream {
+            received = number
+            break
+        }
+        for source in sources { source.cancel() }
+        return received
+    }
+}
+
+await TestbedCommand.main()

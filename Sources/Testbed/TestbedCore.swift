@@ -1,0 +1,204 @@
+import Foundation
+import Logging
+import SigV4
+import Synchronization
+
+/// The testbed's request handling and its mutable state (IMDS tokens, fault rules, the
+/// request log), shared by both listeners.
+final class TestbedCore: Sendable {
+    struct ActiveFault {
+        var rule: FaultRule
+        var remaining: Int?
+    }
+
+    struct State {
+        var faults: [ActiveFault] = []
+        /// IMDS token → expiry.
+        var tokens: [String: Date] = [:]
+        var records: [RecordedRequest] = []
+    }
+
+    let configuration: TestbedConfiguration
+    let instance: InstanceModel
+    let role: RoleCredentials
+    let instanceTypes: [String: TestbedConfiguration.InstanceType]
+    let staticKeys: [String: TestbedConfiguration.StaticKey]
+    let logger: Logger
+    let state: Mutex<State>
+
+    init(configuration: TestbedConfiguration, instance: InstanceModel, role: RoleCredentials, logger: Logger) {
+        self.configuration = configuration
+        self.instance = instance
+        self.role = role
+        self.instanceTypes = InstanceTypes.table(configuration.instanceTypes)
+        var keys: [String: TestbedConfiguration.StaticKey] = [:]
+        for key in configuration.staticKeys { keys[key.accessKeyId] = key }
+        self.staticKeys = keys
+        self.logger = logger
+        self.state = Mutex(State(faults: configuration.faults.map { ActiveFault(rule: $0, remaining: $0.count) }))
+    }
+
+    // MARK: Faults
+
+    func setFaults(_ rules: [FaultRule]) {
+        state.withLock { $0.faults = rules.map { ActiveFault(rule: $0, remaining: $0.count) } }
+    }
+
+    func faults() -> [FaultRule] {
+        state.withLock { $0.faults.map(\.rule) }
+    }
+
+    /// The first rule matching the request that still applies; uses up one of its `count`.
+    func takeFault(_ endpoint: FaultRule.Endpoint, path: String, action: String?) -> FaultRule? {
+        state.withLock { state in
+            for index in state.faults.indices {
+                let rule = state.faults[index].rule
+                guard rule.matches(endpoint: endpoint, path: path, action: action) else { continue }
+                if let remaining = state.faults[index].remaining {
+                    guard remaining > 0 else { continue }
+                }
+                if let probability = rule.probability, Double.random(in: 0..<1) >= probability { continue }
+                if let remaining = state.faults[index].remaining { state.faults[index].remaining = remaining - 1 }
+                return rule
+            }
+            return nil
+        }
+    }
+
+    /// Answers with the fault's effect, or with `normal()` when it has none (or only latency).
+    func apply(
+        _ fault: FaultRule?, errors: ServiceErrors, normal: () async -> HTTPResponse
+    ) async -> HTTPReply {
+        guard let fault else { return .response(await normal()) }
+        if let latency = fault.latencyMs, latency > 0 {
+            do {
+                try await Task.sleep(for: .milliseconds(latency))
+            } catch {
+                return .blackhole  // cancelled: the testbed is shutting down, nobody waits for an answer
+            }
+        }
+        switch fault.effect {
+        case .none: return .response(await normal())
+        case .blackhole: return .blackhole
+        case .throttle: return .response(errors.throttle())
+        case .status(let status): return .response(errors.error(status, fault.code))
+        case .garbage:
+            return .response(
+                HTTPResponse(
+                    status: 200, contentType: errors.contentType,
+                    text: "\u{1}garbage \u{7f}<<<< {{{ not xml, not json ]]]\n"))
+        case .truncated:
+            var response = await normal()
+            response.truncate = true
+            return .response(response)
+        }
+    }
+
+    static func faultName(_ fault: FaultRule?) -> String? {
+        guard let fault else { return nil }
+        switch fault.effect {
+        case .none: return fault.latencyMs != nil ? "latency" : nil
+        case .blackhole: return "blackhole"
+        case .throttle: return "throttle"
+        case .status: return "status"
+        case .garbage: return "garbage"
+        case .truncated: return "truncated"
+        }
+    }
+
+    // MARK: IMDS tokens
+
+    func issueToken(ttl: Int, now: Date) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<40).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let token = "AQAEA" + Data(bytes).base64EncodedString()
+        state.withLock { state in
+            state.tokens = state.tokens.filter { $0.value > now }
+            state.tokens[token] = now.addingTimeInterval(TimeInterval(ttl))
+        }
+        return token
+    }
+
+    func isValidToken(_ token: String, now: Date) -> Bool {
+        state.withLock { state in
+            guard let expiry = state.tokens[token] else { return false }
+            return expiry > now
+        }
+    }
+
+    func expireTokens() {
+        state.withLock { $0.tokens.removeAll() }
+    }
+
+    // MARK: Recording
+
+    func record(_ entry: RecordedRequest) {
+        state.withLock { $0.records.append(entry) }
+        let status = entry.status.map(String.init) ?? "no-answer"
+        let fault = entry.fault.map { " fault=\($0)" } ?? ""
+        let operation = entry.action.map { " \($0)" } ?? ""
+        logger.info(
+            "\(entry.endpoint) \(entry.method) \(entry.path)\(operation) \(status) \(String(format: "%.1f", entry.durationMs))ms\(fault)"
+        )
+    }
+
+    func records() -> [RecordedRequest] {
+        state.withLock { $0.records }
+    }
+
+    func clearRecords() {
+        state.withLock { $0.records.removeAll() }
+    }
+
+    /// Runs a handler, then records what it answered.
+    func recorded(
+        endpoint: @autoclosure () -> String, request: HTTPRequest, action: String?, fault: FaultRule?,
+        accessKeyId: () -> String? = { nil }, _ body: () async -> HTTPReply
+    ) async -> HTTPReply {
+        let start = ContinuousClock.now
+        let time = Date()
+        let reply = await body()
+        let elapsed = ContinuousClock.now - start
+        let ms =
+            Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        record(
+            RecordedRequest(
+                endpoint: endpoint(), method: request.method, path: request.path, action: action,
+                status: reply.status, fault: TestbedCore.faultName(fault), accessKeyId: accessKeyId(), time: time,
+                durationMs: ms))
+        return reply
+    }
+}
+
+/// How one service writes its errors.
+struct ServiceErrors: Sendable {
+    var contentType: String
+    var throttle: @Sendable () -> HTTPResponse
+    var error: @Sendable (_ status: Int, _ code: String?) -> HTTPResponse
+}
+
+enum RequestID {
+    static func make() -> String { UUID().uuidString.lowercased() }
+}
+
+enum XML {
+    static func escape(_ s: String) -> String {
+        var out = ""
+        for c in s {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&apos;"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
+    /// `<name>escaped value</name>`
+    static func element(_ name: String, _ value: String) -> String {
+        "<\(name)>\(escape(value))</\(name)>"
+    }
+}
