@@ -75,6 +75,9 @@ public struct TestbedConfiguration: Codable, Sendable {
     /// nodeadm's E2E instance (`i-1234567890abcdef0`, m4.xlarge, us-west-2) and cluster `my-cluster`.
     public static var `default`: Self { TestbedConfiguration() }
 
+    /// The bundled instance (nodeadm's E2E `aemm-default-config.json`), as JSON text.
+    public static var bundledInstanceJSON: String { BundledInstance.json }
+
     enum CodingKeys: String, CodingKey, CaseIterable {
         case instance, privateDnsName, clusters, role, staticKeys, instanceTypes, networkInterfaces
         case imdsTokenMaxTtlSeconds, faults, lateStart

@@ -4,6 +4,7 @@ import Logging
 import Testbed
 
 /// `nodeboot-testbed`: the testbed as a process, for the demo and manual runs.
+@main
 struct TestbedCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nodeboot-testbed",
@@ -94,5 +95,3 @@ enum Signals {
         return received
     }
 }
-
-await TestbedCommand.main()
