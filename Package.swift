@@ -81,8 +81,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Helpers shared by the test targets: child processes, free ports, moto.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
-        .testTarget(name: "AWSTests", dependencies: ["AWS", "Testbed"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "AWSTests", dependencies: ["AWS", "Bootstrap", "SigV4", "Testbed", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "TestbedTests", dependencies: ["Testbed", "AWS"], swiftSettings: swiftSettings),
     ]
 )

@@ -104,7 +104,8 @@ public struct SigV4Signer: Sendable {
 
     /// Presigns a request in the query string (as botocore's `SigV4QueryAuth` does) and returns
     /// the full query string, in wire order, ending with `X-Amz-Signature`.
-    /// The payload is `UNSIGNED-PAYLOAD`; `request.headers` must include `Host`.
+    /// The payload hash is that of the body (empty for a GET), as botocore signs every service but S3;
+    /// `request.headers` must include `Host`.
     public func presignedQuery(_ request: SigV4Request, date: Date, expires: Int) -> String {
         var request = request
         let amzDate = SigV4Signer.amzDate(date)
@@ -120,7 +121,7 @@ public struct SigV4Signer: Sendable {
         if let token = credentials.sessionToken {
             request.query.append((name: "X-Amz-Security-Token", value: token))
         }
-        let parts = signatureParts(request, amzDate: amzDate, payloadHash: SigV4Signer.unsignedPayload)
+        let parts = signatureParts(request, amzDate: amzDate, payloadHash: SigV4Signer.hexSHA256(request.body))
         request.query.append((name: "X-Amz-Signature", value: parts.signature))
         return request.query.map { "\(SigV4Signer.uriEncode($0.name))=\(SigV4Signer.uriEncode($0.value))" }
             .joined(separator: "&")

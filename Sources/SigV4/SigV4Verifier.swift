@@ -140,7 +140,7 @@ public enum SigV4Verifier {
         var unsigned = request
         unsigned.headers = request.headers.filter { signedHeaders.contains($0.name.lowercased()) }
         unsigned.query = request.query.filter { $0.name != "X-Amz-Signature" }
-        let payloadHash = request.header("X-Amz-Content-Sha256") ?? SigV4Signer.unsignedPayload
+        let payloadHash = request.header("X-Amz-Content-Sha256") ?? SigV4Signer.hexSHA256(request.body)
         return check(
             unsigned, scope: scope, amzDate: amzDate, date: date, payloadHash: payloadHash, signature: signature,
             sessionToken: request.queryValue("X-Amz-Security-Token"), presigned: true, signedHeaders: signedHeaders,

@@ -1,0 +1,32 @@
+# nodeboot — see README.md. `make test` is what CI runs (.ci/run).
+SWIFT ?= swift
+SHELL := /bin/bash
+RELEASE_FLAGS = -c release --static-swift-stdlib -Xswiftc -gline-tables-only
+BIN_DIR = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path 2>/dev/null)
+
+.PHONY: build test check release bench demo clean
+
+build:
+	$(SWIFT) build
+
+# Every test: unit, loopback (testbed, moto, botocore/awscli), system tests that skip with a reason.
+test: build
+	$(SWIFT) test 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
+
+check:
+	$(SWIFT) format lint --strict --recursive --configuration .swift-format Sources Tests Package.swift
+
+release:
+	$(SWIFT) build $(RELEASE_FLAGS)
+	strip $(BIN_DIR)/nodeboot $(BIN_DIR)/nodeboot-testbed
+	@echo "release binaries in $(BIN_DIR):"; ls -l $(BIN_DIR)/nodeboot $(BIN_DIR)/nodeboot-testbed
+	@echo "nodeboot links:"; ldd $(BIN_DIR)/nodeboot
+
+bench: release
+	python3 scripts/bench.py --bin-dir $(BIN_DIR)
+
+demo: build
+	scripts/demo.sh
+
+clean:
+	rm -rf .build

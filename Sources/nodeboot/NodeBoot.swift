@@ -1,0 +1,81 @@
+import AWS
+import ArgumentParser
+import Bootstrap
+import Foundation
+
+@main
+struct NodeBoot: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nodeboot",
+        abstract: "Bootstrap an EC2 instance into an Amazon EKS node.",
+        subcommands: [Facts.self])
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
+/// Options every command that talks to IMDS shares.
+struct IMDSOptions: ParsableArguments {
+    @Option(help: "Seconds to keep retrying the instance metadata service before giving up.")
+    var imdsTimeout: Double = 60
+
+    func validate() throws {
+        guard imdsTimeout > 0, imdsTimeout <= 3600 else {
+            throw ValidationError("--imds-timeout must be between 0 and 3600 seconds, not \(imdsTimeout)")
+        }
+    }
+
+    func session() throws -> AWSSession {
+        var policy = RetryPolicy.imds
+        policy.deadline = .milliseconds(Int64(imdsTimeout * 1000))
+        do {
+            return try AWSSession(environment: ProcessInfo.processInfo.environment, imdsPolicy: policy)
+        } catch {
+            throw Failure(NodeBootError(.badInput, "\(error)"))
+        }
+    }
+}
+
+struct Facts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Discover and print what the agent sees on this instance (never secrets).")
+
+    @Option(name: .shortAndLong, help: "Output format: text or json.")
+    var output: OutputFormat = .text
+
+    @OptionGroup var imds: IMDSOptions
+
+    func run() async throws {
+        let session = try imds.session()
+        let report = await NodeFacts.gather(session: session)
+        await session.shutdown()
+        print(output == .json ? NodeFacts.json(report) : NodeFacts.text(report), terminator: "")
+        if !report.errors.isEmpty { throw ExitCode(1) }
+    }
+}
+
+/// A `NodeBootError` on its way out: printed on stderr, exit status from its code.
+struct Failure: Error {
+    var error: NodeBootError
+    init(_ error: NodeBootError) { self.error = error }
+}
+
+extension NodeBoot {
+    /// Entry point: maps `Failure` to its message and exit status; the rest is ArgumentParser's.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch let failure as Failure {
+            FileHandle.standardError.write(Data("nodeboot: error: \(failure.error)\n".utf8))
+            Foundation.exit(failure.error.code.exitStatus)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import AWS
+import Synchronization
+import Testing
+
+@Suite("retry policy")
+struct RetryPolicyTests {
+    struct Flaky: Error {}
+
+    /// Shared mutable state for the closures under test.
+    final class Box<T: Sendable>: Sendable {
+        let value: Mutex<T>
+        init(_ value: T) { self.value = Mutex(value) }
+        func update<R>(_ body: (inout T) -> R) -> R { value.withLock { body(&$0) } }
+        var current: T { value.withLock { $0 } }
+    }
+
+    /// A policy that records its waits instead of sleeping.
+    static func policy(attempts: Int, deadline: Duration = .seconds(60), waits: Box<[Duration]>) -> RetryPolicy {
+        RetryPolicy(
+            maxAttempts: attempts, baseDelay: .milliseconds(100), maxBackoff: .seconds(1), deadline: deadline,
+            attemptTimeout: .seconds(1), random: { 0.999_999 },
+            sleep: { duration in waits.update { $0.append(duration) } })
+    }
+
+    @Test("backoff is capped exponential with full jitter")
+    func backoff() {
+        var policy = RetryPolicy(
+            maxAttempts: 10, baseDelay: .milliseconds(100), maxBackoff: .seconds(20), deadline: .seconds(60),
+            attemptTimeout: .seconds(1), random: { 1 })
+        #expect(policy.backoff(afterAttempt: 1) == .milliseconds(100))
+        #expect(policy.backoff(afterAttempt: 4) == .milliseconds(800))
+        #expect(policy.backoff(afterAttempt: 20) == .seconds(20))
+        policy.random = { 0 }
+        #expect(policy.backoff(afterAttempt: 5) == .zero)
+    }
+
+    @Test("retries retryable failures, then succeeds")
+    func retriesThenSucceeds() async throws {
+        let waits = Box<[Duration]>([])
+        let calls = Box(0)
+        let value = try await Self.policy(attempts: 5, waits: waits).run(
+            operation: { attempt, _ in
+                calls.update { $0 += 1 }
+                if attempt < 3 { throw Flaky() }
+                return attempt
+            },
+            classify: { _ in RetryPolicy.Verdict.retry })
+        #expect(value == 3)
+        #expect(calls.current == 3)
+        #expect(waits.current.count == 2)
+    }
+
+    @Test("stops after max attempts with the last error")
+    func stopsAtMaxAttempts() async {
+        let waits = Box<[Duration]>([])
+        await #expect {
+            try await Self.policy(attempts: 3, waits: waits).run(
+                operation: { _, _ -> Int in throw Flaky() }, classify: { _ in RetryPolicy.Verdict.retry })
+        } throws: { error in
+            guard let exhausted = error as? RetryExhausted else { return false }
+            return exhausted.attempts == 3 && exhausted.reason == .attempts && exhausted.last is Flaky
+        }
+    }
+
+    @Test("a failure classified as final is not retried")
+    func finalFailure() async {
+        let calls = Box(0)
+        await #expect(throws: Flaky.self) {
+            try await Self.policy(attempts: 5, waits: Box([])).run(
+                operation: { _, _ -> Int in
+                    calls.update { $0 += 1 }
+                    throw Flaky()
+                }, classify: { _ in RetryPolicy.Verdict.fail })
+        }
+        #expect(calls.current == 1)
+    }
+
+    @Test("the deadline ends retries before the attempts run out")
+    func deadline() async {
+        await #expect {
+            try await RetryPolicy(
+                maxAttempts: 1000, baseDelay: .milliseconds(20), maxBackoff: .milliseconds(20), deadline: .milliseconds(300),
+                attemptTimeout: .seconds(1), random: { 1 }
+            ).run(operation: { _, _ -> Int in throw Flaky() }, classify: { _ in RetryPolicy.Verdict.retry })
+        } throws: { error in
+            (error as? RetryExhausted)?.reason == .deadline
+        }
+    }
+
+    @Test("an immediate retry (fresh token) is allowed once and not counted")
+    func immediateRetry() async throws {
+        let calls = Box(0)
+        let value = try await Self.policy(attempts: 1, waits: Box([])).run(
+            operation: { _, _ in
+                let n = calls.update { count in
+                    count += 1
+                    return count
+                }
+                if n == 1 { throw Flaky() }
+                return n
+            },
+            classify: { _ in RetryPolicy.Verdict.retryOnceImmediately })
+        #expect(value == 2)
+    }
+
+    @Test("AWS_MAX_ATTEMPTS sets the attempts of AWS calls")
+    func maxAttemptsFromEnvironment() {
+        #expect(RetryPolicy.aws(environment: ["AWS_MAX_ATTEMPTS": "1"]).maxAttempts == 1)
+        #expect(RetryPolicy.aws(environment: [:]).maxAttempts == 30)
+        #expect(RetryPolicy.aws(environment: ["AWS_MAX_ATTEMPTS": "zero"]).maxAttempts == 30)
+    }
+}
