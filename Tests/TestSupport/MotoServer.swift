@@ -45,7 +45,8 @@ public final class MotoServer: @unchecked Sendable {
     }
 
     deinit {
-        process.terminate()
+        // moto_server (werkzeug) may ignore SIGTERM while serving; a mock needs no graceful stop.
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 }
