@@ -86,6 +86,7 @@ let package = Package(
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
         .testTarget(
             name: "AWSTests", dependencies: ["AWS", "Bootstrap", "SigV4", "Testbed", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "TestbedTests", dependencies: ["Testbed", "AWS"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TestbedTests", dependencies: ["AWS", "SigV4", "Testbed", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )

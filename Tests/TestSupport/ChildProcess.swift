@@ -80,6 +80,7 @@ public struct ChildProcess: Sendable {
         }
         environment["AWS_CONFIG_FILE"] = "/dev/null"
         environment["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
+        environment["AWS_PAGER"] = ""
         environment.merge(extra) { $1 }
         return environment
     }

@@ -1,5 +1,6 @@
 import Foundation
 import SigV4
+import TestSupport
 import Testbed
 import Testing
 
@@ -161,26 +162,26 @@ struct AWSEndpointTests {
 /// The real AWS CLI and botocore against the testbed.
 @Suite("AWS CLI and botocore against the testbed")
 struct AWSCLITests {
-    func cli(_ testbed: Testbed, _ arguments: [String], secret: String? = nil) async throws -> Tools.Output {
+    func cli(_ testbed: Testbed, _ arguments: [String], secret: String? = nil) async throws -> ChildProcess.Result {
         let credentials = testbed.roleCredentials
-        let environment = Tools.awsEnvironment([
+        let environment = ChildProcess.cleanEnvironment([
             "AWS_ACCESS_KEY_ID": credentials.accessKeyID,
             "AWS_SECRET_ACCESS_KEY": secret ?? credentials.secretAccessKey,
             "AWS_SESSION_TOKEN": credentials.sessionToken ?? "",
             "AWS_DEFAULT_REGION": "us-west-2",
             "AWS_MAX_ATTEMPTS": "1",
         ])
-        return try await Tools.run(
+        return try await ChildProcess.run(
             ["aws", "--endpoint-url", testbed.awsEndpoint, "--output", "json"] + arguments, environment: environment)
     }
 
-    func json(_ output: Tools.Output) throws -> [String: Any] {
+    func json(_ output: ChildProcess.Result) throws -> [String: Any] {
         try #require(output.status == 0, "aws failed: \(output.stderr)")
         return try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any])
     }
 
     // Skipped (with this reason printed) where the AWS CLI is not installed: CI installs it with pip.
-    @Test("aws eks describe-cluster reads the cluster", .enabled(if: Tools.hasAWSCLI, "aws CLI not found on PATH"))
+    @Test("aws eks describe-cluster reads the cluster", .enabled(if: ChildProcess.exists("aws"), "aws CLI not found on PATH"))
     func describeCluster() async throws {
         try await withTestbed { testbed throws in
             let output = try json(try await cli(testbed, ["eks", "describe-cluster", "--name", "my-cluster"]))
@@ -196,7 +197,7 @@ struct AWSCLITests {
         }
     }
 
-    @Test("aws ec2 describe-instances reads the instance", .enabled(if: Tools.hasAWSCLI, "aws CLI not found on PATH"))
+    @Test("aws ec2 describe-instances reads the instance", .enabled(if: ChildProcess.exists("aws"), "aws CLI not found on PATH"))
     func describeInstances() async throws {
         try await withTestbed { testbed throws in
             let output = try json(
@@ -217,7 +218,7 @@ struct AWSCLITests {
 
     @Test(
         "aws ec2 describe-instance-types reads m4.xlarge's network limits",
-        .enabled(if: Tools.hasAWSCLI, "aws CLI not found on PATH"))
+        .enabled(if: ChildProcess.exists("aws"), "aws CLI not found on PATH"))
     func describeInstanceTypes() async throws {
         try await withTestbed { testbed throws in
             let output = try json(
@@ -239,7 +240,7 @@ struct AWSCLITests {
 
     @Test(
         "aws with a wrong secret fails with SignatureDoesNotMatch",
-        .enabled(if: Tools.hasAWSCLI, "aws CLI not found on PATH"))
+        .enabled(if: ChildProcess.exists("aws"), "aws CLI not found on PATH"))
     func wrongSecret() async throws {
         try await withTestbed { testbed throws in
             let output = try await cli(testbed, ["eks", "describe-cluster", "--name", "my-cluster"], secret: "wrong")
@@ -254,7 +255,7 @@ struct AWSCLITests {
     // Skipped (with this reason printed) where botocore is not importable by python3.
     @Test(
         "botocore's IMDS credential provider gets the role credentials from the testbed",
-        .enabled(if: Tools.hasBotocore, "python3 with botocore not found"))
+        .enabled(if: ChildProcess.pythonHas("botocore"), "python3 with botocore not found"))
     func botocoreIMDS() async throws {
         try await withTestbed { testbed throws in
             let script = """
@@ -263,12 +264,12 @@ struct AWSCLITests {
                 c = s.get_credentials()
                 print(json.dumps({"method": c.method, "key": c.access_key, "secret": c.secret_key, "token": c.token}))
                 """
-            let environment = Tools.awsEnvironment([
+            let environment = ChildProcess.cleanEnvironment([
                 "AWS_EC2_METADATA_SERVICE_ENDPOINT": testbed.imdsEndpoint + "/",
                 "AWS_METADATA_SERVICE_NUM_ATTEMPTS": "1",
                 "AWS_METADATA_SERVICE_TIMEOUT": "5",
             ])
-            let output = try await Tools.run(["python3", "-c", script], environment: environment)
+            let output = try await ChildProcess.run(["python3", "-c", script], environment: environment)
             try #require(output.status == 0, "python failed: \(output.stderr)")
             let result = try #require(
                 try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: String])

@@ -1,5 +1,6 @@
 import Foundation
 import SigV4
+import TestSupport
 import Testbed
 import Testing
 
@@ -91,7 +92,7 @@ struct ExecutableTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let file = directory.appendingPathComponent("bad.json")
         try Data(#"{"clusters": [{"serviceIpv4Cidr": "nope"}]}"#.utf8).write(to: file)
-        let output = try await Tools.run(
+        let output = try await ChildProcess.run(
             [try #require(ExecutableTests.binary), "serve", "--config", file.path], environment: [:])
         #expect(output.status == 2)
         #expect(output.stderr.contains(file.path))
