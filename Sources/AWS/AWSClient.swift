@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 import SigV4
 
 /// Signed calls to EC2, EKS and STS: endpoint resolution, SigV4, the retry policy, and errors
@@ -89,7 +89,7 @@ public struct AWSClient: Sendable {
     }
 
     func finalError(_ error: any Error, operation: String, endpoint: String, exhausted: RetryExhausted?) -> any Error {
-        let suffix = exhausted.map { " (gave up after \($0.attempts) attempts in \(String(format: "%.1f", $0.elapsed.seconds)) s)" } ?? ""
+        let suffix = exhausted.map { " " + $0.summary } ?? ""
         switch error {
         case var error as AWSError:
             error.message += suffix
@@ -121,10 +121,15 @@ public struct AWSClient: Sendable {
             if let header = response.header("x-amzn-ErrorType") {
                 code = String(header.split(separator: ":").first ?? Substring(header))
             }
+            struct Body: Decodable {
+                var message: String?
+                var Message: String?
+                var __type: String?
+            }
             // A body that is not JSON leaves the message empty; the status still says what happened.
-            if let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] {
-                message = (object["message"] ?? object["Message"]) as? String
-                if code == nil, let type = object["__type"] as? String {
+            if let body = try? JSONDecoder().decode(Body.self, from: Data(response.body)) {
+                message = body.message ?? body.Message
+                if code == nil, let type = body.__type {
                     code = String(type.split(separator: "#").last ?? Substring(type))
                 }
             }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// What `DescribeInstances` says about one instance.
 public struct EC2Instance: Sendable, Equatable, Codable {

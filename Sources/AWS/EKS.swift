@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SigV4
 
 /// What `DescribeCluster` says about a cluster, reduced to what a node needs.

@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// The AWS services nodeboot calls.
 public enum AWSService: String, Sendable, CaseIterable {
@@ -103,7 +103,7 @@ public struct ProxySettings: Sendable, Equatable {
         http = value("HTTP_PROXY").flatMap(Self.parse)
         https = value("HTTPS_PROXY").flatMap(Self.parse)
         noProxy = (value("NO_PROXY") ?? "").split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+            .map { $0.trimmed.lowercased() }.filter { !$0.isEmpty }
     }
 
     /// `http://host:port`, `https://host:port` (spoken to in plain HTTP, as Go does for CONNECT), or `host:port`.

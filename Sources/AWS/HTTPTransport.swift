@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// One HTTP exchange, as the AWS layer needs it: small bodies, no streaming.
 public struct HTTPRequest: Sendable {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// IMDSv2 client: a session token from `PUT /latest/api/token`, sent on every request, renewed
 /// before it expires and once on a 401. No IMDSv1 fallback. Never goes through a proxy (the
@@ -154,7 +154,7 @@ public actor IMDSClient {
     }
 
     nonisolated func describe(_ error: any Error, operation: String, exhausted: RetryExhausted?) -> any Error {
-        let suffix = exhausted.map { " (\($0.attempts) attempts in \(String(format: "%.1f", $0.elapsed.seconds)) s)" } ?? ""
+        let suffix = exhausted.map { " " + $0.summary } ?? ""
         switch error {
         case var error as AWSError:
             error.message += suffix

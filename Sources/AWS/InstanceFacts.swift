@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// `/latest/dynamic/instance-identity/document`.
 public struct InstanceIdentity: Codable, Sendable, Equatable {
@@ -99,7 +99,7 @@ extension IMDSClient {
         async let localIPv4 = string("/latest/meta-data/local-ipv4")
         async let localHostname = string("/latest/meta-data/local-hostname")
         async let macListing = string("/latest/meta-data/network/interfaces/macs/")
-        let primary = try await mac.trimmingCharacters(in: .whitespacesAndNewlines)
+        let primary = try await mac.trimmed
         var macs = Self.listing(try await macListing ?? "")
         if !macs.contains(primary) { macs.insert(primary, at: 0) }
         let interfaces = try await withThrowingTaskGroup(of: NetworkInterface.self) { group in
@@ -113,8 +113,8 @@ extension IMDSClient {
             }
         }
         return InstanceFacts(
-            identity: try await identity, mac: primary, localIPv4: try await localIPv4.map(Self.trimmed),
-            localHostname: try await localHostname.map(Self.trimmed), interfaces: interfaces)
+            identity: try await identity, mac: primary, localIPv4: try await localIPv4.map(\.trimmed),
+            localHostname: try await localHostname.map(\.trimmed), interfaces: interfaces)
     }
 
     /// One ENI's paths, fetched concurrently. Absent paths (404) are left empty.
@@ -129,12 +129,12 @@ extension IMDSClient {
         async let vpc = string(base + "vpc-ipv4-cidr-blocks")
         return NetworkInterface(
             mac: mac,
-            deviceNumber: try await deviceNumber.flatMap { Int(Self.trimmed($0)) },
-            networkCard: try await networkCard.flatMap { Int(Self.trimmed($0)) },
-            interfaceId: try await interfaceId.map(Self.trimmed),
+            deviceNumber: try await deviceNumber.flatMap { Int($0.trimmed) },
+            networkCard: try await networkCard.flatMap { Int($0.trimmed) },
+            interfaceId: try await interfaceId.map(\.trimmed),
             localIPv4s: Self.listing(try await localIPv4s ?? ""),
             ipv6s: Self.listing(try await ipv6s ?? ""),
-            subnetIPv4CIDRBlock: try await subnet.map(Self.trimmed),
+            subnetIPv4CIDRBlock: try await subnet.map(\.trimmed),
             vpcIPv4CIDRBlocks: Self.listing(try await vpc ?? ""))
     }
 
@@ -147,11 +147,9 @@ extension IMDSClient {
     /// Lines of an IMDS listing, without trailing slashes and blanks.
     static func listing(_ text: String) -> [String] {
         text.split(whereSeparator: \.isNewline).map { line in
-            var entry = trimmed(String(line))
+            var entry = String(line).trimmed
             if entry.hasSuffix("/") { entry.removeLast() }
             return entry
         }.filter { !$0.isEmpty }
     }
-
-    static func trimmed(_ text: String) -> String { text.trimmingCharacters(in: .whitespacesAndNewlines) }
 }

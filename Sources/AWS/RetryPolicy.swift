@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The one retry policy of the AWS layer: bounded attempts, capped exponential backoff with
 /// full jitter, a total deadline, and a per-attempt timeout that never outlives the deadline.
@@ -54,7 +54,7 @@ public struct RetryPolicy: Sendable {
     /// Full jitter: uniform in [0, min(cap, base × 2^(attempt-1))].
     public func backoff(afterAttempt attempt: Int) -> Duration {
         let exponent = min(attempt - 1, 30)
-        let ceiling = min(maxBackoff.seconds, baseDelay.seconds * pow(2, Double(exponent)))
+        let ceiling = min(maxBackoff.seconds, baseDelay.seconds * Double(1 << exponent))
         return .nanoseconds(Int64(ceiling * random() * 1e9))
     }
 
@@ -117,9 +117,11 @@ public struct RetryExhausted: Error, Sendable, CustomStringConvertible {
     public var reason: Reason
     public var last: any Error
 
-    public var description: String {
-        let seconds = String(format: "%.1f", elapsed.seconds)
-        let why = reason == .attempts ? "after \(attempts) attempts" : "deadline reached after \(attempts) attempts"
-        return "\(last) (gave up \(why), \(seconds) s)"
+    public var description: String { "\(last) \(summary)" }
+
+    /// `(gave up after N attempts in X.Y s)`, for the end of an error message.
+    public var summary: String {
+        let why = reason == .attempts ? "after \(attempts) attempts" : "at the deadline after \(attempts) attempts"
+        return "(gave up \(why) in \(elapsed.tenthsOfSeconds) s)"
     }
 }

@@ -1,5 +1,5 @@
 public import AWS
-public import Foundation
+public import FoundationEssentials
 
 /// What the agent sees on this instance: the `nodeboot facts` report. Holds no secret.
 public struct NodeFactsReport: Codable, Sendable {
@@ -82,7 +82,7 @@ public enum NodeFacts {
     public static func text(_ report: NodeFactsReport) -> String {
         var lines: [String] = []
         func row(_ key: String, _ value: String?) {
-            lines.append(key.padding(toLength: 22, withPad: " ", startingAt: 0) + (value ?? "-"))
+            lines.append(key + String(repeating: " ", count: max(1, 22 - key.count)) + (value ?? "-"))
         }
         row("imds endpoint", report.imdsEndpoint)
         if let facts = report.instance {

@@ -1,5 +1,5 @@
 import Crypto
-public import Foundation
+public import FoundationEssentials
 
 /// Credentials that sign a request. Never logged; `description` hides the secrets.
 public struct SigV4Credentials: Sendable, Hashable, CustomStringConvertible {

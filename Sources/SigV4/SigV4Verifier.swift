@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// Checks a signed request the way an AWS endpoint does: header (`Authorization`) or query
 /// (`X-Amz-Signature`) signatures, the date window, the session token. Used by the testbed.
@@ -71,7 +71,7 @@ public enum SigV4Verifier {
         }
         var fields: [String: String] = [:]
         for item in authorization.dropFirst(SigV4Signer.algorithm.count + 1).split(separator: ",") {
-            let trimmed = item.trimmingCharacters(in: .whitespaces)
+            let trimmed = SigV4Signer.collapseWhitespace(String(item))
             guard let equals = trimmed.firstIndex(of: "=") else { continue }
             fields[String(trimmed[..<equals])] = String(trimmed[trimmed.index(after: equals)...])
         }

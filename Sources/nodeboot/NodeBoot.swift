@@ -1,7 +1,11 @@
 import AWS
 import ArgumentParser
 import Bootstrap
-import Foundation
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @main
 struct NodeBoot: AsyncParsableCommand {
@@ -72,10 +76,20 @@ extension NodeBoot {
                 try command.run()
             }
         } catch let failure as Failure {
-            FileHandle.standardError.write(Data("nodeboot: error: \(failure.error)\n".utf8))
-            Foundation.exit(failure.error.code.exitStatus)
+            writeStandardError("nodeboot: error: \(failure.error)\n")
+            Glibc.exit(failure.error.code.exitStatus)
         } catch {
             exit(withError: error)
         }
+    }
+}
+
+/// Writes to file descriptor 2 unbuffered (no `FileHandle`: that needs full Foundation).
+func writeStandardError(_ text: String) {
+    var remaining = Array(text.utf8)[...]
+    while !remaining.isEmpty {
+        let written = remaining.withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
+        guard written > 0 else { return }
+        remaining = remaining.dropFirst(written)
     }
 }

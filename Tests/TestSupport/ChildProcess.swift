@@ -33,9 +33,10 @@ public struct ChildProcess: Sendable {
         // Drain both pipes on their own threads so a chatty child never blocks on a full pipe.
         async let outData = drain(out)
         async let errData = drain(err)
+        let pid = process.processIdentifier
         let watchdog = Task {
             try await Task.sleep(for: .seconds(timeout))
-            process.terminate()
+            kill(pid, SIGKILL)  // not SIGTERM: test children may inherit it ignored
         }
         for await _ in exited.stream {}
         watchdog.cancel()
@@ -62,15 +63,10 @@ public struct ChildProcess: Sendable {
         shell("python3 -c 'import \(module)' 2>/dev/null")
     }
 
-    /// Synchronous `sh -c` returning success, for test conditions (`.enabled(if:)`), which cannot await.
+    /// Synchronous `sh -c` returning success, for test conditions (`.enabled(if:)`), which cannot
+    /// await. `system` waits on its own child; `Process.waitUntilExit` would spin a run loop.
     static func shell(_ command: String) -> Bool {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command + " >/dev/null"]
-        // A failure to launch /bin/sh means "not available".
-        guard (try? process.run()) != nil else { return false }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
+        system(command + " >/dev/null 2>&1") == 0
     }
 
     /// The environment of this process without `AWS_*` variables and proxies, plus `extra`.

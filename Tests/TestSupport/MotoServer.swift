@@ -45,8 +45,8 @@ public final class MotoServer: @unchecked Sendable {
     }
 
     deinit {
-        // moto_server (werkzeug) may ignore SIGTERM while serving; a mock needs no graceful stop.
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        // SIGKILL: test children may inherit SIGTERM ignored, and a mock needs no graceful stop.
+        // No waitUntilExit: it spins a run loop on a cooperative thread. Foundation reaps the child.
+        if process.processIdentifier > 0 { kill(process.processIdentifier, SIGKILL) }
     }
 }

@@ -18,24 +18,6 @@ struct ExecutableTests {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }?.path
     }()
 
-    /// Reads a child's stdout on a thread of its own, line by line.
-    final class LineReader: @unchecked Sendable {  // lines are only touched under the lock
-        private let lock = NSLock()
-        private var buffer = ""
-
-        init(_ handle: FileHandle) {
-            Thread.detachNewThread { [self] in
-                while true {
-                    let data = handle.availableData
-                    if data.isEmpty { return }
-                    lock.withLock { buffer += String(decoding: data, as: UTF8.self) }
-                }
-            }
-        }
-
-        var lines: [String] { lock.withLock { buffer.split(separator: "\n").map(String.init) } }
-    }
-
     // Skipped (with this reason printed) when the executable was not built next to the tests.
     @Test(
         "serve prints its endpoints, serves IMDS, and exits 0 on SIGTERM",

@@ -1,15 +1,23 @@
-public import Foundation
+public import FoundationEssentials
 public import SigV4
 
 /// The instance role's credentials from IMDS (`iam/security-credentials/<role>`), cached and
-/// renewed `refreshMargin` before they expire, with at most one refresh in flight.
+/// renewed `refreshMargin` before they expire (or at half their lifetime, if that is sooner),
+/// with at most one refresh in flight.
 public actor InstanceRoleCredentialProvider: CredentialProvider {
     public nonisolated let roleName: String
     let imds: IMDSClient
     let refreshMargin: TimeInterval
     let now: @Sendable () -> Date
-    var cached: (credentials: SigV4Credentials, expiration: Date)?
-    var refresh: Task<(credentials: SigV4Credentials, expiration: Date), any Error>?
+    var cached: Fetched?
+    var refresh: Task<Fetched, any Error>?
+
+    struct Fetched: Sendable {
+        var credentials: SigV4Credentials
+        var expiration: Date
+        /// When to fetch again: `refreshMargin` before expiry, or half-way for short-lived credentials.
+        var refreshAt: Date
+    }
 
     public init(
         roleName: String, imds: IMDSClient, refreshMargin: TimeInterval = 10 * 60,
@@ -33,7 +41,7 @@ public actor InstanceRoleCredentialProvider: CredentialProvider {
     public var expiration: Date? { cached?.expiration }
 
     public func credentials() async throws -> SigV4Credentials {
-        if let cached, cached.expiration.timeIntervalSince(now()) > refreshMargin {
+        if let cached, now() < cached.refreshAt {
             return cached.credentials
         }
         if let refresh { return try await refresh.value.credentials }
@@ -54,7 +62,8 @@ public actor InstanceRoleCredentialProvider: CredentialProvider {
         var Message: String?
     }
 
-    func fetch() async throws -> (credentials: SigV4Credentials, expiration: Date) {
+    func fetch() async throws -> Fetched {
+        let fetchedAt = now()
         let path = "/latest/meta-data/iam/security-credentials/\(roleName)"
         let body = try await imds.get(path, retryNotFound: true)
         func malformed(_ why: String) -> AWSError {
@@ -80,7 +89,10 @@ public actor InstanceRoleCredentialProvider: CredentialProvider {
         guard let text = document.Expiration, let expiration = Self.parseExpiration(text) else {
             throw malformed("has no valid Expiration")
         }
-        return (SigV4Credentials(accessKeyID: id, secretAccessKey: secret, sessionToken: document.Token), expiration)
+        let lifetime = max(0, expiration.timeIntervalSince(fetchedAt))
+        return Fetched(
+            credentials: SigV4Credentials(accessKeyID: id, secretAccessKey: secret, sessionToken: document.Token),
+            expiration: expiration, refreshAt: expiration.addingTimeInterval(-min(refreshMargin, lifetime / 2)))
     }
 
     static func parseExpiration(_ text: String) -> Date? {
