@@ -11,7 +11,7 @@ build:
 
 # Every test: unit, loopback (testbed, moto, botocore/awscli), system tests that skip with a reason.
 # Serial: the fault tests bound timings loosely, and 2 shared cores running 80 tests at once are not idle.
-test: build
+test: check build
 	$(SWIFT) test --no-parallel 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
 
 check:

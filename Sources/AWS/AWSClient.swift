@@ -50,7 +50,9 @@ public struct AWSClient: Sendable {
     func perform(_ call: Call) async throws -> HTTPResponse {
         let endpoint = try endpoints.endpoint(for: call.service, region: region)
         let operation = "\(call.service.rawValue.uppercased()) \(call.name)"
-        let base = endpoint.url.absoluteString.hasSuffix("/") ? String(endpoint.url.absoluteString.dropLast()) : endpoint.url.absoluteString
+        let base =
+            endpoint.url.absoluteString.hasSuffix("/")
+            ? String(endpoint.url.absoluteString.dropLast()) : endpoint.url.absoluteString
         guard let url = URL(string: base + call.path), let host = url.host else {
             throw AWSError(.configuration, operation: operation, endpoint: base, message: "cannot build the request URL")
         }
@@ -65,7 +67,8 @@ public struct AWSClient: Sendable {
                     var headers: [(name: String, value: String)] = [("Host", hostHeader)]
                     if let contentType = call.contentType { headers.append(("Content-Type", contentType)) }
                     let signed = signer.sign(
-                        SigV4Request(method: call.method, path: url.path.isEmpty ? "/" : url.path, headers: headers, body: call.body),
+                        SigV4Request(
+                            method: call.method, path: url.path.isEmpty ? "/" : url.path, headers: headers, body: call.body),
                         date: now())
                     let response = try await transport.send(
                         HTTPRequest(method: call.method, url: url, headers: signed.headers, body: call.body), timeout: timeout)
@@ -81,26 +84,12 @@ public struct AWSClient: Sendable {
                     default: .fail
                     }
                 })
-        } catch let exhausted as RetryExhausted {
-            throw finalError(exhausted.last, operation: operation, endpoint: base, exhausted: exhausted)
         } catch {
-            throw finalError(error, operation: operation, endpoint: base, exhausted: nil)
-        }
-    }
-
-    func finalError(_ error: any Error, operation: String, endpoint: String, exhausted: RetryExhausted?) -> any Error {
-        let suffix = exhausted.map { " " + $0.summary } ?? ""
-        switch error {
-        case var error as AWSError:
-            error.message += suffix
-            return error
-        case let error as TransportError:
-            return AWSError(
-                .unreachable, operation: operation, endpoint: endpoint, message: "\(error)\(suffix)",
-                hint:
-                    "check the network path to the endpoint (security groups, VPC endpoints, HTTPS_PROXY/NO_PROXY) and AWS_ENDPOINT_URL")
-        default:
-            return error
+            throw AWSError.final(
+                error, operation: operation, endpoint: base,
+                unreachableHint:
+                    "check the network path to the endpoint (security groups, VPC endpoints, HTTPS_PROXY/NO_PROXY) and AWS_ENDPOINT_URL"
+            )
         }
     }
 

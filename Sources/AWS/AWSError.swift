@@ -99,4 +99,28 @@ public struct AWSError: Error, Sendable, CustomStringConvertible {
             return nil
         }
     }
+
+    /// The error a caller sees once retries are over: an `AWSError` keeps its code, with the retry
+    /// summary appended; no answer at all (or any other failure) becomes `.unreachable` or
+    /// `.service` naming the operation and endpoint.
+    static func final(_ error: any Error, operation: String, endpoint: String, unreachableHint: String) -> any Error {
+        var last = error
+        var suffix = ""
+        if let exhausted = error as? RetryExhausted {
+            last = exhausted.last
+            suffix = " " + exhausted.summary
+        }
+        switch last {
+        case var error as AWSError:
+            error.message += suffix
+            return error
+        case let error as TransportError:
+            return AWSError(
+                .unreachable, operation: operation, endpoint: endpoint, message: "\(error)\(suffix)", hint: unreachableHint)
+        case is CancellationError:
+            return last
+        default:
+            return AWSError(.service, operation: operation, endpoint: endpoint, message: "\(last)\(suffix)")
+        }
+    }
 }

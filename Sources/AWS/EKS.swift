@@ -29,7 +29,9 @@ extension AWSClient {
             Call(
                 service: .eks, name: "DescribeCluster", action: "eks:DescribeCluster", method: "GET",
                 path: "/clusters/\(SigV4Signer.uriEncode(name))", body: [], contentType: nil, errorProtocol: .restJSON,
-                notFoundHint: "no cluster '\(name)' in region \(region): check spec.cluster.name and the region (AWS_REGION or the instance's)"))
+                notFoundHint:
+                    "no cluster '\(name)' in region \(region): check spec.cluster.name and the region (AWS_REGION or the instance's)"
+            ))
         struct Envelope: Decodable {
             struct Cluster: Decodable {
                 struct CA: Decodable { var data: String? }

@@ -65,7 +65,8 @@ public struct EndpointResolver: Sendable {
         let host: String
         var signingRegion = region
         switch service {
-        case .sts where environment["AWS_STS_REGIONAL_ENDPOINTS"]?.lowercased() == "legacy"
+        case .sts
+        where environment["AWS_STS_REGIONAL_ENDPOINTS"]?.lowercased() == "legacy"
             && Self.legacyGlobalSTSRegions.contains(region) && !fips:
             host = "sts.amazonaws.com"
             signingRegion = "us-east-1"

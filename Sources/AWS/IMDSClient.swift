@@ -68,10 +68,12 @@ public actor IMDSClient {
                     default: return .fail
                     }
                 })
-        } catch let exhausted as RetryExhausted {
-            throw describe(exhausted.last, operation: operation, exhausted: exhausted)
         } catch {
-            throw describe(error, operation: operation, exhausted: nil)
+            throw AWSError.final(
+                error, operation: operation, endpoint: endpoint,
+                unreachableHint:
+                    "is this an EC2 instance with the metadata service enabled? Check the instance's metadata options, or AWS_EC2_METADATA_SERVICE_ENDPOINT"
+            )
         }
     }
 
@@ -89,7 +91,10 @@ public actor IMDSClient {
         String(decoding: try await get(path), as: UTF8.self)
     }
 
-    struct TokenRejected: Error {}
+    /// A 401: the session token is no longer valid.
+    struct TokenRejected: Error, CustomStringConvertible {
+        var description: String { "the metadata service rejected the session token (401)" }
+    }
 
     func attempt(_ path: String, timeout: Duration) async throws -> [UInt8] {
         let token = try await currentToken(timeout: timeout)
@@ -125,7 +130,8 @@ public actor IMDSClient {
 
     func fetchToken(timeout: Duration) async throws -> String {
         guard let url = URL(string: endpoint + "/latest/api/token") else {
-            throw AWSError(.configuration, operation: "IMDS PUT /latest/api/token", endpoint: endpoint, message: "not a valid URL")
+            throw AWSError(
+                .configuration, operation: "IMDS PUT /latest/api/token", endpoint: endpoint, message: "not a valid URL")
         }
         let requested = ContinuousClock.now
         let response = try await transport.send(
@@ -145,31 +151,12 @@ public actor IMDSClient {
                 .service, operation: "IMDS PUT /latest/api/token", endpoint: endpoint,
                 message: "the metadata service refused an IMDSv2 session token", status: response.status,
                 hint:
-                    "nodeboot uses IMDSv2 only: enable the instance's metadata endpoint (HttpEndpoint=enabled) and, in a container, a hop limit of 2")
+                    "nodeboot uses IMDSv2 only: enable the instance's metadata endpoint (HttpEndpoint=enabled) and, in a container, a hop limit of 2"
+            )
         default:
             throw AWSError(
                 .service, operation: "IMDS PUT /latest/api/token", endpoint: endpoint,
                 message: "unexpected answer \(response.status)", status: response.status)
-        }
-    }
-
-    nonisolated func describe(_ error: any Error, operation: String, exhausted: RetryExhausted?) -> any Error {
-        let suffix = exhausted.map { " " + $0.summary } ?? ""
-        switch error {
-        case var error as AWSError:
-            error.message += suffix
-            return error
-        case let error as TransportError:
-            return AWSError(
-                .unreachable, operation: operation, endpoint: endpoint, message: "\(error)\(suffix)",
-                hint:
-                    "is this an EC2 instance with the metadata service enabled? Check the instance's metadata options, or AWS_EC2_METADATA_SERVICE_ENDPOINT")
-        case is TokenRejected:
-            return AWSError(
-                .service, operation: operation, endpoint: endpoint,
-                message: "the metadata service rejected a fresh session token twice\(suffix)", status: 401)
-        default:
-            return error
         }
     }
 }

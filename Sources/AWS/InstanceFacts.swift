@@ -109,7 +109,9 @@ extension IMDSClient {
             var result: [NetworkInterface] = []
             for try await interface in group { result.append(interface) }
             return result.sorted {
-                ($0.networkCard ?? 0, $0.deviceNumber ?? Int.max, $0.mac) < ($1.networkCard ?? 0, $1.deviceNumber ?? Int.max, $1.mac)
+                ($0.networkCard ?? 0, $0.deviceNumber ?? Int.max, $0.mac) < (
+                    $1.networkCard ?? 0, $1.deviceNumber ?? Int.max, $1.mac
+                )
             }
         }
         return InstanceFacts(

@@ -56,7 +56,8 @@ public enum NodeFacts {
                     report.privateDnsName = described.privateDnsName
                     if described.privateDnsName.isEmpty {
                         report.errors.append(
-                            "EC2 DescribeInstances returned an empty PrivateDnsName for \(instance.identity.instanceId) (the instance may still be starting)")
+                            "EC2 DescribeInstances returned an empty PrivateDnsName for \(instance.identity.instanceId) (the instance may still be starting)"
+                        )
                     }
                 } catch {
                     report.errors.append("\(error)")
@@ -66,7 +67,8 @@ public enum NodeFacts {
             report.errors.append("\(error)")
         }
         let elapsed = start.duration(to: clock.now)
-        report.durationMilliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        report.durationMilliseconds = Int(
+            elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
         return report
     }
 

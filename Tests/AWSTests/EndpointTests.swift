@@ -15,8 +15,10 @@ struct EndpointTests {
 
     static let endpointCases: [EndpointCase] = [
         EndpointCase(service: .ec2, region: "us-west-2", url: "https://ec2.us-west-2.amazonaws.com", signingRegion: "us-west-2"),
-        EndpointCase(service: .eks, region: "eu-central-1", url: "https://eks.eu-central-1.amazonaws.com", signingRegion: "eu-central-1"),
-        EndpointCase(service: .sts, region: "cn-north-1", url: "https://sts.cn-north-1.amazonaws.com.cn", signingRegion: "cn-north-1"),
+        EndpointCase(
+            service: .eks, region: "eu-central-1", url: "https://eks.eu-central-1.amazonaws.com", signingRegion: "eu-central-1"),
+        EndpointCase(
+            service: .sts, region: "cn-north-1", url: "https://sts.cn-north-1.amazonaws.com.cn", signingRegion: "cn-north-1"),
         EndpointCase(
             service: .sts, region: "us-east-1", environment: ["AWS_STS_REGIONAL_ENDPOINTS": "legacy"],
             url: "https://sts.amazonaws.com", signingRegion: "us-east-1"),
@@ -36,7 +38,8 @@ struct EndpointTests {
             service: .ec2, region: "us-west-2", environment: ["AWS_ENDPOINT_URL": "http://localhost:5000"],
             url: "http://localhost:5000", signingRegion: "us-west-2"),
         EndpointCase(
-            service: .eks, region: "us-west-2", environment: ["AWS_ENDPOINT_URL": "http://a:1", "AWS_ENDPOINT_URL_EKS": "http://b:2"],
+            service: .eks, region: "us-west-2",
+            environment: ["AWS_ENDPOINT_URL": "http://a:1", "AWS_ENDPOINT_URL_EKS": "http://b:2"],
             url: "http://b:2", signingRegion: "us-west-2"),
         EndpointCase(
             service: .ec2, region: "us-west-2",
@@ -73,7 +76,9 @@ struct EndpointTests {
 
     // nodeadm's imds_test proxy table, extended with NO_PROXY.
     static let proxyCases: [ProxyCase] = [
-        ProxyCase(environment: ["HTTPS_PROXY": "http://example-proxy:8080"], url: "https://ec2.amazonaws.com", proxy: "example-proxy:8080"),
+        ProxyCase(
+            environment: ["HTTPS_PROXY": "http://example-proxy:8080"], url: "https://ec2.amazonaws.com",
+            proxy: "example-proxy:8080"),
         ProxyCase(environment: [:], url: "https://ec2.amazonaws.com", proxy: nil),
         ProxyCase(environment: ["HTTPS_PROXY": "http://example-proxy:8080"], url: "http://localhost:5000/", proxy: nil),
         ProxyCase(environment: ["HTTP_PROXY": "http://p:3128"], url: "http://0.0.0.0:5000/", proxy: "p:3128"),
@@ -100,7 +105,8 @@ struct EndpointTests {
     @Test("IMDS endpoint: override, IPv6 mode, disabled")
     func imdsEndpoint() throws {
         #expect(try IMDSClient.endpoint(environment: [:]) == "http://169.254.169.254")
-        #expect(try IMDSClient.endpoint(environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv6"]) == "http://[fd00:ec2::254]")
+        #expect(
+            try IMDSClient.endpoint(environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE": "IPv6"]) == "http://[fd00:ec2::254]")
         #expect(
             try IMDSClient.endpoint(environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://localhost:1338"])
                 == "http://localhost:1338")

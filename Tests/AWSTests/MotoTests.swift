@@ -4,7 +4,8 @@ import TestSupport
 import Testing
 
 /// The same client code path as against the testbed, against moto (`moto_server`, PyPI).
-@Suite("AWS client against moto", .enabled(if: MotoServer.isAvailable, "moto_server is not installed (pip install 'moto[server]')"))
+@Suite(
+    "AWS client against moto", .enabled(if: MotoServer.isAvailable, "moto_server is not installed (pip install 'moto[server]')"))
 struct MotoTests {
     static func client(_ moto: MotoServer) -> AWSClient {
         let environment = ["AWS_ENDPOINT_URL": moto.endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"]
@@ -17,16 +18,19 @@ struct MotoTests {
     @Test("DescribeInstances, DescribeInstanceTypes and DescribeCluster work against moto")
     func callFlow() async throws {
         let moto = try await MotoServer.start()
-        let instanceId = try await moto.boto3("""
+        let instanceId = try await moto.boto3(
+            """
             ec2 = boto3.client('ec2', **kw)
             r = ec2.run_instances(ImageId='ami-12c6146b', MinCount=1, MaxCount=1, InstanceType='m5.large')
             print(r['Instances'][0]['InstanceId'])
             """)
-        let expectedDNS = try await moto.boto3("""
+        let expectedDNS = try await moto.boto3(
+            """
             ec2 = boto3.client('ec2', **kw)
             print(ec2.describe_instances(InstanceIds=['\(instanceId)'])['Reservations'][0]['Instances'][0]['PrivateDnsName'])
             """)
-        _ = try await moto.boto3("""
+        _ = try await moto.boto3(
+            """
             eks = boto3.client('eks', **kw)
             eks.create_cluster(name='my-cluster', roleArn='arn:aws:iam::123456789012:role/eks',
                 resourcesVpcConfig={'subnetIds': ['subnet-1']},

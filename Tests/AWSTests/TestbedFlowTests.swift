@@ -9,6 +9,7 @@ import Testing
 @Suite("AWS layer against the testbed")
 struct TestbedFlowTests {
     /// Runs `body` with a started testbed and an `AWSSession` pointed at it (no static credentials).
+    @discardableResult
     static func withSession<T>(
         _ configuration: TestbedConfiguration = .default,
         environment extra: [String: String] = [:],

@@ -27,8 +27,10 @@ struct XMLReaderTests {
 
     @Test(
         "malformed documents are errors, never crashes",
-        arguments: ["", "<a>", "<a></b>", "<a>&bogus;</a>", "<a x=1></a>", "<a></a><b/>", "garbage", "<a>&#xFFFFFFFF;</a>",
-                    "<!DOCTYPE a><a/>", String(repeating: "<a>", count: 100)])
+        arguments: [
+            "", "<a>", "<a></b>", "<a>&bogus;</a>", "<a x=1></a>", "<a></a><b/>", "garbage", "<a>&#xFFFFFFFF;</a>",
+            "<!DOCTYPE a><a/>", String(repeating: "<a>", count: 100),
+        ])
     func rejects(text: String) {
         #expect(throws: XMLParseError.self) { try XMLReader.parse(Array(text.utf8)) }
     }

@@ -1,6 +1,7 @@
 import Foundation
-@testable import SigV4
 import Testing
+
+@testable import SigV4
 
 /// The AWS Signature Version 4 test suite (`../shared/conformance/sigv4`), every case.
 ///

@@ -119,8 +119,7 @@ struct IMDSTests {
             let token = try await HTTP.validToken(testbed)
             let root = try await HTTP.imds(testbed, "/latest/meta-data/", token: token)
             let entries = root.text.split(separator: "\n").map(String.init)
-            for name in ["instance-id", "instance-type", "mac", "local-ipv4", "hostname", "iam/", "network/", "placement/"]
-            {
+            for name in ["instance-id", "instance-type", "mac", "local-ipv4", "hostname", "iam/", "network/", "placement/"] {
                 #expect(entries.contains(name), "meta-data/ lists \(name)")
             }
             #expect(!root.text.hasSuffix("\n"))

@@ -21,6 +21,8 @@ public enum CredentialChain {
         throw AWSError(
             .noCredentials, operation: "credentials", endpoint: imds?.endpoint ?? "-",
             message: "no AWS credentials found; looked in: " + looked.joined(separator: "; "),
-            hint: "attach an instance profile with the EKS node role to the instance, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+            hint:
+                "attach an instance profile with the EKS node role to the instance, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
     }
 }
