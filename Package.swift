@@ -29,6 +29,10 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
+        // zlib, for gzip-compressed user data (Debian zlib1g-dev). Only NodeConfig imports it.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // The NodeConfig API and user-data decoding (base64, gzip, MIME). No I/O.
+        .target(name: "NodeConfig", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         // IMDSv2, credentials, retry policy, EC2/EKS/STS calls.
         .target(
             name: "AWS",
@@ -84,6 +88,8 @@ let package = Package(
         // Helpers shared by the test targets: child processes, free ports, moto.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "NodeConfigTests", dependencies: ["NodeConfig", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "AWSTests", dependencies: ["AWS", "Bootstrap", "SigV4", "Testbed", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
