@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // Pure AWS Signature Version 4: signing and verification, no I/O.
@@ -32,7 +33,9 @@ let package = Package(
         // zlib, for gzip-compressed user data (Debian zlib1g-dev). Only NodeConfig imports it.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // The NodeConfig API and user-data decoding (base64, gzip, MIME). No I/O.
-        .target(name: "NodeConfig", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        .target(
+            name: "NodeConfig", dependencies: ["CZlib", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings),
         // IMDSv2, credentials, retry policy, EC2/EKS/STS calls.
         .target(
             name: "AWS",

@@ -1,0 +1,337 @@
+import Yams
+
+/// One problem in a configuration document: where (source, MIME part, line, field), what, and
+/// what to do.
+public struct ConfigDiagnostic: Sendable, Equatable, CustomStringConvertible {
+    public enum Severity: String, Sendable { case error, warning }
+
+    public var severity: Severity
+    public var origin: DocumentOrigin
+    /// Line in the source (user data or file), 1-based.
+    public var line: Int?
+    /// Dotted path, e.g. `spec.cluster.cidr`.
+    public var field: String
+    public var message: String
+    public var hint: String?
+
+    public var description: String {
+        var text = "\(origin)"
+        if let line { text += ": line \(line)" }
+        if !field.isEmpty { text += ": \(field)" }
+        text += ": \(message)"
+        if let hint { text += " — \(hint)" }
+        return text
+    }
+}
+
+/// Decodes one YAML or JSON document into a `NodeConfig`, collecting every problem. Unknown
+/// fields are warnings (nodeadm ignores them silently, #2553); keys are case-sensitive, as in
+/// nodeadm. Only the first YAML document of the text is read, as nodeadm does.
+public enum NodeConfigDecoder {
+    public static func decode(_ document: RawDocument) -> (config: NodeConfig?, diagnostics: [ConfigDiagnostic]) {
+        var walker = Walker(origin: document.origin)
+        let text = String(decoding: document.bytes, as: UTF8.self)
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            walker.yamlError(error)
+            return (nil, walker.diagnostics)
+        }
+        guard let root else {
+            walker.error(
+                nil, "", "the document is empty", hint: "user data must hold a NodeConfig (apiVersion: \(NodeConfig.apiVersion))")
+            return (nil, walker.diagnostics)
+        }
+        let config = walker.nodeConfig(root)
+        let failed = walker.diagnostics.contains { $0.severity == .error }
+        return (failed ? nil : config, walker.diagnostics)
+    }
+
+    struct Walker {
+        let origin: DocumentOrigin
+        var diagnostics: [ConfigDiagnostic] = []
+
+        func line(_ node: Node?) -> Int? {
+            node?.mark.map { origin.firstLine + $0.line - 1 }
+        }
+
+        mutating func error(_ node: Node?, _ field: String, _ message: String, hint: String? = nil) {
+            diagnostics.append(
+                ConfigDiagnostic(
+                    severity: .error, origin: origin, line: line(node), field: field, message: message, hint: hint))
+        }
+
+        mutating func warning(_ node: Node?, _ field: String, _ message: String, hint: String? = nil) {
+            diagnostics.append(
+                ConfigDiagnostic(
+                    severity: .warning, origin: origin, line: line(node), field: field, message: message, hint: hint))
+        }
+
+        mutating func yamlError(_ error: any Error) {
+            var line: Int?
+            var problem = "\(error)"
+            if let yaml = error as? YamlError {
+                switch yaml {
+                case .scanner(_, let text, let mark, _), .parser(_, let text, let mark, _),
+                    .composer(_, let text, let mark, _):
+                    line = origin.firstLine + mark.line - 1
+                    problem = text
+                default:
+                    break
+                }
+            }
+            diagnostics.append(
+                ConfigDiagnostic(
+                    severity: .error, origin: origin, line: line, field: "", message: "not valid YAML or JSON: \(problem)",
+                    hint: "check indentation and quoting near that line"))
+        }
+
+        /// `~`, `null` or nothing, unquoted.
+        static func isNull(_ scalar: Node.Scalar) -> Bool {
+            scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+        }
+
+        static func kindName(_ node: Node) -> String {
+            switch node {
+            case .scalar: "a scalar"
+            case .mapping: "a mapping"
+            case .sequence: "a list"
+            case .alias: "an alias"
+            }
+        }
+
+        /// The entries of a mapping; unknown keys are warned about (with a suggestion).
+        mutating func mapping(_ node: Node, _ field: String, known: [String]) -> [(key: String, node: Node)]? {
+            guard case .mapping(let mapping) = node else {
+                if case .scalar(let scalar) = node, Self.isNull(scalar) { return [] }
+                error(node, field, "expected a mapping, found \(Self.kindName(node))")
+                return nil
+            }
+            var entries: [(key: String, node: Node)] = []
+            for (keyNode, value) in mapping {
+                let key = keyNode.string ?? ""
+                let path = field.isEmpty ? key : "\(field).\(key)"
+                if !known.isEmpty && !known.contains(key) {
+                    let suggestion = Self.closest(key, in: known).map { "did you mean '\($0)'?" }
+                    warning(keyNode, path, "unknown field '\(key)'", hint: suggestion)
+                    continue
+                }
+                entries.append((key, value))
+            }
+            return entries
+        }
+
+        mutating func string(_ node: Node, _ field: String) -> String? {
+            guard case .scalar(let scalar) = node else {
+                error(node, field, "expected a string, found \(Self.kindName(node))")
+                return nil
+            }
+            return Self.isNull(scalar) ? "" : scalar.string
+        }
+
+        mutating func bool(_ node: Node, _ field: String) -> Bool? {
+            guard case .scalar(let scalar) = node, let value = Bool.construct(from: scalar) else {
+                error(node, field, "expected true or false, found '\(node.string ?? Self.kindName(node))'")
+                return nil
+            }
+            return value
+        }
+
+        mutating func strings(_ node: Node, _ field: String) -> [String]? {
+            guard case .sequence(let sequence) = node else {
+                if case .scalar(let scalar) = node, Self.isNull(scalar) { return [] }
+                error(node, field, "expected a list of strings, found \(Self.kindName(node))")
+                return nil
+            }
+            var result: [String] = []
+            for (index, item) in sequence.enumerated() {
+                if let value = string(item, "\(field)[\(index)]") { result.append(value) }
+            }
+            return result
+        }
+
+        mutating func stringMap(_ node: Node, _ field: String) -> [String: String]? {
+            guard let entries = mapping(node, field, known: []) else { return nil }
+            var result: [String: String] = [:]
+            for (key, value) in entries {
+                if let text = string(value, "\(field).\(key)") { result[key] = text }
+            }
+            return result
+        }
+
+        /// Any value, typed as YAML resolves it (for inline documents).
+        func value(_ node: Node) -> ConfigValue {
+            switch node {
+            case .scalar(let scalar):
+                // Plain scalars are typed as YAML 1.1 (sigs.k8s.io/yaml) types them; quoted ones are strings.
+                guard scalar.style == .plain else { return .string(scalar.string) }
+                if Self.isNull(scalar) { return .null }
+                if let value = Bool.construct(from: scalar) { return .bool(value) }
+                if let value = Int.construct(from: scalar) { return .int(value) }
+                if let value = Double.construct(from: scalar) { return .double(value) }
+                return .string(scalar.string)
+            case .sequence(let sequence):
+                return .array(sequence.map(value))
+            case .mapping(let mapping):
+                var object: [String: ConfigValue] = [:]
+                for (key, item) in mapping { object[key.string ?? ""] = value(item) }
+                return .object(object)
+            case .alias:
+                return .null
+            }
+        }
+
+        mutating func inlineDocument(_ node: Node, _ field: String) -> ConfigValue? {
+            guard case .mapping = node else {
+                if case .scalar(let scalar) = node, Self.isNull(scalar) { return nil }
+                error(node, field, "expected a mapping (an inline document), found \(Self.kindName(node))")
+                return nil
+            }
+            return value(node)
+        }
+
+        mutating func nodeConfig(_ root: Node) -> NodeConfig {
+            var config = NodeConfig()
+            guard let entries = mapping(root, "", known: ["apiVersion", "kind", "metadata", "spec"]) else { return config }
+            let fields = Dictionary(entries.map { ($0.key, $0.node) }, uniquingKeysWith: { first, _ in first })
+            let apiVersion = fields["apiVersion"].flatMap { string($0, "apiVersion") } ?? ""
+            if apiVersion != NodeConfig.apiVersion {
+                error(
+                    fields["apiVersion"] ?? root, "apiVersion",
+                    apiVersion.isEmpty ? "missing" : "'\(apiVersion)' is not supported",
+                    hint: "use apiVersion: \(NodeConfig.apiVersion)")
+            }
+            let kind = fields["kind"].flatMap { string($0, "kind") } ?? ""
+            if kind != NodeConfig.kind {
+                error(
+                    fields["kind"] ?? root, "kind", kind.isEmpty ? "missing" : "'\(kind)' is not NodeConfig",
+                    hint: "use kind: NodeConfig")
+            }
+            if let spec = fields["spec"] { config.spec = self.spec(spec) }
+            return config
+        }
+
+        mutating func spec(_ node: Node) -> NodeConfig.Spec {
+            var spec = NodeConfig.Spec()
+            for (key, value) in mapping(node, "spec", known: ["cluster", "containerd", "instance", "kubelet", "featureGates"])
+                ?? []
+            {
+                switch key {
+                case "cluster": spec.cluster = cluster(value)
+                case "containerd": spec.containerd = containerd(value)
+                case "instance": spec.instance = instance(value)
+                case "kubelet": spec.kubelet = kubelet(value)
+                default:
+                    for (gate, flag) in mapping(value, "spec.featureGates", known: []) ?? [] {
+                        if let enabled = bool(flag, "spec.featureGates.\(gate)") { spec.featureGates[gate] = enabled }
+                    }
+                }
+            }
+            return spec
+        }
+
+        mutating func cluster(_ node: Node) -> NodeConfig.Cluster {
+            var cluster = NodeConfig.Cluster()
+            let known = ["name", "apiServerEndpoint", "certificateAuthority", "cidr", "enableOutpost", "id"]
+            for (key, value) in mapping(node, "spec.cluster", known: known) ?? [] {
+                let field = "spec.cluster.\(key)"
+                switch key {
+                case "enableOutpost": cluster.enableOutpost = bool(value, field)
+                default:
+                    let text = string(value, field) ?? ""
+                    switch key {
+                    case "name": cluster.name = text
+                    case "apiServerEndpoint": cluster.apiServerEndpoint = text
+                    case "cidr": cluster.cidr = text
+                    case "id": cluster.id = text
+                    default:
+                        cluster.certificateAuthority = text
+                        if !text.isEmpty && Base64.decode(Array(text.utf8), ignoringWhitespace: true) == nil {
+                            error(
+                                value, field, "is not base64",
+                                hint: "use the cluster's certificateAuthority.data from DescribeCluster, as it is")
+                        }
+                    }
+                }
+            }
+            return cluster
+        }
+
+        mutating func containerd(_ node: Node) -> NodeConfig.Containerd {
+            var containerd = NodeConfig.Containerd()
+            for (key, value) in mapping(node, "spec.containerd", known: ["config", "baseRuntimeSpec"]) ?? [] {
+                if key == "config" {
+                    containerd.config = string(value, "spec.containerd.config") ?? ""
+                } else {
+                    containerd.baseRuntimeSpec = inlineDocument(value, "spec.containerd.baseRuntimeSpec")
+                }
+            }
+            return containerd
+        }
+
+        mutating func instance(_ node: Node) -> NodeConfig.Instance {
+            var instance = NodeConfig.Instance()
+            for (key, value) in mapping(node, "spec.instance", known: ["localStorage", "environment", "network"]) ?? [] {
+                switch key {
+                case "localStorage":
+                    let field = "spec.instance.localStorage"
+                    for (name, item) in mapping(value, field, known: ["strategy", "mountPath", "disabledMounts"]) ?? [] {
+                        switch name {
+                        case "strategy": instance.localStorage.strategy = string(item, "\(field).strategy") ?? ""
+                        case "mountPath": instance.localStorage.mountPath = string(item, "\(field).mountPath") ?? ""
+                        default: instance.localStorage.disabledMounts = strings(item, "\(field).disabledMounts") ?? []
+                        }
+                    }
+                case "environment":
+                    for (unit, variables) in mapping(value, "spec.instance.environment", known: []) ?? [] {
+                        instance.environment[unit] = stringMap(variables, "spec.instance.environment.\(unit)") ?? [:]
+                    }
+                default:
+                    let field = "spec.instance.network"
+                    for (name, item) in mapping(value, field, known: ["nameservers", "domains"]) ?? [] {
+                        if name == "nameservers" {
+                            instance.network.nameservers = strings(item, "\(field).nameservers") ?? []
+                        } else {
+                            instance.network.domains = strings(item, "\(field).domains") ?? []
+                        }
+                    }
+                }
+            }
+            return instance
+        }
+
+        mutating func kubelet(_ node: Node) -> NodeConfig.Kubelet {
+            var kubelet = NodeConfig.Kubelet()
+            for (key, value) in mapping(node, "spec.kubelet", known: ["config", "flags", "maxPodsExpression"]) ?? [] {
+                switch key {
+                case "config": kubelet.config = inlineDocument(value, "spec.kubelet.config")
+                case "flags": kubelet.flags = strings(value, "spec.kubelet.flags") ?? []
+                default: kubelet.maxPodsExpression = string(value, "spec.kubelet.maxPodsExpression") ?? ""
+                }
+            }
+            return kubelet
+        }
+
+        /// The known name within edit distance 2 (case-insensitive match first).
+        static func closest(_ key: String, in known: [String]) -> String? {
+            if let match = known.first(where: { $0.lowercased() == key.lowercased() }) { return match }
+            return known.map { ($0, distance(key, $0)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
+        }
+
+        static func distance(_ a: String, _ b: String) -> Int {
+            let x = Array(a)
+            let y = Array(b)
+            var previous = Array(0...y.count)
+            for i in 1...max(x.count, 1) where !x.isEmpty {
+                var current = [i] + Array(repeating: 0, count: y.count)
+                for j in 1...max(y.count, 1) where !y.isEmpty {
+                    current[j] = min(
+                        previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+                }
+                previous = current
+            }
+            return x.isEmpty ? y.count : previous[y.count]
+        }
+    }
+}
