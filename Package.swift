@@ -36,6 +36,8 @@ let package = Package(
         .target(
             name: "NodeConfig", dependencies: ["CZlib", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings),
+        // Pure renderers of the node's files, max pods and kubeReserved. No I/O.
+        .target(name: "NodeRender", dependencies: ["NodeConfig"], swiftSettings: swiftSettings),
         // IMDSv2, credentials, retry policy, EC2/EKS/STS calls.
         .target(
             name: "AWS",
@@ -91,6 +93,7 @@ let package = Package(
         // Helpers shared by the test targets: child processes, free ports, moto.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
+        .testTarget(name: "NodeRenderTests", dependencies: ["NodeRender"], swiftSettings: swiftSettings),
         .testTarget(
             name: "NodeConfigTests", dependencies: ["NodeConfig", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
