@@ -1,0 +1,53 @@
+import FoundationEssentials
+
+/// Network limits of an instance type, as nodeadm's `instance-info.jsonl` records them.
+public struct InstanceNetworkLimits: Sendable, Equatable, Codable {
+    public var instanceType: String
+    /// ENIs on the default network card.
+    public var defaultMaxENIs: Int
+    public var ipv4AddressesPerInterface: Int
+
+    public init(instanceType: String, defaultMaxENIs: Int, ipv4AddressesPerInterface: Int) {
+        self.instanceType = instanceType
+        self.defaultMaxENIs = defaultMaxENIs
+        self.ipv4AddressesPerInterface = ipv4AddressesPerInterface
+    }
+
+    /// `ENIs × (IPs − 1) + 2`.
+    public var standardMaxPods: Int {
+        KubeReserved.standardMaxPods(maxENIs: defaultMaxENIs, ipv4PerENI: ipv4AddressesPerInterface)
+    }
+}
+
+/// The instance-type table nodeadm embeds (1,384 types), looked up as nodeadm does: line by line,
+/// leading whitespace tolerated, corrupt lines skipped, the first exact match wins.
+public struct InstanceInfoTable: Sendable {
+    let jsonl: String
+
+    /// The embedded copy of nodeadm's table.
+    public static let embedded = InstanceInfoTable(jsonl: embeddedJSONL)
+
+    public init(jsonl: String) { self.jsonl = jsonl }
+
+    public func limits(for instanceType: String) -> InstanceNetworkLimits? {
+        let decoder = JSONDecoder()
+        let needle = "\"\(instanceType)\""
+        for line in jsonl.split(separator: "\n") where line.contains(needle) {
+            // A line that is not valid JSON is skipped, as nodeadm skips it (with a warning there).
+            guard let entry = try? decoder.decode(InstanceNetworkLimits.self, from: Data(line.utf8)),
+                entry.instanceType == instanceType
+            else { continue }
+            return entry
+        }
+        return nil
+    }
+
+    /// Every parseable entry, for checks of the whole table.
+    public var entries: [InstanceNetworkLimits] {
+        let decoder = JSONDecoder()
+        return jsonl.split(separator: "\n").compactMap { line in
+            // Corrupt lines are not entries.
+            try? decoder.decode(InstanceNetworkLimits.self, from: Data(line.utf8))
+        }
+    }
+}
