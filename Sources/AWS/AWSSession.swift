@@ -1,3 +1,5 @@
+import FoundationEssentials
+
 /// The AWS effects of one agent run: the environment it reads, the IMDS client (direct, never
 /// proxied), the API transport (proxied per `HTTP(S)_PROXY`/`NO_PROXY`), the retry policies.
 /// Create one, use it, `shutdown()` it.
@@ -7,7 +9,8 @@ public final class AWSSession: Sendable {
     public let apiPolicy: RetryPolicy
     let imdsTransport: AsyncHTTPTransport
     let apiTransport: ProxyingTransport
-    let providerCache = ProviderCache()
+    /// The chain is resolved once per session; concurrent callers share the resolution.
+    let provider = ExpiringValue<any CredentialProvider>()
 
     public init(
         environment: [String: String], imdsPolicy: RetryPolicy = .imds, apiPolicy: RetryPolicy? = nil,
@@ -42,8 +45,8 @@ public final class AWSSession: Sendable {
 
     /// The credential chain's provider (resolved once per session).
     public func credentialProvider() async throws -> any CredentialProvider {
-        try await providerCache.get { [environment, imds] in
-            try await CredentialChain.resolve(environment: environment, imds: imds)
+        try await provider.value { [environment, imds] in
+            (try await CredentialChain.resolve(environment: environment, imds: imds), .distantFuture)
         }
     }
 
@@ -52,22 +55,5 @@ public final class AWSSession: Sendable {
         AWSClient(
             region: region, credentials: try await credentialProvider(), transport: apiTransport,
             endpoints: EndpointResolver(environment: environment), policy: apiPolicy)
-    }
-}
-
-/// Resolves the credential provider once; concurrent callers share the resolution.
-actor ProviderCache {
-    var provider: (any CredentialProvider)?
-    var resolving: Task<any CredentialProvider, any Error>?
-
-    func get(_ resolve: @escaping @Sendable () async throws -> any CredentialProvider) async throws -> any CredentialProvider {
-        if let provider { return provider }
-        if let resolving { return try await resolving.value }
-        let task = Task { try await resolve() }
-        resolving = task
-        defer { resolving = nil }
-        let value = try await task.value
-        provider = value
-        return value
     }
 }

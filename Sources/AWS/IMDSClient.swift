@@ -12,8 +12,7 @@ public actor IMDSClient {
     public nonisolated let endpoint: String
     let transport: any HTTPTransport
     let policy: RetryPolicy
-    var token: (value: String, expires: ContinuousClock.Instant)?
-    var tokenFetch: Task<String, any Error>?
+    let token = ExpiringValue<String>()
 
     public init(endpoint: String, transport: any HTTPTransport, policy: RetryPolicy = .imds) {
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
@@ -97,7 +96,7 @@ public actor IMDSClient {
     }
 
     func attempt(_ path: String, timeout: Duration) async throws -> [UInt8] {
-        let token = try await currentToken(timeout: timeout)
+        let token = try await self.token.value { try await self.fetchToken(timeout: timeout) }
         guard let url = URL(string: endpoint + path) else {
             throw AWSError(.configuration, operation: "IMDS GET \(path)", endpoint: endpoint, message: "not a valid URL")
         }
@@ -107,7 +106,7 @@ public actor IMDSClient {
         case 200:
             return response.body
         case 401:
-            self.token = nil
+            await self.token.invalidate()
             throw TokenRejected()
         case 404:
             throw AWSError(.notFound, operation: "IMDS GET \(path)", endpoint: endpoint, message: "no such path", status: 404)
@@ -118,22 +117,13 @@ public actor IMDSClient {
         }
     }
 
-    func currentToken(timeout: Duration) async throws -> String {
-        if let token, ContinuousClock.now < token.expires { return token.value }
-        if let tokenFetch { return try await tokenFetch.value }
-        let fetch = Task { try await self.fetchToken(timeout: timeout) }
-        tokenFetch = fetch
-        defer { tokenFetch = nil }
-        let value = try await fetch.value
-        return value
-    }
-
-    func fetchToken(timeout: Duration) async throws -> String {
+    /// A new session token and when to renew it.
+    func fetchToken(timeout: Duration) async throws -> (value: String, refreshAt: Date) {
         guard let url = URL(string: endpoint + "/latest/api/token") else {
             throw AWSError(
                 .configuration, operation: "IMDS PUT /latest/api/token", endpoint: endpoint, message: "not a valid URL")
         }
-        let requested = ContinuousClock.now
+        let requested = Date()
         let response = try await transport.send(
             HTTPRequest(
                 method: "PUT", url: url, headers: [("X-aws-ec2-metadata-token-ttl-seconds", String(Self.tokenTTLSeconds))]),
@@ -143,9 +133,7 @@ public actor IMDSClient {
             let ttl = response.header("X-aws-ec2-metadata-token-ttl-seconds").flatMap(Int.init) ?? Self.tokenTTLSeconds
             // Renew a minute early (or at half life for short tokens) so a request never carries a dying token.
             let margin = min(60, ttl / 2)
-            let value = response.text
-            token = (value, requested.advanced(by: .seconds(ttl - margin)))
-            return value
+            return (response.text, requested.addingTimeInterval(TimeInterval(ttl - margin)))
         case 403, 404, 405:
             throw AWSError(
                 .service, operation: "IMDS PUT /latest/api/token", endpoint: endpoint,

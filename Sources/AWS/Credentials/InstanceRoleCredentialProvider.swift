@@ -2,21 +2,18 @@ public import FoundationEssentials
 public import SigV4
 
 /// The instance role's credentials from IMDS (`iam/security-credentials/<role>`), cached and
-/// renewed `refreshMargin` before they expire (or at half their lifetime, if that is sooner),
+/// renewed (`ExpiringValue`) `refreshMargin` before they expire (or at half their lifetime, if that is sooner),
 /// with at most one refresh in flight.
 public actor InstanceRoleCredentialProvider: CredentialProvider {
     public nonisolated let roleName: String
     let imds: IMDSClient
     let refreshMargin: TimeInterval
     let now: @Sendable () -> Date
-    var cached: Fetched?
-    var refresh: Task<Fetched, any Error>?
+    let cache: ExpiringValue<Fetched>
 
     struct Fetched: Sendable {
         var credentials: SigV4Credentials
         var expiration: Date
-        /// When to fetch again: `refreshMargin` before expiry, or half-way for short-lived credentials.
-        var refreshAt: Date
     }
 
     public init(
@@ -27,6 +24,7 @@ public actor InstanceRoleCredentialProvider: CredentialProvider {
         self.imds = imds
         self.refreshMargin = refreshMargin
         self.now = now
+        self.cache = ExpiringValue(now: now)
     }
 
     /// The provider for the instance's role, or `nil` when no role is attached.
@@ -38,19 +36,10 @@ public actor InstanceRoleCredentialProvider: CredentialProvider {
     public nonisolated var source: String { "instance role \(roleName) (IMDS)" }
 
     /// When the cached credentials expire (`nil` before the first fetch).
-    public var expiration: Date? { cached?.expiration }
+    public var expiration: Date? { get async { await cache.held?.expiration } }
 
     public func credentials() async throws -> SigV4Credentials {
-        if let cached, now() < cached.refreshAt {
-            return cached.credentials
-        }
-        if let refresh { return try await refresh.value.credentials }
-        let task = Task { try await self.fetch() }
-        refresh = task
-        defer { refresh = nil }
-        let fresh = try await task.value
-        cached = fresh
-        return fresh.credentials
+        try await cache.value { try await self.fetch() }.credentials
     }
 
     struct Document: Decodable {
@@ -62,7 +51,7 @@ public actor InstanceRoleCredentialProvider: CredentialProvider {
         var Message: String?
     }
 
-    func fetch() async throws -> Fetched {
+    func fetch() async throws -> (value: Fetched, refreshAt: Date) {
         let fetchedAt = now()
         let path = "/latest/meta-data/iam/security-credentials/\(roleName)"
         let body = try await imds.get(path, retryNotFound: true)
@@ -90,9 +79,10 @@ public actor InstanceRoleCredentialProvider: CredentialProvider {
             throw malformed("has no valid Expiration")
         }
         let lifetime = max(0, expiration.timeIntervalSince(fetchedAt))
-        return Fetched(
+        let fetched = Fetched(
             credentials: SigV4Credentials(accessKeyID: id, secretAccessKey: secret, sessionToken: document.Token),
-            expiration: expiration, refreshAt: expiration.addingTimeInterval(-min(refreshMargin, lifetime / 2)))
+            expiration: expiration)
+        return (fetched, expiration.addingTimeInterval(-min(refreshMargin, lifetime / 2)))
     }
 
     static func parseExpiration(_ text: String) -> Date? {
