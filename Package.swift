@@ -32,12 +32,15 @@ let package = Package(
         ),
         // zlib, for gzip-compressed user data (Debian zlib1g-dev). Only NodeConfig imports it.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        // The NodeConfig API and user-data decoding (base64, gzip, MIME). No I/O.
+        // TOML 1.0 reader, deep merge and go-toml-v2-style canonical writer (containerd config).
+        // Own code: TOMLKit needs a package this machine does not have (swift-checkit) and C++.
+        .target(name: "TOML", swiftSettings: swiftSettings),
+        // The NodeConfig API, user-data decoding (base64, gzip, MIME), merge and validation. No I/O.
         .target(
-            name: "NodeConfig", dependencies: ["CZlib", .product(name: "Yams", package: "Yams")],
+            name: "NodeConfig", dependencies: ["CZlib", "TOML", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings),
         // Pure renderers of the node's files, max pods and kubeReserved. No I/O.
-        .target(name: "NodeRender", dependencies: ["NodeConfig"], swiftSettings: swiftSettings),
+        .target(name: "NodeRender", dependencies: ["NodeConfig", "TOML"], swiftSettings: swiftSettings),
         // IMDSv2, credentials, retry policy, EC2/EKS/STS calls.
         .target(
             name: "AWS",
@@ -55,6 +58,8 @@ let package = Package(
             name: "Bootstrap",
             dependencies: [
                 "AWS",
+                "NodeConfig",
+                "NodeRender",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -75,7 +80,10 @@ let package = Package(
         .executableTarget(
             name: "nodeboot",
             dependencies: [
+                "AWS",
                 "Bootstrap",
+                "NodeConfig",
+                "NodeRender",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -14,6 +14,17 @@ public struct ConfigDiagnostic: Sendable, Equatable, CustomStringConvertible {
     public var message: String
     public var hint: String?
 
+    public init(
+        severity: Severity, origin: DocumentOrigin, line: Int?, field: String, message: String, hint: String? = nil
+    ) {
+        self.severity = severity
+        self.origin = origin
+        self.line = line
+        self.field = field
+        self.message = message
+        self.hint = hint
+    }
+
     public var description: String {
         var text = "\(origin)"
         if let line { text += ": line \(line)" }
@@ -29,7 +40,16 @@ public struct ConfigDiagnostic: Sendable, Equatable, CustomStringConvertible {
 /// nodeadm. Only the first YAML document of the text is read, as nodeadm does.
 public enum NodeConfigDecoder {
     public static func decode(_ document: RawDocument) -> (config: NodeConfig?, diagnostics: [ConfigDiagnostic]) {
-        var walker = Walker(origin: document.origin)
+        let result = decodeLocated(document)
+        return (result.config?.config, result.diagnostics)
+    }
+
+    /// Decodes and records the line of every field set, so that later checks (after merging)
+    /// can name the place. `allowStatus` accepts the `status` member of nodeboot's config cache.
+    public static func decodeLocated(_ document: RawDocument, allowStatus: Bool = false) -> (
+        config: LocatedConfig?, diagnostics: [ConfigDiagnostic]
+    ) {
+        var walker = Walker(origin: document.origin, allowStatus: allowStatus)
         let text = String(decoding: document.bytes, as: UTF8.self)
         let root: Node?
         do {
@@ -45,12 +65,20 @@ public enum NodeConfigDecoder {
         }
         let config = walker.nodeConfig(root)
         let failed = walker.diagnostics.contains { $0.severity == .error }
-        return (failed ? nil : config, walker.diagnostics)
+        let locations = walker.locations.mapValues { SourceLocation(origin: document.origin, line: $0) }
+        return (failed ? nil : LocatedConfig(config: config, locations: locations), walker.diagnostics)
     }
 
     struct Walker {
         let origin: DocumentOrigin
+        var allowStatus = false
         var diagnostics: [ConfigDiagnostic] = []
+        /// Field path → line of its value.
+        var locations: [String: Int] = [:]
+
+        mutating func record(_ node: Node, _ field: String) {
+            if let line = line(node) { locations[field] = line }
+        }
 
         func line(_ node: Node?) -> Int? {
             node?.mark.map { origin.firstLine + $0.line - 1 }
@@ -127,6 +155,7 @@ public enum NodeConfigDecoder {
                 error(node, field, "expected a string, found \(Self.kindName(node))")
                 return nil
             }
+            record(node, field)
             return Self.isNull(scalar) ? "" : scalar.string
         }
 
@@ -135,6 +164,7 @@ public enum NodeConfigDecoder {
                 error(node, field, "expected true or false, found '\(node.string ?? Self.kindName(node))'")
                 return nil
             }
+            record(node, field)
             return value
         }
 
@@ -144,6 +174,7 @@ public enum NodeConfigDecoder {
                 error(node, field, "expected a list of strings, found \(Self.kindName(node))")
                 return nil
             }
+            record(node, field)
             var result: [String] = []
             for (index, item) in sequence.enumerated() {
                 if let value = string(item, "\(field)[\(index)]") { result.append(value) }
@@ -188,12 +219,14 @@ public enum NodeConfigDecoder {
                 error(node, field, "expected a mapping (an inline document), found \(Self.kindName(node))")
                 return nil
             }
+            record(node, field)
             return value(node)
         }
 
         mutating func nodeConfig(_ root: Node) -> NodeConfig {
             var config = NodeConfig()
-            guard let entries = mapping(root, "", known: ["apiVersion", "kind", "metadata", "spec"]) else { return config }
+            let known = ["apiVersion", "kind", "metadata", "spec"] + (allowStatus ? ["status"] : [])
+            guard let entries = mapping(root, "", known: known) else { return config }
             let fields = Dictionary(entries.map { ($0.key, $0.node) }, uniquingKeysWith: { first, _ in first })
             let apiVersion = fields["apiVersion"].flatMap { string($0, "apiVersion") } ?? ""
             if apiVersion != NodeConfig.apiVersion {
@@ -223,7 +256,14 @@ public enum NodeConfigDecoder {
                 case "instance": spec.instance = instance(value)
                 case "kubelet": spec.kubelet = kubelet(value)
                 default:
+                    let gates = ["InstanceIdNodeName", "FastImagePull"]
                     for (gate, flag) in mapping(value, "spec.featureGates", known: []) ?? [] {
+                        if !gates.contains(gate) {
+                            let suggestion = Self.closest(gate, in: gates).map { "did you mean '\($0)'?" }
+                            warning(
+                                flag, "spec.featureGates.\(gate)", "unknown feature gate (treated as false)",
+                                hint: suggestion ?? "known gates: \(gates.joined(separator: ", "))")
+                        }
                         if let enabled = bool(flag, "spec.featureGates.\(gate)") { spec.featureGates[gate] = enabled }
                     }
                 }

@@ -1,0 +1,153 @@
+public import NodeRender
+
+/// What apply did (or, with `--dry-run`, would do) to one file.
+public struct FileChange: Sendable, Equatable {
+    public enum Action: String, Sendable, Codable {
+        case created, updated, unchanged
+    }
+
+    public var path: String
+    public var action: Action
+    public var mode: UInt16
+    public var size: Int
+    /// A unified diff from the old content (dry run only).
+    public var diff: String?
+}
+
+/// The apply phase: each changed file written atomically with its mode; unchanged files (same
+/// bytes and mode) are not touched, so their inode and mtime stay.
+public struct Applier: Sendable {
+    public var paths: NodePaths
+
+    public init(paths: NodePaths) { self.paths = paths }
+
+    /// Compares every file with the node; nothing is written.
+    public func plan(_ files: [NodeFile], withDiffs: Bool) throws(NodeBootError) -> [FileChange] {
+        var changes: [FileChange] = []
+        for file in files {
+            let path = paths.node(file.path)
+            let current: [UInt8]?
+            do {
+                current = try NodeFileSystem.read(path)
+            } catch {
+                throw NodeBootError(.io, "cannot read \(path): \(error)", cause: error)
+            }
+            let mode = NodeFileSystem.status(path)?.mode
+            let action: FileChange.Action =
+                current == nil ? .created : (current == file.bytes && mode == file.mode ? .unchanged : .updated)
+            var diff: String?
+            if withDiffs && action != .unchanged {
+                diff = UnifiedDiff.render(
+                    old: current.map { String(decoding: $0, as: UTF8.self) } ?? "",
+                    new: String(decoding: file.bytes, as: UTF8.self), oldName: current == nil ? "/dev/null" : "a\(file.path)",
+                    newName: "b\(file.path)")
+                if current == file.bytes, let mode {
+                    diff = "mode \(String(mode, radix: 8)) → \(String(file.mode, radix: 8)) \(file.path)\n"
+                }
+            }
+            changes.append(FileChange(path: file.path, action: action, mode: file.mode, size: file.bytes.count, diff: diff))
+        }
+        return changes
+    }
+
+    /// Writes the files `plan` marks as created or updated.
+    public func apply(_ files: [NodeFile]) throws(NodeBootError) -> [FileChange] {
+        let changes = try plan(files, withDiffs: false)
+        for (file, change) in zip(files, changes) where change.action != .unchanged {
+            do {
+                try NodeFileSystem.writeAtomically(paths.node(file.path), file.bytes, mode: file.mode)
+            } catch {
+                throw NodeBootError(
+                    .io, "cannot write \(paths.node(file.path)): \(error)",
+                    hint: "check free space and permissions; files written before this one are complete", cause: error)
+            }
+        }
+        return changes
+    }
+}
+
+/// A line-based unified diff (LCS), enough for configuration files.
+public enum UnifiedDiff {
+    public static func render(old: String, new: String, oldName: String, newName: String, context: Int = 3) -> String {
+        let a = lines(old)
+        let b = lines(new)
+        // Longest common subsequence table, from the end.
+        var table = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
+        for i in stride(from: a.count - 1, through: 0, by: -1) {
+            for j in stride(from: b.count - 1, through: 0, by: -1) {
+                table[i][j] = a[i] == b[j] ? table[i + 1][j + 1] + 1 : max(table[i + 1][j], table[i][j + 1])
+            }
+        }
+        enum Edit { case same(String), removed(String), added(String) }
+        var edits: [Edit] = []
+        var i = 0
+        var j = 0
+        while i < a.count || j < b.count {
+            if i < a.count && j < b.count && a[i] == b[j] {
+                edits.append(.same(a[i]))
+                i += 1
+                j += 1
+            } else if j < b.count && (i == a.count || table[i][j + 1] >= table[i + 1][j]) {
+                edits.append(.added(b[j]))
+                j += 1
+            } else {
+                edits.append(.removed(a[i]))
+                i += 1
+            }
+        }
+        var out = "--- \(oldName)\n+++ \(newName)\n"
+        var index = 0
+        var oldLine = 1
+        var newLine = 1
+        while index < edits.count {
+            guard let firstChange = edits[index...].firstIndex(where: { if case .same = $0 { false } else { true } })
+            else { break }
+            let start = max(index, firstChange - context)
+            // Everything before the first change is unchanged context.
+            oldLine += start - index
+            newLine += start - index
+            var end = firstChange
+            var sameRun = 0
+            while end < edits.count {
+                if case .same = edits[end] {
+                    sameRun += 1
+                    if sameRun > context * 2 { break }
+                } else {
+                    sameRun = 0
+                }
+                end += 1
+            }
+            end = min(edits.count, end - max(0, sameRun - context))
+            var body = ""
+            var oldCount = 0
+            var newCount = 0
+            for edit in edits[start..<end] {
+                switch edit {
+                case .same(let line):
+                    body += " \(line)\n"
+                    oldCount += 1
+                    newCount += 1
+                case .removed(let line):
+                    body += "-\(line)\n"
+                    oldCount += 1
+                case .added(let line):
+                    body += "+\(line)\n"
+                    newCount += 1
+                }
+            }
+            out +=
+                "@@ -\(oldCount == 0 ? oldLine - 1 : oldLine),\(oldCount) +\(newCount == 0 ? newLine - 1 : newLine),\(newCount) @@\n"
+                + body
+            oldLine += oldCount
+            newLine += newCount
+            index = end
+        }
+        return out
+    }
+
+    static func lines(_ text: String) -> [String] {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        return lines
+    }
+}

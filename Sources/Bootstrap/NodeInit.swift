@@ -1,0 +1,358 @@
+public import AWS
+import FoundationEssentials
+public import NodeConfig
+public import NodeRender
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `nodeboot init`'s options (nodeadm's flags plus nodeboot's own).
+public struct InitOptions: Sendable {
+    public enum Phase: String, Sendable, CaseIterable { case config, run }
+
+    public var sources: [ConfigSource] = ConfigSource.default
+    public var skip: Set<Phase> = []
+    /// nil: every daemon; empty: none (`--daemon=`).
+    public var daemons: Set<Daemon>?
+    public var configCache: String?
+    public var root: String?
+    public var dryRun = false
+    public var tokenHelper: TokenHelper = .nodeboot
+    public var strict = false
+
+    public init() {}
+}
+
+/// One phase's timing and outcome, for the timeline and status.json.
+public struct PhaseRecord: Sendable, Codable, Equatable {
+    public var name: String
+    public var milliseconds: Double
+    public var result: String
+    public var detail: String
+}
+
+/// What a run did.
+public struct InitReport: Sendable {
+    public var phases: [PhaseRecord] = []
+    public var files: [FileChange] = []
+    public var warnings: [String] = []
+    public var notes: [String] = []
+    public var nodeName = ""
+    public var configFromCache = false
+}
+
+/// The `init` pipeline: source → decode → (cache) → validate → discover → render → apply →
+/// run. Nothing is written before every check has passed.
+public struct NodeInit: Sendable {
+    public var options: InitOptions
+    public var environment: [String: String]
+    /// Progress lines (stderr).
+    public var log: @Sendable (String) -> Void
+
+    public init(options: InitOptions, environment: [String: String], log: @escaping @Sendable (String) -> Void) {
+        self.options = options
+        self.environment = environment
+        self.log = log
+    }
+
+    var paths: NodePaths { NodePaths(root: options.root) }
+
+    public func run() async throws(NodeBootError) -> InitReport {
+        var report = InitReport()
+        var clock = PhaseClock()
+        let baseSession = try Self.session(environment)
+        var sessions = [baseSession]
+        defer {
+            let all = sessions
+            Task { for session in all { await session.shutdown() } }
+        }
+
+        // source + decode
+        let cache =
+            options.configCache.map { path -> ConfigCache? in
+                let (cache, problem) = ConfigCache.load(path)
+                if let problem { report.warnings.append("config cache \(path) ignored: \(problem)") }
+                return cache
+            } ?? nil
+        let chain = ConfigChain(sources: options.sources) { [imds = baseSession.imds] in
+            do {
+                return try await imds.get("/latest/user-data")
+            } catch let error as AWSError where error.kind == .notFound {
+                return nil
+            }
+        }
+        let loaded = try await chain.load()
+        report.notes += loaded.notes
+        try Self.failOnErrors(loaded.diagnostics, strict: options.strict, report: &report)
+        clock.record(
+            &report, "source",
+            "\(loaded.config?.documents.count ?? 0) document(s) from \(options.sources.map(\.description).joined(separator: ", "))"
+        )
+
+        var located: LocatedConfig
+        var discovery: Discovery?
+        var changed = false
+        if let provided = loaded.config {
+            located = provided
+            if let cache, cache.config == provided.config {
+                discovery = cache.status
+                report.configFromCache = true
+            } else {
+                changed = cache != nil
+            }
+        } else if let cache {
+            located = LocatedConfig(config: cache.config, documents: [DocumentOrigin(source: "config cache")])
+            discovery = cache.status
+            report.configFromCache = true
+            report.notes.append("no NodeConfig in the config sources: using the config cache \(options.configCache ?? "")")
+        } else {
+            let why = loaded.notes.isEmpty ? "" : " (\(loaded.notes.joined(separator: "; ")))"
+            throw NodeBootError(
+                .badInput, "no NodeConfig in any config source\(why)",
+                hint: "give a NodeConfig (apiVersion: node.eks.aws/v1alpha1) in the user data, or with -c file://PATH")
+        }
+
+        // validate (the config alone)
+        let validation = NodeConfigValidation.validate(located)
+        try Self.failOnErrors(validation.diagnostics, strict: options.strict, report: &report)
+        let expression = try Self.maxPodsExpression(located)
+        clock.record(&report, "validate", validation.warnings.isEmpty ? "ok" : "\(validation.warnings.count) warning(s)")
+
+        // discover
+        var apiEnvironment = environment
+        for (key, value) in located.config.spec.instance.environment["default"] ?? [:] { apiEnvironment[key] = value }
+        let session = apiEnvironment == environment ? baseSession : try Self.session(apiEnvironment)
+        if session !== baseSession { sessions.append(session) }
+        let daemons = options.daemons ?? Set(Daemon.allCases)
+        if discovery == nil {
+            discovery = try await Discoverer(paths: paths, session: session, environment: apiEnvironment)
+                .discover(located.config, daemons: daemons)
+            clock.record(&report, "discover", "instance \(discovery!.instance.id) (\(discovery!.instance.type))")
+        } else {
+            clock.record(&report, "discover", "from the config cache (no IMDS or EC2 call)")
+        }
+        guard let discovery else { throw NodeBootError(.internal, "discovery produced nothing") }
+        report.warnings += discovery.warnings
+
+        // render
+        var context = try renderContext(located, discovery, expression: expression, daemons: daemons, report: &report)
+        context.daemons = daemons
+        report.nodeName = context.nodeName
+        if daemons.contains(.kubelet) {
+            let binary = environment["ECR_CREDENTIAL_PROVIDER_BIN_PATH"] ?? context.credentialProviderBinary
+            context.credentialProviderBinary = binary
+            if !NodeFileSystem.exists(paths.node(binary)) {
+                throw NodeBootError(
+                    .io, "image credential provider binary was not found on path \(paths.node(binary))",
+                    hint: "install ecr-credential-provider in the image, or set ECR_CREDENTIAL_PROVIDER_BIN_PATH")
+            }
+        }
+        let files: [NodeFile]
+        do {
+            files = try NodeRenderer.render(context)
+        } catch {
+            let place = located.location(of: error.field)
+            throw NodeBootError(
+                .badInput,
+                "\(ConfigDiagnostic(severity: .error, origin: place.origin, line: place.line, field: error.field, message: error.message, hint: error.hint))"
+            )
+        }
+        clock.record(&report, "render", "\(files.count) files")
+
+        // apply
+        let runConfig = !options.skip.contains(.config) || (options.configCache != nil && changed)
+        let applier = Applier(paths: paths)
+        if options.dryRun {
+            report.files = try applier.plan(files, withDiffs: true)
+            clock.record(&report, "apply", "dry run: nothing written")
+            return report
+        }
+        if runConfig {
+            report.files = try applier.apply(files)
+            if let path = options.configCache {
+                let cacheFile = ConfigCache(config: located.config, status: discovery)
+                do {
+                    let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+                    try NodeFileSystem.makeDirectories(directory)
+                    try NodeFileSystem.writeAtomically(path, cacheFile.encoded(), mode: 0o600)
+                } catch {
+                    report.warnings.append("could not write the config cache \(path): \(error)")
+                }
+            }
+            let written = report.files.filter { $0.action != .unchanged }.count
+            clock.record(&report, "apply", "\(written) written, \(report.files.count - written) unchanged")
+        } else {
+            clock.record(&report, "apply", "skipped (--skip config)")
+        }
+
+        // run (the steps that need no systemd)
+        if !options.skip.contains(.run) {
+            try runPhase(located.config, report: &report)
+            clock.record(&report, "run", "marker and local disks; services not started (the systemd run phase is not built yet)")
+        }
+        return report
+    }
+
+    static func session(_ environment: [String: String]) throws(NodeBootError) -> AWSSession {
+        do {
+            return try AWSSession(environment: environment)
+        } catch {
+            throw NodeBootError(.badInput, "\(error)", hint: error.hint)
+        }
+    }
+
+    static func failOnErrors(_ diagnostics: [ConfigDiagnostic], strict: Bool, report: inout InitReport)
+        throws(NodeBootError)
+    {
+        let errors = diagnostics.filter { $0.severity == .error || strict }
+        report.warnings += diagnostics.filter { $0.severity == .warning && !strict }.map { "\($0)" }
+        guard !errors.isEmpty else { return }
+        let count = errors.count == 1 ? "1 problem" : "\(errors.count) problems"
+        throw NodeBootError(
+            .badInput, "the NodeConfig has \(count); nothing was written:\n" + errors.map { "  \($0)" }.joined(separator: "\n")
+        )
+    }
+
+    static func maxPodsExpression(_ located: LocatedConfig) throws(NodeBootError) -> MaxPodsExpression? {
+        let source = located.config.spec.kubelet.maxPodsExpression
+        guard !source.isEmpty else { return nil }
+        do {
+            return try MaxPodsExpression(source)
+        } catch {
+            let place = located.location(of: "spec.kubelet.maxPodsExpression")
+            throw NodeBootError(
+                .badInput,
+                "\(ConfigDiagnostic(severity: .error, origin: place.origin, line: place.line, field: "spec.kubelet.maxPodsExpression", message: "\(error)", hint: "integers, default_enis, ips_per_eni, max_pods, + - * / %, comparisons and ? : are supported"))"
+            )
+        }
+    }
+
+    func renderContext(
+        _ located: LocatedConfig, _ discovery: Discovery, expression: MaxPodsExpression?, daemons: Set<Daemon>,
+        report: inout InitReport
+    ) throws(NodeBootError) -> RenderContext {
+        var config = located.config
+        if let cluster = discovery.cluster {
+            if config.spec.cluster.apiServerEndpoint.isEmpty { config.spec.cluster.apiServerEndpoint = cluster.apiServerEndpoint }
+            if config.spec.cluster.certificateAuthority.isEmpty {
+                config.spec.cluster.certificateAuthority = cluster.certificateAuthority
+            }
+            if config.spec.cluster.cidr.isEmpty { config.spec.cluster.cidr = cluster.cidr }
+        }
+        var maxPods = discovery.standardMaxPods
+        if let expression {
+            if let limits = discovery.networkLimits {
+                do {
+                    maxPods = try expression.evaluate(
+                        defaultENIs: limits.defaultMaxENIs, ipsPerENI: limits.ipv4AddressesPerInterface, maxPods: maxPods)
+                } catch {
+                    let place = located.location(of: "spec.kubelet.maxPodsExpression")
+                    throw NodeBootError(
+                        .badInput,
+                        "\(ConfigDiagnostic(severity: .error, origin: place.origin, line: place.line, field: "spec.kubelet.maxPodsExpression", message: "\(error)", hint: "with default_enis=\(limits.defaultMaxENIs), ips_per_eni=\(limits.ipv4AddressesPerInterface), max_pods=\(maxPods)"))"
+                    )
+                }
+            } else {
+                report.warnings.append(
+                    "spec.kubelet.maxPodsExpression not evaluated: the instance type's ENI limits are unknown; maxPods is 110")
+            }
+        }
+        guard let kubelet = ComponentVersion(parsing: discovery.kubeletVersion),
+            let containerd = ComponentVersion(parsing: discovery.containerdVersion)
+        else { throw NodeBootError(.internal, "unparsable versions in the discovery") }
+        var context = RenderContext(
+            config: config, instance: discovery.instance, kubeletVersion: kubelet, containerdVersion: containerd,
+            maxPods: maxPods, onlineCPUs: discovery.onlineCPUs, nvidiaRuntime: discovery.nvidiaRuntime,
+            nvidiaDevice: discovery.nvidiaDevice)
+        context.tokenHelper = options.tokenHelper
+        if context.isOutpost, let host = NodeRenderer.apiServerHost(config.spec.cluster.apiServerEndpoint) {
+            context.apiServerAddresses = HostResolver.addresses(host)
+            if context.apiServerAddresses.isEmpty {
+                throw NodeBootError(
+                    .io, "cannot resolve the outpost API server host \(host)",
+                    hint: "the node must resolve the local cluster endpoint (DNS in the VPC)")
+            }
+            context.currentHosts = try? NodeFileSystem.read(paths.node(HostsFile.path))
+        }
+        return context
+    }
+
+    /// The marker, then local-disk setup (nodeadm's run-phase aspects).
+    func runPhase(_ config: NodeConfig, report: inout InitReport) throws(NodeBootError) {
+        let marker = paths.node(NodePaths.runMarker)
+        do {
+            if !NodeFileSystem.exists(marker) { try NodeFileSystem.writeAtomically(marker, [], mode: 0o644) }
+        } catch {
+            throw NodeBootError(.io, "cannot write the run marker: \(error)", cause: error)
+        }
+        let storage = config.spec.instance.localStorage
+        guard !storage.strategy.isEmpty else { return }
+        var arguments = [storage.strategy.lowercased()]
+        if !storage.mountPath.isEmpty { arguments += ["--dir", storage.mountPath] }
+        for mount in storage.disabledMounts {
+            switch mount {
+            case "PodLogs": arguments.append("--no-bind-pods-logs")
+            case "Containerd": arguments.append("--no-bind-containerd")
+            default: arguments.append("--no-bind-soci")
+            }
+        }
+        let script = paths.node(NodePaths.setupLocalDisks)
+        let result: ExternalCommand.Result
+        do {
+            result = try ExternalCommand.run(script, arguments, environment: environment, timeoutSeconds: 600)
+        } catch {
+            throw NodeBootError(.io, "local disks: \(error)", hint: "install setup-local-disks in the image")
+        }
+        if !result.output.isEmpty { log(result.output.hasSuffix("\n") ? String(result.output.dropLast()) : result.output) }
+        guard result.status == 0 && !result.timedOut else {
+            throw NodeBootError(
+                .io, "setup-local-disks \(arguments.joined(separator: " ")) failed (exit \(result.status))",
+                hint: "its output is above; check the instance store volumes")
+        }
+        report.notes.append("setup-local-disks \(arguments.joined(separator: " "))")
+    }
+}
+
+/// Phase timings.
+struct PhaseClock {
+    var last = ContinuousClock.now
+
+    mutating func record(_ report: inout InitReport, _ name: String, _ detail: String) {
+        let now = ContinuousClock.now
+        let elapsed = now - last
+        last = now
+        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        report.phases.append(PhaseRecord(name: name, milliseconds: milliseconds, result: "ok", detail: detail))
+    }
+}
+
+/// getaddrinfo, retried briefly (nodeadm: 6 tries, 200 ms apart).
+enum HostResolver {
+    static func addresses(_ host: String) -> [String] {
+        for attempt in 0..<6 {
+            var hints = addrinfo()
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            var result: UnsafeMutablePointer<addrinfo>?
+            if getaddrinfo(host, nil, &hints, &result) == 0 {
+                defer { freeaddrinfo(result) }
+                var addresses: [String] = []
+                var cursor = result
+                while let info = cursor {
+                    var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+                    if getnameinfo(
+                        info.pointee.ai_addr, info.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0,
+                        NI_NUMERICHOST) == 0
+                    {
+                        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                        if !addresses.contains(text) { addresses.append(text) }
+                    }
+                    cursor = info.pointee.ai_next
+                }
+                return addresses
+            }
+            if attempt < 5 { usleep(200_000) }
+        }
+        return []
+    }
+}

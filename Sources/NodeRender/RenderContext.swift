@@ -1,0 +1,178 @@
+public import NodeConfig
+
+/// What the instance is, as discovery found it (nodeadm's `status.instance`).
+public struct InstanceDetails: Sendable, Equatable, Codable {
+    public var id: String
+    public var region: String
+    public var type: String
+    public var availabilityZone: String
+    public var mac: String
+    /// Empty with the `InstanceIdNodeName` feature gate (DescribeInstances is not called).
+    public var privateDnsName: String
+    /// The kubelet's `--node-ip`: `local-ipv4`, or the primary ENI's first IPv6 for an IPv6 cluster.
+    public var nodeIP: String
+
+    public init(
+        id: String, region: String, type: String, availabilityZone: String, mac: String, privateDnsName: String,
+        nodeIP: String
+    ) {
+        self.id = id
+        self.region = region
+        self.type = type
+        self.availabilityZone = availabilityZone
+        self.mac = mac
+        self.privateDnsName = privateDnsName
+        self.nodeIP = nodeIP
+    }
+}
+
+/// `major.minor.patch` of a Kubernetes or containerd version string (`v1.35.0-eks-5e0fdde`).
+public struct ComponentVersion: Sendable, Equatable, Comparable, Codable, CustomStringConvertible {
+    public var major: Int
+    public var minor: Int
+    public var patch: Int
+
+    public init(_ major: Int, _ minor: Int, _ patch: Int) {
+        self.major = major
+        self.minor = minor
+        self.patch = patch
+    }
+
+    /// The first `\d+.\d+.\d+` in `text` (nodeadm's regex, optionally after a `v`).
+    public init?(parsing text: String) {
+        let scalars = Array(text.unicodeScalars)
+        var index = 0
+        while index < scalars.count {
+            var numbers: [Int] = []
+            var cursor = index
+            while numbers.count < 3 {
+                var digits = ""
+                while cursor < scalars.count, ("0"..."9").contains(scalars[cursor]) {
+                    digits.unicodeScalars.append(scalars[cursor])
+                    cursor += 1
+                }
+                guard !digits.isEmpty, digits.count < 9, let value = Int(digits) else { break }
+                numbers.append(value)
+                if numbers.count < 3 {
+                    guard cursor < scalars.count, scalars[cursor] == "." else { break }
+                    cursor += 1
+                }
+            }
+            if numbers.count == 3 {
+                self.init(numbers[0], numbers[1], numbers[2])
+                return
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    public var description: String { "\(major).\(minor).\(patch)" }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.major, lhs.minor, lhs.patch) < (rhs.major, rhs.minor, rhs.patch)
+    }
+}
+
+/// Which exec credential plugin the kubeconfig calls.
+public enum TokenHelper: String, Sendable, Equatable, CaseIterable, Codable {
+    /// `nodeboot token` (the default).
+    case nodeboot
+    /// nodeadm's `aws eks get-token`.
+    case aws
+}
+
+/// The daemons whose configuration `init` writes (nodeadm's `--daemon` names).
+public enum Daemon: String, Sendable, CaseIterable, Codable {
+    case containerd
+    case kubelet
+}
+
+/// Everything the renderers need; every field is decided before rendering, so rendering is
+/// a pure function.
+public struct RenderContext: Sendable {
+    /// The merged config, with cluster details filled in (from the config or DescribeCluster).
+    public var config: NodeConfig
+    public var instance: InstanceDetails
+    public var kubeletVersion: ComponentVersion
+    public var containerdVersion: ComponentVersion
+    public var maxPods: Int
+    public var onlineCPUs: Int
+    /// `/usr/bin/nvidia-container-runtime` exists.
+    public var nvidiaRuntime: Bool
+    /// An NVIDIA PCI device is present (`/sys/bus/pci/devices/*/vendor` is 0x10de).
+    public var nvidiaDevice: Bool
+    /// Node path of the ECR credential provider binary.
+    public var credentialProviderBinary = "/etc/eks/image-credential-provider/ecr-credential-provider"
+    public var tokenHelper: TokenHelper = .nodeboot
+    /// Node path of nodeboot itself, for the kubeconfig's exec plugin.
+    public var nodebootPath = "/usr/bin/nodeboot"
+    /// Addresses of the API server host, for an outpost's `/etc/hosts` lines.
+    public var apiServerAddresses: [String] = []
+    /// The node's current `/etc/hosts` (outposts append to it).
+    public var currentHosts: [UInt8]?
+    public var daemons: Set<Daemon> = Set(Daemon.allCases)
+
+    public init(
+        config: NodeConfig, instance: InstanceDetails, kubeletVersion: ComponentVersion,
+        containerdVersion: ComponentVersion, maxPods: Int, onlineCPUs: Int, nvidiaRuntime: Bool = false,
+        nvidiaDevice: Bool = false
+    ) {
+        self.config = config
+        self.instance = instance
+        self.kubeletVersion = kubeletVersion
+        self.containerdVersion = containerdVersion
+        self.maxPods = maxPods
+        self.onlineCPUs = onlineCPUs
+        self.nvidiaRuntime = nvidiaRuntime
+        self.nvidiaDevice = nvidiaDevice
+    }
+
+    public var isOutpost: Bool { config.spec.cluster.enableOutpost == true }
+    /// The name in the kubeconfig and token: the cluster ID on an outpost.
+    public var clusterNameForToken: String { isOutpost ? config.spec.cluster.id : config.spec.cluster.name }
+    public var isIPv6: Bool { CIDR(config.spec.cluster.cidr).map { !$0.address.isIPv4 } ?? false }
+    public var nodeName: String {
+        config.spec.featureGates["InstanceIdNodeName"] == true || instance.privateDnsName.isEmpty
+            ? instance.id : instance.privateDnsName
+    }
+}
+
+/// One file the node should have.
+public struct NodeFile: Sendable, Equatable {
+    /// Absolute node path (`/etc/kubernetes/kubelet/config.json`).
+    public var path: String
+    public var bytes: [UInt8]
+    public var mode: UInt16
+    /// Which daemon's configuration this is (nil: the node's).
+    public var daemon: Daemon?
+
+    public init(_ path: String, _ text: String, mode: UInt16 = 0o644, daemon: Daemon? = nil) {
+        self.path = path
+        self.bytes = Array(text.utf8)
+        self.mode = mode
+        self.daemon = daemon
+    }
+
+    public init(_ path: String, bytes: [UInt8], mode: UInt16 = 0o644, daemon: Daemon? = nil) {
+        self.path = path
+        self.bytes = bytes
+        self.mode = mode
+        self.daemon = daemon
+    }
+}
+
+/// A problem found while rendering (the configuration cannot be expressed for this node).
+public struct RenderError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var field: String
+    public var message: String
+    public var hint: String?
+
+    public init(field: String, message: String, hint: String? = nil) {
+        self.field = field
+        self.message = message
+        self.hint = hint
+    }
+
+    public var description: String { "\(field): \(message)" + (hint.map { " — \($0)" } ?? "") }
+}

@@ -1,0 +1,175 @@
+import ArgumentParser
+import Bootstrap
+import FoundationEssentials
+import NodeRender
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `-c/--config-source` option shared by init and config.
+struct SourceOptions: ParsableArguments {
+    @Option(
+        name: [.customShort("c"), .customLong("config-source")],
+        help: "Config source URI, repeatable, in order: imds://user-data (default) or file://PATH.")
+    var configSources: [String] = []
+
+    @Flag(help: "Treat warnings (unknown fields, a CA that is not PEM) as errors.")
+    var strict = false
+
+    func sources() throws -> [ConfigSource] {
+        do {
+            return try configSources.map { uri throws(NodeBootError) in try ConfigSource(uri: uri) }
+        } catch {
+            throw Failure(error)
+        }
+    }
+}
+
+struct Init: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Bootstrap this instance into a node: config, discover, validate, render, apply, run.")
+
+    @OptionGroup var source: SourceOptions
+
+    @Option(name: .shortAndLong, help: "Skip a phase (config or run); repeatable.")
+    var skip: [String] = []
+
+    @Option(name: .shortAndLong, help: "Only configure these daemons (containerd, kubelet); '--daemon=' for none.")
+    var daemon: [String] = []
+
+    @Option(help: "Config cache file (nodeadm's --config-cache).")
+    var configCache: String?
+
+    @Option(help: "Write every node path under this directory (tests, demo, image builds).")
+    var root: String?
+
+    @Flag(help: "Print the files that would change, with a diff; write nothing.")
+    var dryRun = false
+
+    @Option(help: "The kubeconfig's exec plugin: nodeboot (nodeboot token) or aws (aws eks get-token).")
+    var tokenHelper: String = "nodeboot"
+
+    @Option(name: .shortAndLong, help: "Output format: text or json.")
+    var output: OutputFormat = .text
+
+    func options() throws -> InitOptions {
+        var options = InitOptions()
+        options.sources = try source.sources()
+        options.strict = source.strict
+        for phase in skip {
+            guard let value = InitOptions.Phase(rawValue: phase) else {
+                throw Failure(NodeBootError(.badInput, "--skip \(phase): not a phase", hint: "use --skip config or --skip run"))
+            }
+            options.skip.insert(value)
+        }
+        if !daemon.isEmpty {
+            var daemons = Set<Daemon>()
+            for name in daemon where !name.isEmpty {
+                guard let value = Daemon(rawValue: name) else {
+                    throw Failure(
+                        NodeBootError(.badInput, "--daemon \(name): not a daemon", hint: "use containerd or kubelet"))
+                }
+                daemons.insert(value)
+            }
+            options.daemons = daemons
+        }
+        guard let helper = TokenHelper(rawValue: tokenHelper) else {
+            throw Failure(NodeBootError(.badInput, "--token-helper \(tokenHelper): use nodeboot or aws"))
+        }
+        options.tokenHelper = helper
+        options.configCache = configCache
+        if let root {
+            guard root.hasPrefix("/") || !root.isEmpty else { throw Failure(NodeBootError(.badInput, "--root is empty")) }
+            options.root = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
+        }
+        options.dryRun = dryRun
+        return options
+    }
+
+    func run() async throws {
+        let options = try options()
+        if options.root == nil && !options.dryRun && getuid() != 0 {
+            throw Failure(NodeBootError(.io, "must run as root", hint: "use sudo, or --root DIR to write under a directory"))
+        }
+        let start = ContinuousClock.now
+        let runner = NodeInit(
+            options: options, environment: ProcessInfo.processInfo.environment,
+            log: { writeStandardError("nodeboot: \($0)\n") })
+        let report: InitReport
+        do {
+            report = try await runner.run()
+        } catch {
+            throw Failure(error)
+        }
+        let total = ContinuousClock.now - start
+        print(
+            output == .json ? InitText.json(report, total: total) : InitText.text(report, total: total, dryRun: dryRun),
+            terminator: "")
+    }
+}
+
+/// How a run is shown to a person (or a program).
+enum InitText {
+    static func milliseconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+    }
+
+    static func format(_ value: Double) -> String {
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+
+    static func text(_ report: InitReport, total: Duration, dryRun: Bool) -> String {
+        var out = ""
+        for warning in report.warnings { out += "warning: \(warning)\n" }
+        for note in report.notes { out += "note: \(note)\n" }
+        for phase in report.phases {
+            let name = phase.name.padding(10)
+            out += "  \(name) \(format(phase.milliseconds).leftPadding(7)) ms  \(phase.detail)\n"
+        }
+        for file in report.files {
+            if dryRun {
+                if file.action != .unchanged { out += "\(file.action.rawValue) \(file.path)\n\(file.diff ?? "")" }
+            } else {
+                out +=
+                    "  \(file.action.rawValue.padding(9)) \(String(file.mode, radix: 8)) \(String(file.size).leftPadding(6)) \(file.path)\n"
+            }
+        }
+        if dryRun && !report.files.contains(where: { $0.action != .unchanged }) { out += "no file would change\n" }
+        out += "done in \(format(milliseconds(total))) ms\(report.nodeName.isEmpty ? "" : ": node \(report.nodeName)")\n"
+        return out
+    }
+
+    static func json(_ report: InitReport, total: Duration) -> String {
+        struct Output: Encodable {
+            var phases: [PhaseRecord]
+            var files: [File]
+            var warnings: [String]
+            var notes: [String]
+            var nodeName: String
+            var totalMilliseconds: Double
+        }
+        struct File: Encodable {
+            var path: String
+            var action: String
+            var mode: String
+            var size: Int
+            var diff: String?
+        }
+        let output = Output(
+            phases: report.phases,
+            files: report.files.map {
+                File(path: $0.path, action: $0.action.rawValue, mode: String($0.mode, radix: 8), size: $0.size, diff: $0.diff)
+            }, warnings: report.warnings, notes: report.notes, nodeName: report.nodeName,
+            totalMilliseconds: milliseconds(total))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return ((try? encoder.encode(output)).map { String(decoding: $0, as: UTF8.self) } ?? "{}") + "\n"
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+    func leftPadding(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}
