@@ -4,7 +4,7 @@ SHELL := /bin/bash
 RELEASE_FLAGS = -c release --static-swift-stdlib -Xswiftc -gline-tables-only
 BIN_DIR = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path 2>/dev/null)
 
-.PHONY: build test check release bench demo clean
+.PHONY: build test check release bench demo conformance clean
 
 build:
 	$(SWIFT) build
@@ -28,6 +28,10 @@ bench: release
 
 demo: build
 	scripts/demo.sh
+
+# nodeadm's end-to-end suite (../shared/conformance/nodeadm/cases.json) played with the debug binaries.
+conformance: build
+	python3 scripts/conformance.py --bin-dir $$($(SWIFT) build --show-bin-path)
 
 clean:
 	rm -rf .build

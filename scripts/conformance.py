@@ -49,6 +49,18 @@ STEP_KEYS = {"kubelet", "args", "exit", "checks", "before", "stubs", "tokenHelpe
 CHECK_KEYS = {"path", "expected", "compare", "contains", "notContains", "absent"}
 BEFORE_KEYS, STUBS = {"copy", "remove", "touch"}, {"setup-local-disks"}
 
+# Inputs the restated data lost on the way from upstream, put back as upstream's run.sh has them.
+# Each is printed under its case, so a pass that depends on one is visible.
+DATA_CORRECTIONS = {
+    ("config-cache", "nodeadm.d-test.yaml"): (
+        "nodeadm.d-test.yaml restored to upstream's heredoc (config-cache/run.sh at 81fec2e8 writes the TOML"
+        " with blank lines; cached-config-2.json holds that verbatim text, the restated file lost the blank lines)",
+        "---\napiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  containerd:\n    config: |\n"
+        "      version = 2\n\n      [grpc]\n      address = \"/run/foo/foo.sock\"\n\n"
+        "      [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n      discard_unpacked_layers = false\n",
+    ),
+}
+
 
 class RunnerError(Exception):
     """A step the runner could not set up or does not understand (reported as a failure)."""
@@ -65,6 +77,7 @@ class Outcome:
     failures: list = field(default_factory=list)
     skips: list = field(default_factory=list)
     lines: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
 
     @property
     def status(self):
@@ -368,6 +381,11 @@ def run_case_once(case, containerd, tag, ctx, outcome):
     case_dir, root, scratch, home = (os.path.join(work, d) for d in ("case", "root", "dirs", "home"))
     if os.path.isdir(case_src):
         copy_tree(case_src, case_dir)
+    for (name, relative), (reason, text) in DATA_CORRECTIONS.items():
+        if name == case["name"] and os.path.exists(os.path.join(case_dir, relative)):
+            write(os.path.join(case_dir, relative), text.encode())
+            if reason not in outcome.notes:
+                outcome.notes.append(reason)
     for directory in (case_dir, scratch, home):
         os.makedirs(directory, exist_ok=True)
     prepare_root(root, ctx.nodeadm_dir, containerd)
@@ -401,6 +419,8 @@ def report(name, outcome, verbose):
     more = len(outcome.failures) + len(outcome.skips) - 1
     print(f"{outcome.status:<8} {name}" + (f": {first}" if first else "") + (f" (+{more} more)" if more > 0 else ""))
     skips = outcome.skips[1:] if outcome.status == "skipped" else outcome.skips
+    for note in outcome.notes:
+        print(f"    note: {note}")
     if outcome.status == "failed" or verbose:
         for line in outcome.lines + skips:
             print(f"    {line}")

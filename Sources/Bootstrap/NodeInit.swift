@@ -327,9 +327,13 @@ struct PhaseClock {
     }
 }
 
-/// getaddrinfo, retried briefly (nodeadm: 6 tries, 200 ms apart).
+/// getaddrinfo, retried briefly (nodeadm: 6 tries, 200 ms apart). `localhost` and
+/// `*.localhost` are the loopback addresses of both families without asking anyone (RFC 6761
+/// 6.3, as systemd-resolved answers), so the result does not depend on the host's /etc/hosts.
 enum HostResolver {
     static func addresses(_ host: String) -> [String] {
+        let lower = host.lowercased()
+        if lower == "localhost" || lower.hasSuffix(".localhost") { return ["127.0.0.1", "::1"] }
         for attempt in 0..<6 {
             var hints = addrinfo()
             hints.ai_socktype = Int32(SOCK_STREAM.rawValue)

@@ -17,6 +17,9 @@ struct SourceOptions: ParsableArguments {
     @Flag(help: "Treat warnings (unknown fields, a CA that is not PEM) as errors.")
     var strict = false
 
+    @Option(help: "Node root: every node path under this directory (paths given with -c are used as given).")
+    var root: String?
+
     func sources() throws -> [ConfigSource] {
         do {
             return try configSources.map { uri throws(NodeBootError) in try ConfigSource(uri: uri) }
@@ -38,11 +41,13 @@ struct Init: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Only configure these daemons (containerd, kubelet); '--daemon=' for none.")
     var daemon: [String] = []
 
+    /// `--daemon=` (nodeadm's "no daemons"); `main` rewrites it to this, since an empty value
+    /// is not an option value for ArgumentParser.
+    @Flag(help: .hidden)
+    var noDaemons = false
+
     @Option(help: "Config cache file (nodeadm's --config-cache).")
     var configCache: String?
-
-    @Option(help: "Write every node path under this directory (tests, demo, image builds).")
-    var root: String?
 
     @Flag(help: "Print the files that would change, with a diff; write nothing.")
     var dryRun = false
@@ -63,6 +68,7 @@ struct Init: AsyncParsableCommand {
             }
             options.skip.insert(value)
         }
+        if noDaemons { options.daemons = [] }
         if !daemon.isEmpty {
             var daemons = Set<Daemon>()
             for name in daemon where !name.isEmpty {
@@ -72,14 +78,14 @@ struct Init: AsyncParsableCommand {
                 }
                 daemons.insert(value)
             }
-            options.daemons = daemons
+            options.daemons = noDaemons ? [] : daemons
         }
         guard let helper = TokenHelper(rawValue: tokenHelper) else {
             throw Failure(NodeBootError(.badInput, "--token-helper \(tokenHelper): use nodeboot or aws"))
         }
         options.tokenHelper = helper
         options.configCache = configCache
-        if let root {
+        if let root = source.root {
             guard root.hasPrefix("/") || !root.isEmpty else { throw Failure(NodeBootError(.badInput, "--root is empty")) }
             options.root = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
         }

@@ -69,7 +69,8 @@ extension NodeBoot {
     /// Entry point: maps `Failure` to its message and exit status; the rest is ArgumentParser's.
     static func main() async {
         do {
-            var command = try parseAsRoot()
+            let arguments = CommandLine.arguments.dropFirst().map { ["--daemon=", "-d="].contains($0) ? "--no-daemons" : $0 }
+            var command = try parseAsRoot(arguments)
             if var command = command as? any AsyncParsableCommand {
                 try await command.run()
             } else {
