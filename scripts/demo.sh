@@ -1,15 +1,60 @@
 #!/usr/bin/env bash
 # make demo: the agent against the built-in simulated instance and cloud (the testbed).
-# What it shows today (issue 2): discovery. `nodeboot init` (config, render, apply, services,
-# registration) joins the demo as those issues land.
+# 1. discovery (nodeboot facts); 2. nodeboot init --skip run from IMDS user data into ./demo-node,
+# run twice (the second changes nothing); 3. --dry-run of a modified config, showing the diff;
+# 4. fault injection. The run phase (systemd) and registration join as those issues land.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(swift build --show-bin-path)
 work=$(mktemp -d)
+node=$PWD/demo-node
 trap 'kill $tb_pid 2>/dev/null; wait $tb_pid 2>/dev/null; rm -rf "$work"' EXIT
 
-echo "== starting the testbed: a simulated EC2 instance (IMDSv2) and EC2/EKS/STS on loopback"
-"$bin/nodeboot-testbed" serve > "$work/testbed.out" 2> "$work/testbed.log" &
+# The example NodeConfig served as the instance's user data: a MIME document with a NodeConfig
+# part (cluster, kubelet drop-in, flags, containerd TOML) and a shell-script part nodeboot ignores.
+cat > "$work/user-data" <<'DATA'
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="BOUNDARY"
+
+--BOUNDARY
+Content-Type: application/node.eks.aws
+
+---
+apiVersion: node.eks.aws/v1alpha1
+kind: NodeConfig
+spec:
+  cluster:
+    name: my-cluster
+    apiServerEndpoint: https://example.com
+    certificateAuthority: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJkekNDQVIyZ0F3SUJBZ0lCQURBS0JnZ3Foa2pPUFFRREFqQWpNU0V3SHdZRFZRUUREQmhyTTNNdGMyVnkKZG1WeUxXTmhRREUzTURBd01EQXdNREF3SGhjTk1qUXdNVEF4TURBd01EQXdXaGNOTXpRd01UQXhNREF3TURBdwpXakFqTVNFd0h3WURWUVFEREJock0zTXRjMlZ5ZG1WeUxXTmhRREUzTURBd01EQXdNREF3V1RBVEJnY3Foa2pPClBRSUJCZ2dxaGtqT1BRTUJCd05DQUFRPQotLS0tLUVORCBDRVJUSUZJQ0FURS0tLS0tCg==
+    cidr: 10.100.0.0/16
+  kubelet:
+    config:
+      maxPods: 110
+      shutdownGracePeriod: 45s
+    flags:
+      - --node-labels=team=demo
+  containerd:
+    config: |
+      [plugins."io.containerd.grpc.v1.cri".containerd]
+      discard_unpacked_layers = false
+--BOUNDARY
+Content-Type: text/x-shellscript
+
+#!/bin/sh
+echo "a user script: cloud-init runs it, nodeboot ignores it"
+--BOUNDARY--
+DATA
+python3 - "$work" <<'PY'
+import base64, json, sys
+work = sys.argv[1]
+instance = json.load(open("Sources/Testbed/Resources/aemm-default-config.json"))
+instance["userdata"]["values"]["userdata"] = base64.b64encode(open(f"{work}/user-data", "rb").read()).decode()
+json.dump({"instance": instance}, open(f"{work}/testbed.json", "w"))
+PY
+
+echo "== starting the testbed: a simulated EC2 instance (IMDSv2, the example user data) and EC2/EKS/STS on loopback"
+"$bin/nodeboot-testbed" serve --config "$work/testbed.json" > "$work/testbed.out" 2> "$work/testbed.log" &
 tb_pid=$!
 for _ in $(seq 100); do grep -q '^export AWS_ENDPOINT_URL=' "$work/testbed.out" 2>/dev/null && break; sleep 0.1; done
 cat "$work/testbed.out"
@@ -21,17 +66,65 @@ echo
 echo "== nodeboot facts: what the agent sees (credentials come from the instance role via IMDS)"
 "$bin/nodeboot" facts
 
-echo
-echo "== the same as JSON (first lines)"
-"$bin/nodeboot" facts --output json | head -n 12
+# What a machine image bakes in: version files, the ECR credential provider, (here) a 2-CPU sysfs.
+rm -rf "$node"
+mkdir -p "$node/etc/eks/image-credential-provider" "$node/sys/devices/system/cpu/cpu0" "$node/sys/devices/system/cpu/cpu1"
+echo "Kubernetes v1.33.4-eks-1234567" > "$node/etc/eks/kubelet-version.txt"
+echo "containerd github.com/containerd/containerd v1.7.27 05044ec0a9a75232cad458027ca83437aae3f4da" > "$node/etc/eks/containerd-version.txt"
+echo "0-1" > "$node/sys/devices/system/cpu/online"
+touch "$node/etc/eks/image-credential-provider/ecr-credential-provider"
 
 echo
-echo "== fault injection: EC2 throttles the first 3 DescribeInstances calls; the agent retries with backoff"
-curl -s -X PUT "$AWS_ENDPOINT_URL/_testbed/faults" \
-  -d '[{"endpoint":"ec2","action":"DescribeInstances","throttle":true,"count":3}]' >/dev/null
-"$bin/nodeboot" facts | grep -E 'private dns name|discovered in'
-echo "testbed log of those calls:"
-grep -E 'DescribeInstances' "$work/testbed.log" | tail -n 4
+echo "== nodeboot init --skip run --root ./demo-node   (config from the IMDS user data)"
+"$bin/nodeboot" init --skip run --root "$node"
+
+echo
+echo "== the files written (mode, size, path)"
+(cd "$node" && find etc var -type f -newer etc/eks/kubelet-version.txt -printf '%m %6s /%p\n' | sort -k3)
+
+echo
+echo "== /etc/kubernetes/kubelet/config.json (excerpt): maxPods and kubeReserved from m4.xlarge, 2 CPUs"
+grep -E '"(maxPods|cpu|memory|providerID)"' "$node/etc/kubernetes/kubelet/config.json"
+echo "== the user's kubelet config, as a drop-in (config.json.d/40-nodeadm.conf)"
+cat "$node/etc/kubernetes/kubelet/config.json.d/40-nodeadm.conf"; echo
+echo "== /var/lib/kubelet/kubeconfig (users section): the exec plugin is nodeboot's token helper"
+sed -n '/^users:/,$p' "$node/var/lib/kubelet/kubeconfig"
+echo "== /etc/eks/kubelet/environment"
+cat "$node/etc/eks/kubelet/environment"; echo
+
+echo
+echo "== second run, same inputs: nothing is written (every file unchanged)"
+"$bin/nodeboot" init --skip run --root "$node" | grep -E 'apply|unchanged|created|updated' | head -n 4
+
+echo
+echo "== --dry-run of a modified config (maxPodsExpression, a nameserver): the diff, nothing written"
+cat > "$work/extra.yaml" <<'YAML'
+apiVersion: node.eks.aws/v1alpha1
+kind: NodeConfig
+spec:
+  kubelet:
+    maxPodsExpression: "max_pods < 30 ? max_pods : 30"
+  instance:
+    network:
+      nameservers: [10.0.0.2]
+YAML
+"$bin/nodeboot" init --skip run --root "$node" -c imds://user-data -c "file://$work/extra.yaml" --dry-run | sed -n '/^updated\|^created/,$p'
+
+echo
+echo "== bad input: a typo and a bad CIDR are reported with their place and a fix; exit 2, nothing written"
+cat > "$work/bad.yaml" <<'YAML'
+apiVersion: node.eks.aws/v1alpha1
+kind: NodeConfig
+spec:
+  clustr:
+    name: my-cluster
+  cluster:
+    cidr: 10.100.0.0/33
+YAML
+set +e
+"$bin/nodeboot" init --skip run --root "$node" -c "file://$work/bad.yaml"
+echo "exit status: $?"
+set -e
 
 echo
 echo "== fault injection: the metadata service never answers; the agent gives up within --imds-timeout"
@@ -41,4 +134,4 @@ set +e
 echo "exit status: $?"
 set -e
 echo
-echo "demo done. Not shown yet: nodeboot init (issues 3-5)."
+echo "demo done: the node's files are in ./demo-node. Not shown yet: starting services and registration (issues 4-5)."

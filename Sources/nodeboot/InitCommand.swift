@@ -60,7 +60,8 @@ struct Init: AsyncParsableCommand {
 
     func options() throws -> InitOptions {
         var options = InitOptions()
-        options.sources = try source.sources()
+        let sources = try source.sources()
+        if !sources.isEmpty { options.sources = sources }
         options.strict = source.strict
         for phase in skip {
             guard let value = InitOptions.Phase(rawValue: phase) else {
