@@ -101,12 +101,15 @@ let package = Package(
         // Helpers shared by the test targets: child processes, free ports, moto.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
-        .testTarget(name: "BootstrapTests", dependencies: ["Bootstrap", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "BootstrapTests", dependencies: ["Bootstrap", "NodeConfig", "NodeRender", "TestSupport"],
+            swiftSettings: swiftSettings),
         .testTarget(name: "NodeRenderTests", dependencies: ["NodeRender", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "NodeConfigTests", dependencies: ["NodeConfig", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "AWSTests", dependencies: ["AWS", "Bootstrap", "SigV4", "Testbed", "TestSupport"], swiftSettings: swiftSettings),
+            name: "AWSTests", dependencies: ["AWS", "Bootstrap", "NodeConfig", "SigV4", "Testbed", "TestSupport"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "TestbedTests", dependencies: ["AWS", "SigV4", "Testbed", "TestSupport"], swiftSettings: swiftSettings),
     ]

@@ -20,6 +20,8 @@ public struct InitOptions: Sendable {
     public var dryRun = false
     public var tokenHelper: TokenHelper = .nodeboot
     public var strict = false
+    /// How long IMDS calls keep retrying (nodeadm: ~60 attempts within about a minute).
+    public var imdsDeadline: Duration = RetryPolicy.imds.deadline
 
     public init() {}
 }
@@ -61,7 +63,7 @@ public struct NodeInit: Sendable {
     public func run() async throws(NodeBootError) -> InitReport {
         var report = InitReport()
         var clock = PhaseClock()
-        let baseSession = try Self.session(environment)
+        let baseSession = try session(environment)
         var sessions = [baseSession]
         defer {
             let all = sessions
@@ -122,7 +124,7 @@ public struct NodeInit: Sendable {
         // discover
         var apiEnvironment = environment
         for (key, value) in located.config.spec.instance.environment["default"] ?? [:] { apiEnvironment[key] = value }
-        let session = apiEnvironment == environment ? baseSession : try Self.session(apiEnvironment)
+        let session = apiEnvironment == environment ? baseSession : try self.session(apiEnvironment)
         if session !== baseSession { sessions.append(session) }
         let daemons = options.daemons ?? Set(Daemon.allCases)
         if discovery == nil {
@@ -194,9 +196,11 @@ public struct NodeInit: Sendable {
         return report
     }
 
-    static func session(_ environment: [String: String]) throws(NodeBootError) -> AWSSession {
+    func session(_ environment: [String: String]) throws(NodeBootError) -> AWSSession {
+        var policy = RetryPolicy.imds
+        policy.deadline = options.imdsDeadline
         do {
-            return try AWSSession(environment: environment)
+            return try AWSSession(environment: environment, imdsPolicy: policy)
         } catch {
             throw NodeBootError(.badInput, "\(error)", hint: error.hint)
         }

@@ -58,6 +58,8 @@ struct Init: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Output format: text or json.")
     var output: OutputFormat = .text
 
+    @OptionGroup var imds: IMDSOptions
+
     func options() throws -> InitOptions {
         var options = InitOptions()
         let sources = try source.sources()
@@ -91,6 +93,7 @@ struct Init: AsyncParsableCommand {
             options.root = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
         }
         options.dryRun = dryRun
+        options.imdsDeadline = .milliseconds(Int64(imds.imdsTimeout * 1000))
         return options
     }
 

@@ -1,0 +1,164 @@
+import AWS
+import Bootstrap
+import Foundation
+import NodeConfig
+import TestSupport
+import Testbed
+import Testing
+
+/// nodeadm's three `behaviour` e2e cases, against the testbed's fault injection:
+/// imds-timeouts, aws-api-connection-timeout, nodeadm-http-proxy.
+@Suite("init behaviour under faults (nodeadm's behaviour cases)", .serialized)
+struct InitBehaviourTests {
+    /// A node root as the image bakes it (versions, sysfs, ECR credential provider).
+    static func nodeRoot() throws -> String {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("node-\(UUID().uuidString)").path
+        let files = [
+            "/etc/eks/kubelet-version.txt": "Kubernetes v1.31.0\n",
+            "/etc/eks/containerd-version.txt": "containerd github.com/containerd/containerd v1.7.27 abc\n",
+            "/etc/eks/image-credential-provider/ecr-credential-provider": "",
+            "/sys/devices/system/cpu/online": "0-1\n",
+        ]
+        for (path, text) in files {
+            let url = URL(fileURLWithPath: root + path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: url)
+        }
+        for cpu in ["cpu0", "cpu1"] {
+            try FileManager.default.createDirectory(
+                atPath: root + "/sys/devices/system/cpu/" + cpu, withIntermediateDirectories: true)
+        }
+        return root
+    }
+
+    static let config = """
+        apiVersion: node.eks.aws/v1alpha1
+        kind: NodeConfig
+        spec:
+          cluster:
+            name: my-cluster
+            apiServerEndpoint: https://example.com
+            certificateAuthority: Y2VydGlmaWNhdGVBdXRob3JpdHk=
+            cidr: 10.100.0.0/16
+        """
+
+    static func configFile() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID().uuidString).yaml").path
+        try Data(config.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    static func initRun(_ options: InitOptions, environment: [String: String]) async -> (
+        report: InitReport?, error: NodeBootError?, seconds: Double
+    ) {
+        let start = ContinuousClock.now
+        let runner = NodeInit(options: options, environment: environment, log: { _ in })
+        do {
+            let report = try await runner.run()
+            return (report, nil, (ContinuousClock.now - start) / .seconds(1))
+        } catch {
+            return (nil, error, (ContinuousClock.now - start) / .seconds(1))
+        }
+    }
+
+    static func options(root: String, sources: [ConfigSource] = ConfigSource.default) -> InitOptions {
+        var options = InitOptions()
+        options.root = root
+        options.skip = [.run]
+        options.sources = sources
+        return options
+    }
+
+    @Test("imds-timeouts: no metadata service at all fails within the IMDS deadline, with a clear error")
+    func noIMDS() async throws {
+        let port = try freeLoopbackPort()
+        var options = Self.options(root: try Self.nodeRoot())
+        options.imdsDeadline = .seconds(3)
+        let result = await Self.initRun(
+            options, environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:\(port)"])
+        let error = try #require(result.error)
+        #expect(error.code == .aws)
+        #expect("\(error)".contains("user data from IMDS"))
+        #expect(result.seconds < 10)
+        #expect(!FileManager.default.fileExists(atPath: options.root! + "/etc/kubernetes/kubelet/config.json"))
+    }
+
+    @Test("imds-timeouts: a metadata service that starts 5 s after the agent is waited for")
+    func lateIMDS() async throws {
+        var configuration = TestbedConfiguration.default
+        configuration.lateStart = .init(imdsSeconds: 5, awsSeconds: 0)
+        let testbed = try await Testbed.start(configuration)
+        let root = try Self.nodeRoot()
+        let result = await Self.initRun(Self.options(root: root), environment: testbed.environment)
+        try await testbed.shutdown()
+        #expect(result.error == nil, "\(String(describing: result.error))")
+        #expect(result.seconds >= 4)
+        #expect(FileManager.default.fileExists(atPath: root + "/etc/kubernetes/kubelet/config.json"))
+    }
+
+    @Test("aws-api-connection-timeout: a black-holed EC2 with AWS_MAX_ATTEMPTS=1 fails after one attempt timeout")
+    func blackholedEC2() async throws {
+        var configuration = TestbedConfiguration.default
+        configuration.faults = [.blackhole(.ec2)]
+        let testbed = try await Testbed.start(configuration)
+        var environment = testbed.environment
+        environment["AWS_MAX_ATTEMPTS"] = "1"
+        let options = Self.options(root: try Self.nodeRoot(), sources: [.file(try Self.configFile())])
+        let result = await Self.initRun(options, environment: environment)
+        try await testbed.shutdown()
+        let error = try #require(result.error)
+        #expect("\(error)".contains("DescribeInstances"))
+        // One attempt: the 10 s per-attempt timeout (nodeadm: a 30 s dial timeout), never the
+        // 120 s API deadline that applies with retries.
+        #expect(result.seconds >= 9 && result.seconds < 25, "took \(result.seconds) s")
+    }
+
+    @Test(
+        "nodeadm-http-proxy: spec.instance.environment.default proxies EC2 (one request per run), never IMDS",
+        .enabled(if: ChildProcess.exists("python3"), "python3 is not installed"))
+    func proxyFromUserData() async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-u", "-c", ProxyTests.proxyScript]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { kill(process.processIdentifier, SIGKILL) }
+        let lines = LineReader(output.fileHandleForReading)
+        let proxyPort = try #require(Int(try await lines.next(timeout: 10)))
+
+        let userData =
+            Self.config + """
+
+                  instance:
+                    environment:
+                      default:
+                        HTTP_PROXY: http://127.0.0.1:\(proxyPort)
+                        HTTPS_PROXY: http://127.0.0.1:\(proxyPort)
+                """
+        // The bundled instance with this user data (aemm serves it as given).
+        var instance = try #require(
+            try JSONSerialization.jsonObject(with: Data(TestbedConfiguration.bundledInstanceJSON.utf8)) as? [String: Any])
+        instance["userdata"] = ["values": ["userdata": userData]]
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("testbed-\(UUID().uuidString).json")
+        try JSONSerialization.data(withJSONObject: ["instance": instance]).write(to: file)
+        let testbed = try await Testbed.start(try TestbedConfiguration.load(from: file.path))
+        let root = try Self.nodeRoot()
+        var firstRun = Self.options(root: root)
+        firstRun.skip = [.run]
+        let first = await Self.initRun(firstRun, environment: testbed.environment)
+        #expect(first.error == nil, "\(String(describing: first.error))")
+        var secondRun = Self.options(root: root)
+        secondRun.skip = [.config]
+        let second = await Self.initRun(secondRun, environment: testbed.environment)
+        #expect(second.error == nil, "\(String(describing: second.error))")
+        try await testbed.shutdown()
+
+        let tunnels = lines.lines.dropFirst()
+        let awsPort = try #require(URL(string: testbed.awsEndpoint)?.port)
+        let imdsPort = try #require(URL(string: testbed.imdsEndpoint)?.port)
+        #expect(tunnels.filter { $0.contains(":\(awsPort)") }.count == 2, "\(tunnels)")
+        #expect(!tunnels.contains { $0.contains(":\(imdsPort)") })
+    }
+}
