@@ -11,8 +11,10 @@ build:
 
 # Every test: unit, loopback (testbed, moto, botocore/awscli), system tests that skip with a reason.
 # Serial: the fault tests bound timings loosely, and 2 shared cores running 80 tests at once are not idle.
+# Then nodeadm's e2e suite (scripts/conformance.py) and the bad-input corpus against the binary.
 test: check build
 	$(SWIFT) test --no-parallel 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
+	python3 scripts/conformance.py --bin-dir $$($(SWIFT) build --show-bin-path)
 
 check:
 	$(SWIFT) format lint --strict --recursive --configuration .swift-format Sources Tests Package.swift

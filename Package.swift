@@ -101,6 +101,7 @@ let package = Package(
         // Helpers shared by the test targets: child processes, free ports, moto.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
+        .testTarget(name: "TOMLTests", dependencies: ["TOML"], swiftSettings: swiftSettings),
         .testTarget(
             name: "BootstrapTests", dependencies: ["Bootstrap", "NodeConfig", "NodeRender", "TestSupport"],
             swiftSettings: swiftSettings),

@@ -78,6 +78,7 @@ class Outcome:
     skips: list = field(default_factory=list)
     lines: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    steps_passed: int = 0
 
     @property
     def status(self):
@@ -398,6 +399,7 @@ def run_case_once(case, containerd, tag, ctx, outcome):
         try:
             if not run_step(step, label, ctx, run, outcome):
                 break
+            outcome.steps_passed += 1
         except (RunnerError, OSError, KeyError, re.error, json.JSONDecodeError) as error:
             outcome.fail(f"{label}: runner: {error}")
             break
@@ -417,7 +419,8 @@ def report(name, outcome, verbose):
     """One line per case (status, name, first reason); the rest indented below on failure or -v."""
     first = (outcome.failures + outcome.skips + [""])[0]
     more = len(outcome.failures) + len(outcome.skips) - 1
-    print(f"{outcome.status:<8} {name}" + (f": {first}" if first else "") + (f" (+{more} more)" if more > 0 else ""))
+    passed = f"; its other {outcome.steps_passed} step(s) passed" if outcome.status == "skipped" and outcome.steps_passed else ""
+    print(f"{outcome.status:<8} {name}" + (f": {first}" if first else "") + (f" (+{more} more)" if more > 0 else "") + passed)
     skips = outcome.skips[1:] if outcome.status == "skipped" else outcome.skips
     for note in outcome.notes:
         print(f"    note: {note}")
