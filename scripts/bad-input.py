@@ -20,6 +20,7 @@ or environment error.
 """
 import argparse
 import contextlib
+import errno
 import json
 import os
 import re
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 60
@@ -45,6 +47,17 @@ VIAS = {"file", "dir", "userdata"}
 
 class Fatal(Exception):
     """The environment is unusable (missing binaries, bad case data, testbed down): exit 2."""
+
+
+def popen(argv, **kwargs):
+    """subprocess.Popen, waiting up to 60 s while a binary is being rebuilt (ETXTBSY: text file busy)."""
+    for attempt in range(120):
+        try:
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
+        except OSError as error:
+            if error.errno != errno.ETXTBSY or attempt == 119:
+                raise
+            time.sleep(0.5)
 
 
 def write(path, data, mode=0o644):
@@ -122,9 +135,8 @@ class Testbed:
         write(config, json.dumps({"instance": instance, "privateDnsName": PRIVATE_DNS_NAME}))
         self.log = os.path.join(self.dir, "stderr.log")
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([binary, "serve", "--config", config, "--imds-port", "0", "--aws-port", "0"],
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                                         start_new_session=True)
+            self.proc = popen([binary, "serve", "--config", config, "--imds-port", "0", "--aws-port", "0"],
+                              stdout=subprocess.PIPE, stderr=log)
         self.endpoints, ready = {}, threading.Event()
 
         def drain():  # reads stdout to EOF, so the testbed never blocks on a full pipe
@@ -162,8 +174,7 @@ def agent_env(testbed, home):
 
 def run_agent(argv, cwd, env):
     """(status or None on timeout, stdout, stderr); the agent runs in its own process group."""
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         out, err = proc.communicate(timeout=TIMEOUT)
         return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
