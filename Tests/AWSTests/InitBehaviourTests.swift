@@ -117,16 +117,8 @@ struct InitBehaviourTests {
         "nodeadm-http-proxy: spec.instance.environment.default proxies EC2 (one request per run), never IMDS",
         .enabled(if: ChildProcess.exists("python3"), "python3 is not installed"))
     func proxyFromUserData() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-u", "-c", ProxyTests.proxyScript]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let (process, lines, proxyPort) = try await ProxyTests.startProxy()
         defer { kill(process.processIdentifier, SIGKILL) }
-        let lines = LineReader(output.fileHandleForReading)
-        let proxyPort = try #require(Int(try await lines.next(timeout: 10)))
 
         let userData =
             Self.config + """

@@ -45,21 +45,30 @@ struct ProxyTests {
             threading.Thread(target=handle, args=(conn,), daemon=True).start()
         """
 
-    @Test("EC2 calls go through HTTP_PROXY; IMDS and NO_PROXY hosts do not")
-    func throughProxy() async throws {
+    /// Starts the proxy; its first line is its port, every later line a tunnel's CONNECT line.
+    /// The caller kills `process` with SIGKILL (test children may inherit SIGTERM ignored; no
+    /// waitUntilExit: it spins a run loop on a cooperative thread; Foundation reaps the child).
+    static func startProxy() async throws -> (process: Process, lines: LineReader, port: Int) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-u", "-c", Self.proxyScript]
+        process.arguments = ["python3", "-u", "-c", proxyScript]
         let output = Pipe()
         process.standardOutput = output
         // Not the runner's stderr: a child still holding it would keep `swift test` waiting.
         process.standardError = FileHandle.nullDevice
         try process.run()
-        // SIGKILL: test children may inherit SIGTERM ignored. No waitUntilExit: it spins a run
-        // loop on a cooperative thread; Foundation reaps the child.
-        defer { kill(process.processIdentifier, SIGKILL) }
         let lines = LineReader(output.fileHandleForReading)
-        let port = try #require(Int(try await lines.next(timeout: 10)))
+        guard let port = Int(try await lines.next(timeout: 10)) else {
+            kill(process.processIdentifier, SIGKILL)
+            throw TestSupportError("the proxy printed no port")
+        }
+        return (process, lines, port)
+    }
+
+    @Test("EC2 calls go through HTTP_PROXY; IMDS and NO_PROXY hosts do not")
+    func throughProxy() async throws {
+        let (process, lines, port) = try await Self.startProxy()
+        defer { kill(process.processIdentifier, SIGKILL) }
 
         try await TestbedFlowTests.withSession(environment: ["HTTP_PROXY": "http://127.0.0.1:\(port)"]) { testbed, session in
             let client = try await session.client(region: "us-west-2")
