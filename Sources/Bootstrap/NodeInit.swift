@@ -139,6 +139,18 @@ public struct NodeInit: Sendable {
 
         // render
         var context = try renderContext(located, discovery, expression: expression, daemons: daemons, report: &report)
+        if let cluster = discovery.cluster {
+            // What DescribeCluster (or the persisted copy) said is checked like user input.
+            let filled = LocatedConfig(config: context.config, documents: [DocumentOrigin(source: cluster.source)])
+            let problems = NodeConfigValidation.validate(filled).errors.filter { $0.field.hasPrefix("spec.cluster.") }
+            if !problems.isEmpty {
+                throw NodeBootError(
+                    .aws,
+                    "the cluster details from \(cluster.source) are unusable:\n"
+                        + problems.map { "  \($0)" }.joined(separator: "\n"),
+                    hint: "check the cluster in the EKS console; remove a stale \(NodePaths.stateDirectory)/cluster-*.json")
+            }
+        }
         context.daemons = daemons
         report.nodeName = context.nodeName
         if daemons.contains(.kubelet) {

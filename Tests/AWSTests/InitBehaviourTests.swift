@@ -154,3 +154,46 @@ struct InitBehaviourTests {
         #expect(!tunnels.contains { $0.contains(":\(imdsPort)") })
     }
 }
+
+@Suite("init end to end against the testbed: DescribeCluster, cache, idempotency", .serialized)
+struct InitFlowTests {
+    @Test("missing endpoint/CA/CIDR: one DescribeCluster, persisted, so a re-run makes no call")
+    func describeClusterOnce() async throws {
+        let testbed = try await Testbed.start()
+        let root = try InitBehaviourTests.nodeRoot()
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("c-\(UUID().uuidString).yaml")
+        try Data("apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: my-cluster\n".utf8)
+            .write(to: config)
+        let options = InitBehaviourTests.options(root: root, sources: [.file(config.path)])
+        let first = await InitBehaviourTests.initRun(options, environment: testbed.environment)
+        #expect(first.error == nil, "\(String(describing: first.error))")
+        let second = await InitBehaviourTests.initRun(options, environment: testbed.environment)
+        #expect(second.error == nil, "\(String(describing: second.error))")
+        let calls = await testbed.requests().filter { $0.action == "DescribeCluster" }
+        try await testbed.shutdown()
+        #expect(calls.count == 1)
+        let kubeconfig = try String(contentsOfFile: root + "/var/lib/kubelet/kubeconfig", encoding: .utf8)
+        #expect(kubeconfig.contains("server: https://example.com"))
+        let persisted = root + "/var/lib/nodeboot/cluster-my-cluster.json"
+        #expect(try FileManager.default.attributesOfItem(atPath: persisted)[.posixPermissions] as? Int == 0o600)
+        #expect(second.report?.files.allSatisfy { $0.action == .unchanged } == true)
+    }
+
+    @Test("a config cache with the same spec: no IMDS or EC2 call beyond the user data, nothing rewritten")
+    func cacheReuse() async throws {
+        let testbed = try await Testbed.start()
+        let root = try InitBehaviourTests.nodeRoot()
+        var options = InitBehaviourTests.options(root: root)
+        options.configCache = root + "/run/eks/nodeadm/config.json"
+        let first = await InitBehaviourTests.initRun(options, environment: testbed.environment)
+        #expect(first.error == nil, "\(String(describing: first.error))")
+        let before = await testbed.requests().count
+        let second = await InitBehaviourTests.initRun(options, environment: testbed.environment)
+        #expect(second.error == nil, "\(String(describing: second.error))")
+        let after = await testbed.requests().dropFirst(before)
+        try await testbed.shutdown()
+        #expect(second.report?.configFromCache == true)
+        #expect(after.allSatisfy { $0.path == "/latest/user-data" || $0.action == "GetToken" }, "\(after.map(\.path))")
+        #expect(second.report?.files.allSatisfy { $0.action == .unchanged } == true)
+    }
+}
