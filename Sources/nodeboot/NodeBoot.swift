@@ -80,6 +80,11 @@ extension NodeBoot {
             writeStandardError("nodeboot: error: \(failure.error)\n")
             Glibc.exit(failure.error.code.exitStatus)
         } catch {
+            // A usage error is bad input: exit 2 (DESIGN), not ArgumentParser's 64.
+            if exitCode(for: error) == .validationFailure {
+                writeStandardError(fullMessage(for: error) + "\n")
+                Glibc.exit(NodeBootError.Code.badInput.exitStatus)
+            }
             exit(withError: error)
         }
     }
