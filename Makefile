@@ -4,7 +4,7 @@ SHELL := /bin/bash
 RELEASE_FLAGS = -c release --static-swift-stdlib -Xswiftc -gline-tables-only
 BIN_DIR = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path 2>/dev/null)
 
-.PHONY: build test check release bench demo conformance clean
+.PHONY: build test check release bench demo conformance bad-input clean
 
 build:
 	$(SWIFT) build
@@ -34,6 +34,11 @@ demo: build
 # nodeadm's end-to-end suite (../shared/conformance/nodeadm/cases.json) played with the debug binaries.
 conformance: build
 	python3 scripts/conformance.py --bin-dir $$($(SWIFT) build --show-bin-path)
+
+# Malformed inputs (Tests/BadInput/cases.json): each must be refused with exit status 2, a message
+# naming the place and the fix, no secret echoed and nothing written under the node root.
+bad-input: build
+	python3 scripts/bad-input.py --bin-dir $$($(SWIFT) build --show-bin-path)
 
 clean:
 	rm -rf .build

@@ -1,23 +1,17 @@
 #!/usr/bin/env python3
-"""make bad-input: feed nodeboot the malformed inputs of Tests/BadInput/cases.json and check it refuses them.
+"""make bad-input: feed nodeboot the malformed inputs of Tests/BadInput/cases.json; each must be refused.
 
-A case: `name`, `file` (under Tests/BadInput), `via` (`file`: `-c file://PATH`; `dir`: the file in a
-directory given as `-c file://DIR`; `userdata`: served as the instance user data by a testbed, the agent
-run without `-c`), optional `args` (extra init args, `{root}` becomes the node root), `expect` (strings
-stderr must contain; an entry starting with `re:` is a Python regex searched in stderr), optional
-`secretMarker` (a string that must appear in neither stderr nor stdout), `padTo` (the input is padded
-with YAML comment lines up to that many bytes) and `note`. Files served as user data must be UTF-8
-text (the testbed serves a JSON string): binary payloads are kept as base64 text, which the agent
-decodes when the whole payload is valid base64.
-
-Each case runs `nodeboot init --skip run --root ROOT` on a fresh node root (as scripts/conformance.py
-prepares it, plus an /etc/hosts and /etc/eks/kubelet/environment with known content, every mtime set
-in the past) and passes when: exit status is exactly 2, every `expect` entry is found, the marker is
-not echoed, and the root and the input directory are unchanged (paths, types, bytes, modes, mtimes).
-
-Prints one line per case, then `N passed, N failed, N skipped`; exit 1 if a case failed, 2 on a usage
-or environment error.
-"""
+A case: `name`, `file` (in Tests/BadInput), `via` (`file`: `-c file://PATH`; `dir`: the file alone in a
+directory given as `-c file://DIR`; `userdata`: served as the instance user data by a testbed, no `-c`),
+`expect` (strings stderr must contain; `re:REGEX` entries are searched), optional `args` (extra init args,
+`{root}` = the node root), `secretMarker` (never on stderr or stdout), `padTo` (pad with YAML comment
+lines to that many bytes), `note`. User data must be UTF-8 (the testbed serves a JSON string): binary
+payloads are stored as base64, which the agent decodes when the whole payload is valid base64.
+Each case runs `nodeboot init --skip run --root ROOT` on a fresh ROOT (scripts/conformance.py's prepare_root
+plus /etc/hosts and /etc/eks/kubelet/environment, every mtime in the past) and passes when: exit status
+exactly 2, every `expect` found, no raw control character on stderr, the marker not echoed, ROOT and the
+input directory unchanged (paths, bytes, modes, mtimes). Prints one line per case, then `N passed, N failed,
+N skipped`; exit 1 if a case failed, 2 on a usage or environment error."""
 import argparse
 import contextlib
 import errno
@@ -34,23 +28,24 @@ import threading
 import time
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TIMEOUT = 60
-EXPECTED_STATUS = 2
-OLD_TIME = 1_500_000_000  # 2017-07-14: every node file's mtime, so any write shows even within a second
+TIMEOUT, EXPECTED_STATUS = 60, 2
+OLD_TIME = 1_500_000_000  # every node file's mtime (2017), so any write shows, even within the same second
 CONTAINERD_COMMIT = "05044ec0a9a75232cad458027ca83437aae3f4da"
 PRIVATE_DNS_NAME = "ip-172-16-34-43.ec2.internal"
 HOSTS = "127.0.0.1   localhost localhost.localdomain\n::1         localhost6 localhost6.localdomain6\n"
 KUBELET_ENV = 'NODEADM_KUBELET_ARGS="--node-ip=10.0.0.1 --v=2"\n'
-CASE_KEYS = {"name", "file", "via", "args", "expect", "secretMarker", "padTo", "note"}
-VIAS = {"file", "dir", "userdata"}
+REQUIRED, VIAS = {"name", "file", "via", "expect"}, {"file", "dir", "userdata"}
+CASE_KEYS = REQUIRED | {"args", "secretMarker", "padTo", "note"}
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # C0 controls but tab and newline, and DEL
+PADDING = b"# padding: this input is deliberately larger than any user data limit\n"
 
 
 class Fatal(Exception):
-    """The environment is unusable (missing binaries, bad case data, testbed down): exit 2."""
+    """The environment or the case data is unusable: exit 2."""
 
 
 def popen(argv, **kwargs):
-    """subprocess.Popen, waiting up to 60 s while a binary is being rebuilt (ETXTBSY: text file busy)."""
+    """subprocess.Popen in a new session, waiting up to 60 s while a binary is being rebuilt (ETXTBSY)."""
     for attempt in range(120):
         try:
             return subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
@@ -60,17 +55,10 @@ def popen(argv, **kwargs):
             time.sleep(0.5)
 
 
-def write(path, data, mode=0o644):
+def write(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data if isinstance(data, bytes) else data.encode())
-    os.chmod(path, mode)
-
-
-def copy_tree(src, dst):
-    shutil.copytree(src, dst, copy_function=shutil.copyfile, dirs_exist_ok=True)
-    for directory, _, _ in os.walk(dst):
-        os.chmod(directory, 0o755)
 
 
 def prepare_root(root, infra):
@@ -79,11 +67,13 @@ def prepare_root(root, infra):
     write(root + "/etc/eks/containerd-version.txt",
           f"containerd github.com/containerd/containerd v1.7.27 {CONTAINERD_COMMIT}\n")
     write(root + "/etc/eks/image-credential-provider/ecr-credential-provider", b"")
-    copy_tree(os.path.join(infra, "cpu"), root + "/sys/devices/system/cpu")
-    copy_tree(os.path.join(infra, "node"), root + "/sys/devices/system/node")
+    for name in ("cpu", "node"):  # copied without the shared data's read-only modes
+        target = f"{root}/sys/devices/system/{name}"
+        shutil.copytree(os.path.join(infra, name), target, copy_function=shutil.copyfile)
+        for directory, _, _ in os.walk(target):
+            os.chmod(directory, 0o755)
     write(root + "/etc/hosts", HOSTS)
     write(root + "/etc/eks/kubelet/environment", KUBELET_ENV)
-    age(root)
 
 
 def age(top):
@@ -94,14 +84,12 @@ def age(top):
 
 
 def snapshot(top):
-    """{relative path: (type and mode, mtime ns, content or link target)} for the tree and its top."""
-    st = os.lstat(top)
-    state = {".": (st.st_mode, st.st_mtime_ns, None)}
+    """{relative path: (type and mode, mtime ns, bytes or link target)}, the top directory included."""
+    state = {".": (os.lstat(top).st_mode, os.lstat(top).st_mtime_ns, None)}
     for directory, dirs, files in os.walk(top):
         for name in dirs + files:
             path = os.path.join(directory, name)
-            st = os.lstat(path)
-            content = None
+            st, content = os.lstat(path), None
             if stat.S_ISREG(st.st_mode):
                 with open(path, "rb") as f:
                     content = f.read()
@@ -114,27 +102,22 @@ def snapshot(top):
 def compare(before, after, label):
     problems = [f"{label}/{p} was created" for p in sorted(set(after) - set(before))]
     problems += [f"{label}/{p} was removed" for p in sorted(set(before) - set(after))]
-    for path in sorted(set(before) & set(after)):
-        (mode0, mtime0, data0), (mode1, mtime1, data1) = before[path], after[path]
-        what = [w for w, changed in (("content", data0 != data1), ("mode", mode0 != mode1),
-                                     ("mtime", mtime0 != mtime1)) if changed]
-        if what:
-            problems.append(f"{label}/{path}: {', '.join(what)} changed")
-    return problems
+    return problems + [f"{label}/{path}: {', '.join(changed)} changed" for path in sorted(set(before) & set(after))
+                       if (changed := [what for what, old, new in zip(("mode", "mtime", "content"), before[path],
+                                                                       after[path]) if old != new])]
 
-
-# ---------------------------------------------------------------- testbed
 
 class Testbed:
+    """`nodeboot-testbed serve` with nodeadm's aemm instance, optionally serving `user_data`."""
+
     def __init__(self, binary, aemm, tmp, user_data=None):
         instance = json.loads(json.dumps(aemm))
         if user_data is not None:
             instance.setdefault("userdata", {}).setdefault("values", {})["userdata"] = user_data
-        self.dir = tempfile.mkdtemp(prefix="testbed-", dir=tmp)
-        config = os.path.join(self.dir, "config.json")
+        directory = tempfile.mkdtemp(prefix="testbed-", dir=tmp)
+        config, log_path = os.path.join(directory, "config.json"), os.path.join(directory, "stderr.log")
         write(config, json.dumps({"instance": instance, "privateDnsName": PRIVATE_DNS_NAME}))
-        self.log = os.path.join(self.dir, "stderr.log")
-        with open(self.log, "wb") as log:
+        with open(log_path, "wb") as log:
             self.proc = popen([binary, "serve", "--config", config, "--imds-port", "0", "--aws-port", "0"],
                               stdout=subprocess.PIPE, stderr=log)
         self.endpoints, ready = {}, threading.Event()
@@ -150,35 +133,30 @@ class Testbed:
         threading.Thread(target=drain, daemon=True).start()
         if not ready.wait(20) or len(self.endpoints) < 2:
             self.stop()
-            with open(self.log, errors="replace") as f:
+            with open(log_path, errors="replace") as f:
                 raise Fatal(f"nodeboot-testbed did not print its endpoints (config {config}):\n{f.read()[-1500:]}")
 
+    def env(self, home):
+        aws = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": self.endpoints["imds"], "AWS_ENDPOINT_URL": self.endpoints["aws"],
+               "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8", **aws}
+
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-# ---------------------------------------------------------------- cases
-
-def agent_env(testbed, home):
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": os.environ.get("LANG", "C.UTF-8"),
-            "AWS_EC2_METADATA_SERVICE_ENDPOINT": testbed.endpoints["imds"],
-            "AWS_ENDPOINT_URL": testbed.endpoints["aws"], "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def run_agent(argv, cwd, env):
-    """(status or None on timeout, stdout, stderr); the agent runs in its own process group."""
+    """(status, or None on timeout; stdout; stderr). The agent runs in its own process group."""
     proc = popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         out, err = proc.communicate(timeout=TIMEOUT)
         return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
-    except BaseException as error:
+    except BaseException as error:  # timeout, Ctrl-C, SIGTERM: kill the agent and anything it started
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
@@ -191,78 +169,77 @@ def payload(case, corpus):
     with open(os.path.join(corpus, case["file"]), "rb") as f:
         data = f.read()
     if case.get("padTo"):
-        line = b"# padding: this input is deliberately larger than any user data limit\n"
-        data += line * ((case["padTo"] - len(data)) // len(line) + 1)
+        data += PADDING * ((case["padTo"] - len(data)) // len(PADDING) + 1)
     return data
 
 
-def found(entry, text):
-    return re.search(entry[3:], text) is not None if entry.startswith("re:") else entry in text
+def excerpt(label, text, lines):
+    """The last lines of an output, control characters shown escaped (never replayed on the terminal)."""
+    rows = text.rstrip("\n").split("\n")[-lines:]
+    rows = [CONTROL.sub(lambda m: repr(m.group())[1:-1], row)[:400] for row in rows]
+    return [f"{label}: {row}" for row in rows if row] or ([f"{label}: (empty)"] if label == "stderr" else [])
 
 
 def run_case(case, ctx):
     """(failure reasons, empty when the case passed; the status and output to show with them)."""
     work = tempfile.mkdtemp(prefix=f"{case['name']}-", dir=ctx["tmp"])
     root, inputs, home = (os.path.join(work, d) for d in ("root", "input", "home"))
-    os.makedirs(home)
+    for directory in (inputs, home):
+        os.makedirs(directory)
     prepare_root(root, ctx["infra"])
     data = payload(case, ctx["corpus"])
-    args, testbed = ["init", "--skip", "run", "--root", root], None
+    args, testbed = ["init", "--skip", "run", "--root", root], ctx["testbed"]  # userdata: a testbed of its own
     if case["via"] == "userdata":
-        try:
-            text = data.decode()
-        except UnicodeDecodeError:
-            raise Fatal(f"{case['name']}: {case['file']} is not UTF-8 text (served user data is a JSON string)")
-        testbed = Testbed(ctx["testbed_bin"], ctx["aemm"], ctx["tmp"], text)
+        testbed = Testbed(ctx["testbed_bin"], ctx["aemm"], ctx["tmp"], data.decode())
     else:
         path = os.path.join(inputs, os.path.basename(case["file"]))
         write(path, data)
         args += ["-c", "file://" + (path if case["via"] == "file" else inputs)]
-    age(inputs) if os.path.isdir(inputs) else os.makedirs(inputs)
     args += [arg.replace("{root}", root) for arg in case.get("args", [])]
-    before, inputs_before = snapshot(root), snapshot(inputs)
+    age(root)
+    age(inputs)
+    before = snapshot(root), snapshot(inputs)
     try:
-        code, out, err = run_agent([ctx["agent"]] + args, work, agent_env(testbed or ctx["testbed"], home))
+        code, out, err = run_agent([ctx["agent"]] + args, work, testbed.env(home))
     finally:
-        if testbed:
+        if testbed is not ctx["testbed"]:
             testbed.stop()
-    reasons = []
-    if code is None:
-        reasons.append(f"timed out after {TIMEOUT} s")
-    elif code < 0:
-        reasons.append(f"crashed: killed by signal {-code}")
-    elif code != EXPECTED_STATUS:
-        reasons.append(f"exit status {code}, expected {EXPECTED_STATUS}")
-    reasons += [f"stderr lacks {entry!r}" for entry in case["expect"] if not found(entry, err)]
+    reasons = ([f"timed out after {TIMEOUT} s"] if code is None else [f"crashed: killed by signal {-code}"] if code < 0
+               else [f"exit status {code}, expected {EXPECTED_STATUS}"] if code != EXPECTED_STATUS else [])
+    reasons += [f"stderr lacks {entry!r}" for entry in case["expect"]
+                if not (re.search(entry[3:], err) if entry.startswith("re:") else entry in err)]
+    if control := CONTROL.search(err):
+        reasons.append(f"raw control character {control.group()!r} in stderr (input echoed unescaped)")
     marker = case.get("secretMarker")
-    if marker and (marker in err or marker in out):
-        reasons.append(f"secret marker {marker!r} echoed on {'stderr' if marker in err else 'stdout'}")
-    changes = compare(before, snapshot(root), "ROOT") + compare(inputs_before, snapshot(inputs), "INPUT")
+    reasons += [f"secret marker {marker!r} echoed on {n}" for n, text in (("stderr", err), ("stdout", out))
+                if marker and marker in text]
+    changes = compare(before[0], snapshot(root), "ROOT") + compare(before[1], snapshot(inputs), "INPUT")
     reasons += changes[:8] + ([f"... and {len(changes) - 8} more changes"] if len(changes) > 8 else [])
-    details = [f"exit status {code}"]
-    details += [f"stderr: {line[:400]}" for line in err.rstrip("\n").split("\n")[-12:] if line] or ["stderr: (empty)"]
-    details += [f"stdout: {line[:400]}" for line in out.rstrip("\n").split("\n")[-6:] if line]
     if not ctx["keep"]:
         shutil.rmtree(work, ignore_errors=True)
-    return reasons, details
+    return reasons, [f"exit status {code}"] + excerpt("stderr", err, 12) + excerpt("stdout", out, 6)
 
 
 def load_cases(corpus, names):
+    """The cases to run; Fatal on data the runner does not understand, rather than pass a case by ignoring it."""
     with open(os.path.join(corpus, "cases.json")) as f:
         cases = json.load(f)["cases"]
     seen = set()
     for case in cases:
-        unknown = set(case) - CASE_KEYS
-        missing = {"name", "file", "via", "expect"} - set(case)
-        if unknown or missing or case["via"] not in VIAS or case["name"] in seen or not case["expect"]:
-            raise Fatal(f"case {case.get('name')}: unknown {sorted(unknown)}, missing {sorted(missing)}, "
-                        f"via {case.get('via')!r}, duplicate name or empty expect")
-        if not os.path.isfile(os.path.join(corpus, case["file"])):
-            raise Fatal(f"case {case['name']}: no file {case['file']}")
-        for entry in case["expect"]:
-            if entry.startswith("re:"):
-                re.compile(entry[3:])
-        seen.add(case["name"])
+        name, unknown, missing = case.get("name"), set(case) - CASE_KEYS, REQUIRED - set(case)
+        if unknown or missing or case["via"] not in VIAS or name in seen or not case["expect"]:
+            raise Fatal(f"case {name}: unknown keys {sorted(unknown)}, missing {sorted(missing)}, "
+                        f"via {case.get('via')!r}, a duplicate name or an empty expect")
+        path = os.path.join(corpus, case["file"])
+        if not os.path.isfile(path):
+            raise Fatal(f"case {name}: no file {case['file']}")
+        if case["via"] == "userdata":
+            try:
+                payload(case, corpus).decode()
+            except UnicodeDecodeError:
+                raise Fatal(f"case {name}: {case['file']} is not UTF-8 (served user data is a JSON string; use base64)")
+        [re.compile(entry[3:]) for entry in case["expect"] if entry.startswith("re:")]
+        seen.add(name)
     if set(names) - seen:
         raise Fatal(f"no such case(s): {', '.join(sorted(set(names) - seen))}")
     return [case for case in cases if not names or case["name"] in names]
@@ -274,24 +251,26 @@ def main():
     parser.add_argument("--corpus", default=os.path.join(PROJECT, "Tests", "BadInput"))
     parser.add_argument("--conformance", default=os.path.join(PROJECT, "..", "shared", "conformance"))
     parser.add_argument("--case", action="append", default=[], metavar="NAME", help="run only these cases")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show the agent's output of passing cases too")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the agent's output for passing cases too")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and print it")
     opts = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    bin_dir, nodeadm = os.path.abspath(opts.bin_dir), os.path.join(os.path.abspath(opts.conformance), "nodeadm")
-    tmp, counts, testbed = None, {"passed": 0, "failed": 0, "skipped": 0}, None
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through the cleanup below
+    bin_dir = os.path.abspath(opts.bin_dir)
+    infra = os.path.join(os.path.abspath(opts.conformance), "nodeadm", "_infra")
+    corpus, tmp, testbed = os.path.abspath(opts.corpus), None, None
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
     try:
         for binary in ("nodeboot", "nodeboot-testbed"):
             if not os.access(os.path.join(bin_dir, binary), os.X_OK):
-                raise Fatal(f"{os.path.join(bin_dir, binary)} is missing or not executable (build first)")
-        cases = load_cases(os.path.abspath(opts.corpus), opts.case)
-        with open(os.path.join(nodeadm, "_infra", "aemm-default-config.json")) as f:
+                raise Fatal(f"{os.path.join(bin_dir, binary)} is missing or not executable (build first: swift build)")
+        cases = load_cases(corpus, opts.case)
+        with open(os.path.join(infra, "aemm-default-config.json")) as f:
             aemm = json.load(f)
         tmp = tempfile.mkdtemp(prefix="nodeboot-bad-input-")
         testbed = Testbed(os.path.join(bin_dir, "nodeboot-testbed"), aemm, tmp)
-        ctx = {"tmp": tmp, "infra": os.path.join(nodeadm, "_infra"), "corpus": os.path.abspath(opts.corpus),
-               "agent": os.path.join(bin_dir, "nodeboot"), "testbed_bin": os.path.join(bin_dir, "nodeboot-testbed"),
-               "aemm": aemm, "testbed": testbed, "keep": opts.keep}
+        ctx = {"tmp": tmp, "infra": infra, "corpus": corpus, "agent": os.path.join(bin_dir, "nodeboot"),
+               "testbed_bin": os.path.join(bin_dir, "nodeboot-testbed"), "aemm": aemm, "testbed": testbed,
+               "keep": opts.keep}
         for case in cases:
             reasons, details = run_case(case, ctx)
             counts["failed" if reasons else "passed"] += 1

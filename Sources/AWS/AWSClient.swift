@@ -80,7 +80,7 @@ public struct AWSClient: Sendable {
                 classify: { error in
                     switch error {
                     case let error as AWSError: error.isRetryable ? .retry : .fail
-                    case is TransportError: .retry
+                    case let error as TransportError: error.kind == .responseTooLarge ? .fail : .retry
                     default: .fail
                     }
                 })

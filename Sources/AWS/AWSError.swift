@@ -114,6 +114,10 @@ public struct AWSError: Error, Sendable, CustomStringConvertible {
         case var error as AWSError:
             error.message += suffix
             return error
+        case let error as TransportError where error.kind == .responseTooLarge:
+            return AWSError(
+                .malformedResponse, operation: operation, endpoint: endpoint, message: "\(error)",
+                hint: "the response is larger than any the agent accepts")
         case let error as TransportError:
             return AWSError(
                 .unreachable, operation: operation, endpoint: endpoint, message: "\(error)\(suffix)", hint: unreachableHint)

@@ -63,7 +63,7 @@ public actor IMDSClient {
                     case is TokenRejected: return .retryOnceImmediately
                     case let error as AWSError where error.kind == .notFound: return retryNotFound ? .retry : .fail
                     case let error as AWSError: return error.isRetryable ? .retry : .fail
-                    case is TransportError: return .retry
+                    case let error as TransportError: return error.kind == .responseTooLarge ? .fail : .retry
                     default: return .fail
                     }
                 })

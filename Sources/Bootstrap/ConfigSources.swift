@@ -1,3 +1,4 @@
+import AWS
 public import NodeConfig
 import TOML
 
@@ -68,6 +69,10 @@ public struct ConfigChain: Sendable {
                 let bytes: [UInt8]?
                 do {
                     bytes = try await userData()
+                } catch let error as AWSError where error.kind == .malformedResponse && error.message.contains("too large") {
+                    throw NodeBootError(
+                        .badInput, "user data: larger than the \(UserData.maxBytes) bytes accepted",
+                        hint: "EC2 user data is at most 16 KiB; put large settings in files under /etc/eks/nodeadm.d")
                 } catch {
                     throw NodeBootError(
                         .aws, "could not read the user data from IMDS: \(error)",
@@ -95,11 +100,13 @@ public struct ConfigChain: Sendable {
         }
         var diagnostics: [ConfigDiagnostic] = []
         var merged: LocatedConfig?
+        var decodedDocuments: [LocatedConfig] = []
         for document in documents {
             let (decoded, found) = NodeConfigDecoder.decodeLocated(document)
             diagnostics += found
             guard var decoded else { continue }
             decoded.documents = [document.origin]
+            decodedDocuments.append(decoded)
             diagnostics += Self.checkTOML(decoded)
             if diagnostics.contains(where: { $0.severity == .error }) { continue }
             do {
@@ -109,6 +116,15 @@ public struct ConfigChain: Sendable {
             }
         }
         let failed = diagnostics.contains { $0.severity == .error }
+        if failed && decodedDocuments.count > 0 {
+            // Every problem at once: the documents that did decode are checked on their own too
+            // (what only the merge can tell, a missing field, is left for after the fix).
+            for document in decodedDocuments {
+                diagnostics += NodeConfigValidation.validate(document).errors.filter {
+                    !$0.message.hasPrefix("is missing")
+                }
+            }
+        }
         return Result(config: failed ? nil : merged, diagnostics: diagnostics, notes: notes)
     }
 
@@ -134,6 +150,11 @@ public struct ConfigChain: Sendable {
         }
         var documents: [RawDocument] = []
         for file in files {
+            if let size = NodeFileSystem.status(file)?.size, size > UserData.maxBytes {
+                throw NodeBootError(
+                    .badInput, "config source file://\(file): \(size) bytes is more than the \(UserData.maxBytes) bytes accepted",
+                    hint: "a NodeConfig is a few KiB; split settings over several files in the directory")
+            }
             let bytes: [UInt8]?
             do {
                 bytes = try NodeFileSystem.read(file, limit: UserData.maxBytes)

@@ -266,7 +266,7 @@ public struct NodeInit: Sendable {
                     let place = located.location(of: "spec.kubelet.maxPodsExpression")
                     throw NodeBootError(
                         .badInput,
-                        "\(ConfigDiagnostic(severity: .error, origin: place.origin, line: place.line, field: "spec.kubelet.maxPodsExpression", message: "\(error)", hint: "with default_enis=\(limits.defaultMaxENIs), ips_per_eni=\(limits.ipv4AddressesPerInterface), max_pods=\(maxPods)"))"
+                        "\(ConfigDiagnostic(severity: .error, origin: place.origin, line: place.line, field: "spec.kubelet.maxPodsExpression", message: "\(error)", hint: "this node has default_enis=\(limits.defaultMaxENIs), ips_per_eni=\(limits.ipv4AddressesPerInterface), max_pods=\(maxPods); make the expression give 1 to 2147483646 for them (guard divisors: d == 0 ? max_pods : max_pods / d)"))"
                     )
                 }
             } else {

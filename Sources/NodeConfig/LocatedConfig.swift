@@ -51,14 +51,15 @@ public struct LocatedConfig: Sendable, Equatable {
         return LocatedConfig(config: merged, locations: locations, documents: documents + later.documents)
     }
 
-    /// The place to report a problem with `field`: where it was set, else the last document.
+    /// The place to report a problem with `field`: where it was set, else where its nearest parent
+    /// was (`spec.cluster` for a missing `spec.cluster.name`), else the last document.
     public func location(of field: String) -> SourceLocation {
         if let location = locations[field] { return location }
         // A parent that was set (e.g. `spec.cluster` given, `name` missing).
         var parent = field
         while let dot = parent.lastIndex(of: ".") {
             parent = String(parent[..<dot])
-            if let location = locations[parent] { return SourceLocation(origin: location.origin, line: nil) }
+            if let location = locations[parent] { return location }
         }
         return SourceLocation(origin: documents.last ?? DocumentOrigin(source: "config"), line: nil)
     }

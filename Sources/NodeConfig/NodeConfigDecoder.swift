@@ -50,6 +50,13 @@ public enum NodeConfigDecoder {
         config: LocatedConfig?, diagnostics: [ConfigDiagnostic]
     ) {
         var walker = Walker(origin: document.origin, allowStatus: allowStatus)
+        if let problem = TextCheck.firstProblem(document.bytes) {
+            walker.diagnostics.append(
+                ConfigDiagnostic(
+                    severity: .error, origin: document.origin, line: document.origin.firstLine + problem.line - 1,
+                    field: "", message: "column \(problem.column): \(problem.message)", hint: problem.hint))
+            return (nil, walker.diagnostics)
+        }
         let text = String(decoding: document.bytes, as: UTF8.self)
         let root: Node?
         do {
@@ -136,10 +143,11 @@ public enum NodeConfigDecoder {
                 error(node, field, "expected a mapping, found \(Self.kindName(node))")
                 return nil
             }
+            if !field.isEmpty { record(node, field) }
             var entries: [(key: String, node: Node)] = []
             for (keyNode, value) in mapping {
                 let key = keyNode.string ?? ""
-                let path = field.isEmpty ? key : "\(field).\(key)"
+                let path = FieldPath.child(field, key)
                 if !known.isEmpty && !known.contains(key) {
                     let suggestion = Self.closest(key, in: known).map { "did you mean '\($0)'?" }
                     warning(keyNode, path, "unknown field '\(key)'", hint: suggestion)
@@ -186,7 +194,7 @@ public enum NodeConfigDecoder {
             guard let entries = mapping(node, field, known: []) else { return nil }
             var result: [String: String] = [:]
             for (key, value) in entries {
-                if let text = string(value, "\(field).\(key)") { result[key] = text }
+                if let text = string(value, FieldPath.child(field, key)) { result[key] = text }
             }
             return result
         }
@@ -261,10 +269,12 @@ public enum NodeConfigDecoder {
                         if !gates.contains(gate) {
                             let suggestion = Self.closest(gate, in: gates).map { "did you mean '\($0)'?" }
                             warning(
-                                flag, "spec.featureGates.\(gate)", "unknown feature gate (treated as false)",
+                                flag, FieldPath.child("spec.featureGates", gate), "unknown feature gate (treated as false)",
                                 hint: suggestion ?? "known gates: \(gates.joined(separator: ", "))")
                         }
-                        if let enabled = bool(flag, "spec.featureGates.\(gate)") { spec.featureGates[gate] = enabled }
+                        if let enabled = bool(flag, FieldPath.child("spec.featureGates", gate)) {
+                            spec.featureGates[gate] = enabled
+                        }
                     }
                 }
             }
@@ -325,7 +335,8 @@ public enum NodeConfigDecoder {
                     }
                 case "environment":
                     for (unit, variables) in mapping(value, "spec.instance.environment", known: []) ?? [] {
-                        instance.environment[unit] = stringMap(variables, "spec.instance.environment.\(unit)") ?? [:]
+                        instance.environment[unit] =
+                            stringMap(variables, FieldPath.child("spec.instance.environment", unit)) ?? [:]
                     }
                 default:
                     let field = "spec.instance.network"
@@ -373,5 +384,76 @@ public enum NodeConfigDecoder {
             }
             return x.isEmpty ? y.count : previous[y.count]
         }
+    }
+}
+
+/// Text a NodeConfig may hold: UTF-8 without control characters other than tab and line breaks
+/// (YAML's own rule). Checked before parsing, so no parser ever echoes such bytes in a message.
+enum TextCheck {
+    struct Problem {
+        var line: Int
+        var column: Int
+        var message: String
+        var hint: String
+    }
+
+    static func firstProblem(_ bytes: [UInt8]) -> Problem? {
+        var iterator = bytes.makeIterator()
+        var parser = Unicode.UTF8.ForwardParser()
+        var line = 1
+        var column = 1
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let encoded):
+                let scalar = Unicode.UTF8.decode(encoded)
+                if scalar == "\n" {
+                    line += 1
+                    column = 0
+                } else if scalar.value == 0xFEFF && line == 1 && column == 1 {
+                    column = 0  // a byte-order mark
+                } else if (scalar.value < 0x20 && scalar != "\t" && scalar != "\r") || (0x7F...0x9F).contains(scalar.value) {
+                    let code = String(scalar.value, radix: 16, uppercase: true)
+                    return Problem(
+                        line: line, column: column,
+                        message: "control character U+\(String(repeating: "0", count: 4 - code.count))\(code) is not allowed",
+                        hint: "remove it; a NodeConfig is plain text")
+                }
+                column += 1
+            case .error:
+                return Problem(
+                    line: line, column: column, message: "the text is not valid UTF-8",
+                    hint: "save the file as UTF-8 (a NodeConfig is UTF-8 text)")
+            case .emptyInput:
+                return nil
+            }
+        }
+    }
+}
+
+/// Dotted field paths; a map key that is not a plain name is written `["key"]` (escaped), so
+/// that `../../etc/evil` reads as a key, not as path syntax.
+public enum FieldPath {
+    public static func child(_ parent: String, _ key: String) -> String {
+        let plain =
+            !key.isEmpty
+            && key.unicodeScalars.allSatisfy {
+                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-"
+            }
+        if plain { return parent.isEmpty ? key : "\(parent).\(key)" }
+        var quoted = "\""
+        for scalar in key.unicodeScalars.prefix(100) {
+            switch scalar {
+            case "\"": quoted += "\\\""
+            case "\\": quoted += "\\\\"
+            case "\n": quoted += "\\n"
+            default:
+                if scalar.properties.generalCategory == .control {
+                    quoted += "\\u{\(String(scalar.value, radix: 16))}"
+                } else {
+                    quoted.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return parent + "[" + quoted + "\"]"
     }
 }

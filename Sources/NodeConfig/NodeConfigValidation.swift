@@ -122,7 +122,7 @@ public enum NodeConfigValidation {
                     hint: "use one of \(NodeConfigValidation.disabledMounts.joined(separator: ", "))")
             }
             for unit in instance.environment.keys.sorted() {
-                let field = "spec.instance.environment.\(unit)"
+                let field = FieldPath.child("spec.instance.environment", unit)
                 if !Self.isUnitName(unit) {
                     error(
                         field, "'\(Self.printable(unit))' is not a systemd unit name (it becomes a directory name)",
@@ -131,11 +131,11 @@ public enum NodeConfigValidation {
                 for (name, value) in (instance.environment[unit] ?? [:]).sorted(by: { $0.key < $1.key }) {
                     if !Self.isVariableName(name) {
                         error(
-                            "\(field).\(Self.printable(name))", "'\(Self.printable(name))' is not an environment variable name",
+                            FieldPath.child(field, name), "'\(Self.printable(name))' is not an environment variable name",
                             hint: "letters, digits and '_', not starting with a digit")
                     }
                     if value.unicodeScalars.contains(where: { $0.value == 0 }) {
-                        error("\(field).\(name)", "the value contains a NUL character")
+                        error(FieldPath.child(field, name), "the value contains a NUL character")
                     }
                 }
             }

@@ -102,9 +102,12 @@ public enum UserData {
             do {
                 bytes = try Gzip.decompress(bytes, limit: maxBytes)
             } catch {
+                let tooLarge = "\(error)".contains("more than")
                 throw UserDataError(
                     .gzip, origin, "gzip data cannot be decompressed: \(error)",
-                    hint: "compress with `gzip -c` and do not truncate the result")
+                    hint: tooLarge
+                        ? "keep user data under \(maxBytes) bytes uncompressed; put large settings in files under /etc/eks/nodeadm.d"
+                        : "compress with `gzip -c` and do not truncate the result")
             }
         }
         return bytes

@@ -32,6 +32,9 @@ public struct MaxPodsExpression: Sendable, Equatable {
     /// Parses (CEL "compiles") the expression.
     public init(_ source: String) throws(MaxPodsExpressionError) {
         self.source = source
+        guard source.utf8.count <= 4096 else {
+            throw MaxPodsExpressionError.compile(source, "longer than 4096 characters")
+        }
         var parser = Parser(tokens: try Self.tokenize(source), source: source)
         root = try parser.expression()
         guard parser.index == parser.tokens.count else {
@@ -168,6 +171,16 @@ public struct MaxPodsExpression: Sendable, Equatable {
         let tokens: [Token]
         let source: String
         var index = 0
+        /// Nesting of parentheses, `? :` and unary operators (CEL limits recursion too).
+        var depth = 0
+        static let maxDepth = 100
+
+        mutating func enter() throws(MaxPodsExpressionError) {
+            depth += 1
+            if depth > Self.maxDepth {
+                throw .compile(source, "nested too deeply (more than \(Self.maxDepth) levels)")
+            }
+        }
 
         var peek: String? { index < tokens.count ? tokens[index].text : nil }
 
@@ -179,6 +192,8 @@ public struct MaxPodsExpression: Sendable, Equatable {
         }
 
         mutating func expression() throws(MaxPodsExpressionError) -> Expression {
+            try enter()
+            defer { depth -= 1 }
             let condition = try binary(0)
             guard peek == "?" else { return condition }
             index += 1
@@ -202,6 +217,8 @@ public struct MaxPodsExpression: Sendable, Equatable {
         mutating func unary() throws(MaxPodsExpressionError) -> Expression {
             if let op = peek, op == "-" || op == "!" {
                 index += 1
+                try enter()
+                defer { depth -= 1 }
                 return .unary(op, try unary())
             }
             return try primary()
@@ -239,11 +256,24 @@ public enum MaxPodsExpressionError: Error, Sendable, Equatable, CustomStringConv
     public var description: String {
         switch self {
         case .compile(let source, let reason):
-            "failed to compile custom max pods expression '\(source)': \(reason)"
+            "failed to compile custom max pods expression '\(Self.shown(source))': \(reason)"
         case .evaluation(let source, let reason):
-            "failed to evaluate custom max pods expression '\(source)': \(reason)"
+            "failed to evaluate custom max pods expression '\(Self.shown(source))': \(reason)"
         case .notAnInteger(_, let message), .outOfRange(_, let message):
             message
         }
+    }
+
+    /// The expression as quoted in a message: control characters escaped, at most 120 characters.
+    static func shown(_ source: String) -> String {
+        var out = ""
+        for scalar in source.unicodeScalars.prefix(120) {
+            if scalar.properties.generalCategory == .control {
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return source.unicodeScalars.count > 120 ? out + "…" : out
     }
 }

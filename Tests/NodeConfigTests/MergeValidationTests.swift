@@ -86,7 +86,7 @@ struct MergeValidationTests {
             fields == [
                 "spec.cluster.name", "spec.cluster.apiServerEndpoint", "spec.cluster.cidr", "spec.cluster.id",
                 "spec.instance.localStorage.strategy", "spec.instance.localStorage.mountPath",
-                "spec.instance.environment.../../etc/evil", "spec.instance.network.nameservers[0]",
+                "spec.instance.environment[\"../../etc/evil\"]", "spec.instance.network.nameservers[0]",
                 "spec.kubelet.flags[0]",
             ])
         let cidr = try #require(result.errors.first { $0.field == "spec.cluster.cidr" })
