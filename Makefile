@@ -15,6 +15,7 @@ build:
 test: check build
 	$(SWIFT) test --no-parallel 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
 	python3 scripts/conformance.py --bin-dir $$($(SWIFT) build --show-bin-path)
+	python3 scripts/bad-input.py --bin-dir $$($(SWIFT) build --show-bin-path)
 
 check:
 	$(SWIFT) format lint --strict --recursive --configuration .swift-format Sources Tests Package.swift

@@ -35,10 +35,12 @@ let package = Package(
         // TOML 1.0 reader, deep merge and go-toml-v2-style canonical writer (containerd config).
         // Own code: TOMLKit needs a package this machine does not have (swift-checkit) and C++.
         .target(name: "TOML", swiftSettings: swiftSettings),
+        // YAML reader (libyaml's scanner and parser in plain Swift): no Foundation, so the agent
+        // stays small (Yams pulls in full Foundation: +46 MB binary, +6 MB RSS). Yams remains a
+        // test dependency, the reference for differential tests.
+        .target(name: "YAML", swiftSettings: swiftSettings),
         // The NodeConfig API, user-data decoding (base64, gzip, MIME), merge and validation. No I/O.
-        .target(
-            name: "NodeConfig", dependencies: ["CZlib", "TOML", .product(name: "Yams", package: "Yams")],
-            swiftSettings: swiftSettings),
+        .target(name: "NodeConfig", dependencies: ["CZlib", "TOML", "YAML"], swiftSettings: swiftSettings),
         // Pure renderers of the node's files, max pods and kubeReserved. No I/O.
         .target(name: "NodeRender", dependencies: ["NodeConfig", "TOML"], swiftSettings: swiftSettings),
         // IMDSv2, credentials, retry policy, EC2/EKS/STS calls.
@@ -102,6 +104,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
         .testTarget(name: "TOMLTests", dependencies: ["TOML"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "YAMLTests", dependencies: ["YAML", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "BootstrapTests", dependencies: ["Bootstrap", "NodeConfig", "NodeRender", "TestSupport"],
             swiftSettings: swiftSettings),

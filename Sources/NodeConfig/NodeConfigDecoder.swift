@@ -1,4 +1,4 @@
-import Yams
+import YAML
 
 /// One problem in a configuration document: where (source, MIME part, line, field), what, and
 /// what to do.
@@ -58,9 +58,9 @@ public enum NodeConfigDecoder {
             return (nil, walker.diagnostics)
         }
         let text = String(decoding: document.bytes, as: UTF8.self)
-        let root: Node?
+        let root: YAMLNode?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try YAML.compose(text)
         } catch {
             walker.yamlError(error)
             return (nil, walker.diagnostics)
@@ -83,68 +83,55 @@ public enum NodeConfigDecoder {
         /// Field path → line of its value.
         var locations: [String: Int] = [:]
 
-        mutating func record(_ node: Node, _ field: String) {
+        mutating func record(_ node: YAMLNode, _ field: String) {
             if let line = line(node) { locations[field] = line }
         }
 
-        func line(_ node: Node?) -> Int? {
-            node?.mark.map { origin.firstLine + $0.line - 1 }
+        func line(_ node: YAMLNode?) -> Int? {
+            node.map { origin.firstLine + $0.mark.line - 1 }
         }
 
-        mutating func error(_ node: Node?, _ field: String, _ message: String, hint: String? = nil) {
+        mutating func error(_ node: YAMLNode?, _ field: String, _ message: String, hint: String? = nil) {
             diagnostics.append(
                 ConfigDiagnostic(
                     severity: .error, origin: origin, line: line(node), field: field, message: message, hint: hint))
         }
 
-        mutating func warning(_ node: Node?, _ field: String, _ message: String, hint: String? = nil) {
+        mutating func warning(_ node: YAMLNode?, _ field: String, _ message: String, hint: String? = nil) {
             diagnostics.append(
                 ConfigDiagnostic(
                     severity: .warning, origin: origin, line: line(node), field: field, message: message, hint: hint))
         }
 
-        mutating func yamlError(_ error: any Error) {
-            var line: Int?
-            var problem = "\(error)"
-            if let yaml = error as? YamlError {
-                switch yaml {
-                case .scanner(_, let text, let mark, _), .parser(_, let text, let mark, _),
-                    .composer(_, let text, let mark, _):
-                    line = origin.firstLine + mark.line - 1
-                    problem = text
-                default:
-                    break
-                }
-            }
+        mutating func yamlError(_ error: YAMLError) {
             diagnostics.append(
                 ConfigDiagnostic(
-                    severity: .error, origin: origin, line: line, field: "", message: "not valid YAML or JSON: \(problem)",
+                    severity: .error, origin: origin, line: origin.firstLine + (error.context ?? error.mark).line - 1,
+                    field: "",
+                    message: "column \((error.context ?? error.mark).column): not valid YAML or JSON: \(error.message)",
                     hint: "check indentation and quoting near that line"))
         }
 
         /// `~`, `null` or nothing, unquoted.
-        static func isNull(_ scalar: Node.Scalar) -> Bool {
-            scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)
-        }
+        static func isNull(_ scalar: YAMLScalar) -> Bool { scalar.isNull }
 
-        static func kindName(_ node: Node) -> String {
+        static func kindName(_ node: YAMLNode) -> String {
             switch node {
             case .scalar: "a scalar"
             case .mapping: "a mapping"
             case .sequence: "a list"
-            case .alias: "an alias"
             }
         }
 
         /// The entries of a mapping; unknown keys are warned about (with a suggestion).
-        mutating func mapping(_ node: Node, _ field: String, known: [String]) -> [(key: String, node: Node)]? {
-            guard case .mapping(let mapping) = node else {
+        mutating func mapping(_ node: YAMLNode, _ field: String, known: [String]) -> [(key: String, node: YAMLNode)]? {
+            guard case .mapping(let mapping, _) = node else {
                 if case .scalar(let scalar) = node, Self.isNull(scalar) { return [] }
                 error(node, field, "expected a mapping, found \(Self.kindName(node))")
                 return nil
             }
             if !field.isEmpty { record(node, field) }
-            var entries: [(key: String, node: Node)] = []
+            var entries: [(key: String, node: YAMLNode)] = []
             for (keyNode, value) in mapping {
                 let key = keyNode.string ?? ""
                 let path = FieldPath.child(field, key)
@@ -158,7 +145,7 @@ public enum NodeConfigDecoder {
             return entries
         }
 
-        mutating func string(_ node: Node, _ field: String) -> String? {
+        mutating func string(_ node: YAMLNode, _ field: String) -> String? {
             guard case .scalar(let scalar) = node else {
                 error(node, field, "expected a string, found \(Self.kindName(node))")
                 return nil
@@ -167,8 +154,8 @@ public enum NodeConfigDecoder {
             return Self.isNull(scalar) ? "" : scalar.string
         }
 
-        mutating func bool(_ node: Node, _ field: String) -> Bool? {
-            guard case .scalar(let scalar) = node, let value = Bool.construct(from: scalar) else {
+        mutating func bool(_ node: YAMLNode, _ field: String) -> Bool? {
+            guard case .scalar(let scalar) = node, let value = scalar.bool else {
                 error(node, field, "expected true or false, found '\(node.string ?? Self.kindName(node))'")
                 return nil
             }
@@ -176,8 +163,8 @@ public enum NodeConfigDecoder {
             return value
         }
 
-        mutating func strings(_ node: Node, _ field: String) -> [String]? {
-            guard case .sequence(let sequence) = node else {
+        mutating func strings(_ node: YAMLNode, _ field: String) -> [String]? {
+            guard case .sequence(let sequence, _) = node else {
                 if case .scalar(let scalar) = node, Self.isNull(scalar) { return [] }
                 error(node, field, "expected a list of strings, found \(Self.kindName(node))")
                 return nil
@@ -190,7 +177,7 @@ public enum NodeConfigDecoder {
             return result
         }
 
-        mutating func stringMap(_ node: Node, _ field: String) -> [String: String]? {
+        mutating func stringMap(_ node: YAMLNode, _ field: String) -> [String: String]? {
             guard let entries = mapping(node, field, known: []) else { return nil }
             var result: [String: String] = [:]
             for (key, value) in entries {
@@ -200,28 +187,26 @@ public enum NodeConfigDecoder {
         }
 
         /// Any value, typed as YAML resolves it (for inline documents).
-        func value(_ node: Node) -> ConfigValue {
+        func value(_ node: YAMLNode) -> ConfigValue {
             switch node {
             case .scalar(let scalar):
                 // Plain scalars are typed as YAML 1.1 (sigs.k8s.io/yaml) types them; quoted ones are strings.
                 guard scalar.style == .plain else { return .string(scalar.string) }
                 if Self.isNull(scalar) { return .null }
-                if let value = Bool.construct(from: scalar) { return .bool(value) }
-                if let value = Int.construct(from: scalar) { return .int(value) }
-                if let value = Double.construct(from: scalar) { return .double(value) }
+                if let value = scalar.bool { return .bool(value) }
+                if let value = scalar.int { return .int(value) }
+                if let value = scalar.double { return .double(value) }
                 return .string(scalar.string)
-            case .sequence(let sequence):
+            case .sequence(let sequence, _):
                 return .array(sequence.map(value))
-            case .mapping(let mapping):
+            case .mapping(let mapping, _):
                 var object: [String: ConfigValue] = [:]
                 for (key, item) in mapping { object[key.string ?? ""] = value(item) }
                 return .object(object)
-            case .alias:
-                return .null
             }
         }
 
-        mutating func inlineDocument(_ node: Node, _ field: String) -> ConfigValue? {
+        mutating func inlineDocument(_ node: YAMLNode, _ field: String) -> ConfigValue? {
             guard case .mapping = node else {
                 if case .scalar(let scalar) = node, Self.isNull(scalar) { return nil }
                 error(node, field, "expected a mapping (an inline document), found \(Self.kindName(node))")
@@ -231,7 +216,7 @@ public enum NodeConfigDecoder {
             return value(node)
         }
 
-        mutating func nodeConfig(_ root: Node) -> NodeConfig {
+        mutating func nodeConfig(_ root: YAMLNode) -> NodeConfig {
             var config = NodeConfig()
             let known = ["apiVersion", "kind", "metadata", "spec"] + (allowStatus ? ["status"] : [])
             guard let entries = mapping(root, "", known: known) else { return config }
@@ -253,7 +238,7 @@ public enum NodeConfigDecoder {
             return config
         }
 
-        mutating func spec(_ node: Node) -> NodeConfig.Spec {
+        mutating func spec(_ node: YAMLNode) -> NodeConfig.Spec {
             var spec = NodeConfig.Spec()
             for (key, value) in mapping(node, "spec", known: ["cluster", "containerd", "instance", "kubelet", "featureGates"])
                 ?? []
@@ -281,7 +266,7 @@ public enum NodeConfigDecoder {
             return spec
         }
 
-        mutating func cluster(_ node: Node) -> NodeConfig.Cluster {
+        mutating func cluster(_ node: YAMLNode) -> NodeConfig.Cluster {
             var cluster = NodeConfig.Cluster()
             let known = ["name", "apiServerEndpoint", "certificateAuthority", "cidr", "enableOutpost", "id"]
             for (key, value) in mapping(node, "spec.cluster", known: known) ?? [] {
@@ -308,7 +293,7 @@ public enum NodeConfigDecoder {
             return cluster
         }
 
-        mutating func containerd(_ node: Node) -> NodeConfig.Containerd {
+        mutating func containerd(_ node: YAMLNode) -> NodeConfig.Containerd {
             var containerd = NodeConfig.Containerd()
             for (key, value) in mapping(node, "spec.containerd", known: ["config", "baseRuntimeSpec"]) ?? [] {
                 if key == "config" {
@@ -320,7 +305,7 @@ public enum NodeConfigDecoder {
             return containerd
         }
 
-        mutating func instance(_ node: Node) -> NodeConfig.Instance {
+        mutating func instance(_ node: YAMLNode) -> NodeConfig.Instance {
             var instance = NodeConfig.Instance()
             for (key, value) in mapping(node, "spec.instance", known: ["localStorage", "environment", "network"]) ?? [] {
                 switch key {
@@ -352,7 +337,7 @@ public enum NodeConfigDecoder {
             return instance
         }
 
-        mutating func kubelet(_ node: Node) -> NodeConfig.Kubelet {
+        mutating func kubelet(_ node: YAMLNode) -> NodeConfig.Kubelet {
             var kubelet = NodeConfig.Kubelet()
             for (key, value) in mapping(node, "spec.kubelet", known: ["config", "flags", "maxPodsExpression"]) ?? [] {
                 switch key {
