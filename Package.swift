@@ -55,6 +55,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The EKS bearer token (k8s-aws-v1) and the ExecCredential document.
+        .target(name: "ExecCredential", dependencies: ["AWS", "SigV4"], swiftSettings: swiftSettings),
         // The phases of the agent, wired together.
         .target(
             name: "Bootstrap",
@@ -84,6 +86,8 @@ let package = Package(
             dependencies: [
                 "AWS",
                 "Bootstrap",
+                "ExecCredential",
+                "SigV4",
                 "NodeConfig",
                 "NodeRender",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -104,6 +108,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
         .testTarget(name: "TOMLTests", dependencies: ["TOML"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ExecCredentialTests", dependencies: ["AWS", "ExecCredential", "SigV4", "TestSupport"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "YAMLTests", dependencies: ["YAML", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings),

@@ -32,3 +32,40 @@ extension AWSClient {
         return "\(scheme)://\(hostHeader)\(path)?\(query)"
     }
 }
+
+/// Temporary credentials from `sts:AssumeRole`.
+public struct AssumedRole: Sendable {
+    public var credentials: SigV4Credentials
+    public var expiration: Date?
+}
+
+extension AWSClient {
+    /// `sts:AssumeRole` (query protocol): temporary credentials for `roleARN`.
+    public func assumeRole(roleARN: String, sessionName: String, durationSeconds: Int = 900) async throws -> AssumedRole {
+        let operation = "STS AssumeRole"
+        let call = Call(
+            service: .sts, name: "AssumeRole", action: "sts:AssumeRole", method: "POST", path: "/",
+            body: Self.formBody([
+                ("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", roleARN),
+                ("RoleSessionName", sessionName), ("DurationSeconds", String(durationSeconds)),
+            ]),
+            contentType: "application/x-www-form-urlencoded; charset=utf-8", errorProtocol: .query)
+        let response = try await perform(call)
+        let root: XMLElement
+        do {
+            root = try XMLReader.parse(response.body)
+        } catch {
+            throw malformed(operation, endpoint: endpointText(.sts), "the response is not XML (\(error))")
+        }
+        guard let result = root.path("AssumeRoleResult", "Credentials"),
+            let accessKeyId = result.string("AccessKeyId"), let secret = result.string("SecretAccessKey")
+        else {
+            throw malformed(operation, endpoint: endpointText(.sts), "the response has no Credentials")
+        }
+        let expiration = result.string("Expiration").flatMap { try? Date($0, strategy: .iso8601) }
+        return AssumedRole(
+            credentials: SigV4Credentials(
+                accessKeyID: accessKeyId, secretAccessKey: secret, sessionToken: result.string("SessionToken")),
+            expiration: expiration)
+    }
+}

@@ -12,7 +12,7 @@ struct NodeBoot: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nodeboot",
         abstract: "Bootstrap an EC2 instance into an Amazon EKS node.",
-        subcommands: [Init.self, Config.self, Facts.self])
+        subcommands: [Init.self, Config.self, Token.self, Facts.self])
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
@@ -70,7 +70,23 @@ extension NodeBoot {
     static func main() async {
         do {
             let arguments = CommandLine.arguments.dropFirst().map { ["--daemon=", "-d="].contains($0) ? "--no-daemons" : $0 }
-            var command = try parseAsRoot(arguments)
+            // Invoked through a link named aws-iam-authenticator: that tool's command line.
+            let invokedAs = CommandLine.arguments.first?.split(separator: "/").last.map(String.init) ?? ""
+            var command: any ParsableCommand
+            do {
+                command =
+                    invokedAs == "aws-iam-authenticator"
+                    ? try AuthenticatorCompatibility.parseAsRoot(arguments) : try parseAsRoot(arguments)
+            } catch {
+                if invokedAs == "aws-iam-authenticator" {
+                    if AuthenticatorCompatibility.exitCode(for: error) == .validationFailure {
+                        writeStandardError(AuthenticatorCompatibility.fullMessage(for: error) + "\n")
+                        Glibc.exit(NodeBootError.Code.badInput.exitStatus)
+                    }
+                    AuthenticatorCompatibility.exit(withError: error)
+                }
+                throw error
+            }
             if var command = command as? any AsyncParsableCommand {
                 try await command.run()
             } else {

@@ -1,0 +1,146 @@
+import AWS
+import ArgumentParser
+import Bootstrap
+import ExecCredential
+import FoundationEssentials
+import SigV4
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `nodeboot token`: the kubelet's exec credential plugin.
+struct Token: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print an ExecCredential with an EKS bearer token (k8s-aws-v1) for the kubelet or kubectl.")
+
+    @Option(help: "The EKS cluster name (the cluster ID on an Outpost).")
+    var clusterName: String
+
+    @Option(help: "Region of the STS endpoint (default: AWS_REGION, AWS_DEFAULT_REGION, else IMDS, else us-east-1).")
+    var region: String?
+
+    @Option(help: "Assume this IAM role first (sts:AssumeRole).")
+    var roleArn: String?
+
+    @Option(help: "Session name for --role-arn.")
+    var sessionName: String = "EKSGetTokenAuth"
+
+    func run() async throws {
+        try await TokenCommand.run(
+            clusterName: clusterName, region: region, roleARN: roleArn, sessionName: sessionName)
+    }
+}
+
+/// `aws-iam-authenticator token -i CLUSTER [--region R] [-r ROLE]`: nodeboot answering under
+/// that name (a link named aws-iam-authenticator), for kubeconfigs written for AL2.
+struct AuthenticatorCompatibility: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aws-iam-authenticator", abstract: "aws-iam-authenticator compatible token command (nodeboot).",
+        subcommands: [AuthenticatorToken.self])
+
+    struct AuthenticatorToken: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "token", abstract: "Print an ExecCredential.")
+
+        @Option(name: [.customShort("i"), .customLong("cluster-id")], help: "The cluster name or ID.")
+        var clusterID: String
+
+        @Option(help: "Region of the STS endpoint.")
+        var region: String?
+
+        @Option(name: [.customShort("r"), .customLong("role")], help: "Assume this IAM role first.")
+        var role: String?
+
+        @Option(name: [.customShort("s"), .customLong("session-name")], help: "Session name for --role.")
+        var sessionName: String = "EKSGetTokenAuth"
+
+        func run() async throws {
+            try await TokenCommand.run(clusterName: clusterID, region: region, roleARN: role, sessionName: sessionName)
+        }
+    }
+}
+
+enum TokenCommand {
+    static func run(clusterName: String, region: String?, roleARN: String?, sessionName: String) async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let apiVersion: String
+        do {
+            apiVersion = try ExecCredential.requestedAPIVersion(execInfo: environment["KUBERNETES_EXEC_INFO"])
+        } catch {
+            throw Failure(NodeBootError(.badInput, "\(error)", hint: "run nodeboot token from a kubeconfig exec block"))
+        }
+        guard !clusterName.isEmpty, !clusterName.contains(where: { $0.isWhitespace || $0.isNewline }) else {
+            throw Failure(NodeBootError(.badInput, "--cluster-name '\(clusterName)' is not a cluster name"))
+        }
+        let now = Date()
+        let credentials: SigV4Credentials
+        let tokenRegion: String
+        // Fast path: static credentials in the environment and a known region need no network.
+        if roleARN == nil, let provider = EnvironmentCredentialProvider(environment: environment),
+            let known = region ?? environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"], !known.isEmpty
+        {
+            credentials = try await provider.credentials()
+            tokenRegion = known
+        } else {
+            (credentials, tokenRegion) = try await resolve(
+                environment: environment, region: region, roleARN: roleARN, sessionName: sessionName)
+        }
+        let token: String
+        do {
+            token = try ExecCredential.token(
+                clusterName: clusterName, region: tokenRegion, credentials: credentials, date: now, environment: environment)
+        } catch {
+            throw Failure(NodeBootError(.badInput, "no STS endpoint for region '\(tokenRegion)': \(error)"))
+        }
+        let document = ExecCredential.document(
+            apiVersion: apiVersion, token: token, expiration: now.addingTimeInterval(14 * 60))
+        writeStandardOutput(document)
+    }
+
+    /// Credentials from the chain (environment, then the instance role), optionally assumed
+    /// into `roleARN`; the region from the flag, the environment, IMDS, else us-east-1.
+    static func resolve(environment: [String: String], region: String?, roleARN: String?, sessionName: String)
+        async throws -> (SigV4Credentials, String)
+    {
+        var policy = RetryPolicy.imds
+        policy.deadline = .seconds(10)
+        let session: AWSSession
+        do {
+            session = try AWSSession(environment: environment, imdsPolicy: policy)
+        } catch {
+            throw Failure(NodeBootError(.badInput, "\(error)", hint: error.hint))
+        }
+        do {
+            var tokenRegion = region ?? environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? ""
+            if tokenRegion.isEmpty {
+                let document = try? await session.imds.get("/latest/dynamic/instance-identity/document")
+                struct Identity: Decodable { var region: String }
+                tokenRegion =
+                    document.flatMap { try? JSONDecoder().decode(Identity.self, from: Data($0)).region } ?? "us-east-1"
+            }
+            let provider = try await session.credentialProvider()
+            var credentials = try await provider.credentials()
+            if let roleARN {
+                let client = try await session.client(region: tokenRegion)
+                credentials = try await client.assumeRole(roleARN: roleARN, sessionName: sessionName).credentials
+            }
+            await session.shutdown()
+            return (credentials, tokenRegion)
+        } catch let error as Failure {
+            throw error
+        } catch {
+            await session.shutdown()
+            throw Failure(NodeBootError(.aws, "cannot get a token: \(error)", hint: (error as? AWSError)?.hint))
+        }
+    }
+}
+
+/// Writes to file descriptor 1 unbuffered and completely (the ExecCredential is read by client-go).
+func writeStandardOutput(_ text: String) {
+    var remaining = Array(text.utf8)[...]
+    while !remaining.isEmpty {
+        let written = remaining.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+        guard written > 0 else { return }
+        remaining = remaining.dropFirst(written)
+    }
+}
