@@ -66,6 +66,25 @@ public struct Applier: Sendable {
     }
 }
 
+extension Applier {
+    /// `path` is a symbolic link to `target` (replaced atomically when it points elsewhere).
+    public func ensureLink(_ path: String, target: String, dryRun: Bool) throws(NodeBootError) -> FileChange {
+        let full = paths.node(path)
+        let current = NodeFileSystem.linkTarget(full)
+        let action: FileChange.Action = current == nil ? .created : (current == target ? .unchanged : .updated)
+        if action != .unchanged && !dryRun {
+            do {
+                try NodeFileSystem.linkAtomically(full, target: target)
+            } catch {
+                throw NodeBootError(.io, "cannot link \(full) to \(target): \(error)", cause: error)
+            }
+        }
+        return FileChange(
+            path: path, action: action, mode: 0o777, size: target.utf8.count,
+            diff: dryRun && action != .unchanged ? "link \(path) -> \(target)\n" : nil)
+    }
+}
+
 /// A line-based unified diff (LCS), enough for configuration files.
 public enum UnifiedDiff {
     public static func render(old: String, new: String, oldName: String, newName: String, context: Int = 3) -> String {

@@ -120,6 +120,31 @@ public enum NodeFileSystem {
         }
     }
 
+    /// Where a symbolic link points; nil when `path` is not a link.
+    public static func linkTarget(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink(path, &buffer, buffer.count - 1)
+        guard count >= 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Makes `path` a symbolic link to `target`: a new link beside it, renamed over it.
+    public static func linkAtomically(_ path: String, target: String) throws(Failure) {
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        try makeDirectories(directory.isEmpty ? "/" : directory)
+        let temporary = "\(directory)/.\(path.split(separator: "/").last ?? "link").nodeboot-\(getpid())"
+        unlink(temporary)
+        guard symlink(target, temporary) == 0 else { throw Failure(path: temporary, operation: "symlink", errno: errno) }
+        guard rename(temporary, path) == 0 else {
+            let failure = Failure(path: path, operation: "rename", errno: errno)
+            unlink(temporary)
+            throw failure
+        }
+    }
+
+    /// The running executable's path (`/proc/self/exe`).
+    public static var executablePath: String? { linkTarget("/proc/self/exe") }
+
     public static func remove(_ path: String) throws(Failure) {
         if unlink(path) != 0 && errno != ENOENT { throw Failure(path: path, operation: "remove", errno: errno) }
     }

@@ -20,6 +20,9 @@ public struct InitOptions: Sendable {
     public var dryRun = false
     public var tokenHelper: TokenHelper = .nodeboot
     public var strict = false
+    /// The nodeboot binary the kubeconfig's exec block and the aws-iam-authenticator link name
+    /// (the running executable by default).
+    public var nodebootPath = NodeFileSystem.executablePath ?? "/usr/bin/nodeboot"
     /// How long IMDS calls keep retrying (nodeadm: ~60 attempts within about a minute).
     public var imdsDeadline: Duration = RetryPolicy.imds.deadline
 
@@ -177,13 +180,22 @@ public struct NodeInit: Sendable {
         // apply
         let runConfig = !options.skip.contains(.config) || (options.configCache != nil && changed)
         let applier = Applier(paths: paths)
+        let installsHelper = daemons.contains(.kubelet) && options.tokenHelper == .nodeboot
         if options.dryRun {
             report.files = try applier.plan(files, withDiffs: true)
+            if installsHelper {
+                report.files.append(
+                    try applier.ensureLink(NodePaths.authenticatorLink, target: options.nodebootPath, dryRun: true))
+            }
             clock.record(&report, "apply", "dry run: nothing written")
             return report
         }
         if runConfig {
             report.files = try applier.apply(files)
+            if installsHelper {
+                report.files.append(
+                    try applier.ensureLink(NodePaths.authenticatorLink, target: options.nodebootPath, dryRun: false))
+            }
             if let path = options.configCache {
                 let cacheFile = ConfigCache(config: located.config, status: discovery)
                 do {
@@ -282,6 +294,7 @@ public struct NodeInit: Sendable {
             maxPods: maxPods, onlineCPUs: discovery.onlineCPUs, nvidiaRuntime: discovery.nvidiaRuntime,
             nvidiaDevice: discovery.nvidiaDevice)
         context.tokenHelper = options.tokenHelper
+        context.nodebootPath = options.nodebootPath
         if context.isOutpost, let host = NodeRenderer.apiServerHost(config.spec.cluster.apiServerEndpoint) {
             context.apiServerAddresses = HostResolver.addresses(host)
             if context.apiServerAddresses.isEmpty {
