@@ -21,6 +21,8 @@ TARGET_MS = 20.0
 TARGET_RSS_MB = 25.0
 INIT_TARGET_MS = 50.0
 INIT_TARGET_RSS_MB = 30.0
+TOKEN_TARGET_MS = 5.0
+TOKEN_TARGET_RATIO = 60.0
 
 PEER = r"""
 set -e
@@ -195,6 +197,24 @@ def main():
               " discovery both agents share")
         print(f"  target <= {INIT_TARGET_MS:.0f} ms median: {verdict(init['median'] <= INIT_TARGET_MS)}; "
               f"target <= {INIT_TARGET_RSS_MB:.0f} MB peak RSS: {verdict(init['rss'] <= INIT_TARGET_RSS_MB)}")
+        print()
+        print("benchmark: nodeboot token vs aws eks get-token (same fake credentials in the environment, no network)")
+        token_env = {"PATH": env.get("PATH", "/usr/bin:/bin"), "HOME": scratch, "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+                     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "AWS_REGION": "us-west-2",
+                     "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+                     "AWS_EC2_METADATA_DISABLED": "true"}
+        token = measure("nodeboot token", [nodeboot, "token", "--cluster-name", "my-cluster"], token_env,
+                        max(20, args.runs), args.warmup)
+        if shutil.which("aws"):
+            peer = measure("peer: aws eks get-token", ["aws", "eks", "get-token", "--cluster-name", "my-cluster"],
+                           token_env, 20, 1)
+            ratio = peer["median"] / token["median"]
+            print(f"  ratio: nodeboot token is {ratio:.1f}x faster (median) and uses "
+                  f"{peer['rss'] / token['rss']:.1f}x less peak memory than aws eks get-token")
+            print(f"  target >= {TOKEN_TARGET_RATIO:.0f}x faster: {verdict(ratio >= TOKEN_TARGET_RATIO)}")
+        else:
+            print("  peer skipped: the aws CLI is not installed")
+        print(f"  target <= {TOKEN_TARGET_MS:.0f} ms median: {verdict(token['median'] <= TOKEN_TARGET_MS)}")
     finally:
         server.terminate()
         server.wait(timeout=10)
