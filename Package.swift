@@ -16,9 +16,12 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
@@ -73,10 +76,14 @@ let package = Package(
             name: "Testbed",
             dependencies: [
                 "SigV4",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "X509", package: "swift-certificates"),
             ],
             resources: [.copy("Resources")],
             swiftSettings: swiftSettings
@@ -121,7 +128,8 @@ let package = Package(
         .testTarget(
             name: "NodeConfigTests", dependencies: ["NodeConfig", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "AWSTests", dependencies: ["AWS", "Bootstrap", "NodeConfig", "SigV4", "Testbed", "TestSupport"],
+            name: "AWSTests",
+            dependencies: ["AWS", "Bootstrap", "ExecCredential", "NodeConfig", "SigV4", "Testbed", "TestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "TestbedTests", dependencies: ["AWS", "SigV4", "Testbed", "TestSupport"], swiftSettings: swiftSettings),

@@ -7,15 +7,18 @@
 /// {"endpoint": "imds", "path": "/latest/api/token", "status": 500}
 /// {"endpoint": "eks", "path": "/clusters/my-cluster", "latencyMs": 1500}
 /// {"endpoint": "sts", "blackhole": true}
+/// {"endpoint": "kube", "path": "/api/v1/nodes", "action": "watch", "status": 500}
 /// ```
 ///
-/// - `endpoint`: `imds`, `ec2`, `eks` or `sts` (required).
-/// - `path`: a path prefix to match (IMDS path, or EKS path such as `/clusters/my-cluster`).
-/// - `action`: the Query API `Action` to match (EC2, STS).
+/// - `endpoint`: `imds`, `ec2`, `eks`, `sts` or `kube` (required).
+/// - `path`: a path prefix to match (IMDS path, EKS path such as `/clusters/my-cluster`, or
+///   Kubernetes API path such as `/api/v1/nodes`).
+/// - `action`: the Query API `Action` to match (EC2, STS), or the Kubernetes verb (`get`, `list`,
+///   `watch`, `create`, `update`, `patch`, `delete`; discovery and `/version` are `get`).
 /// - `latencyMs`: delay before answering (combines with every other effect).
 /// - `status`: answer this HTTP status with the service's error body (`code` overrides the error code).
 /// - `throttle`: answer the service's throttling error (EC2 `RequestLimitExceeded` 503,
-///   EKS `ThrottlingException` 429, STS `Throttling` 400, IMDS 429).
+///   EKS `ThrottlingException` 429, STS `Throttling` 400, IMDS 429, kube `TooManyRequests` 429).
 /// - `blackhole`: accept the request and never answer; the connection stays open until the client
 ///   closes it or the testbed shuts down.
 /// - `garbageBody`: answer 200 with a body that is neither XML nor JSON.
@@ -28,7 +31,7 @@
 /// The first matching rule (in order) applies; its `count` is used up by that match.
 public struct FaultRule: Codable, Sendable, Equatable {
     public enum Endpoint: String, Codable, Sendable, CaseIterable {
-        case imds, ec2, eks, sts
+        case imds, ec2, eks, sts, kube
     }
 
     public var endpoint: Endpoint

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// One request as the testbed's handlers see it.
 struct HTTPRequest: Sendable {
@@ -38,14 +39,32 @@ struct HTTPResponse: Sendable {
     }
 }
 
+/// A response whose body is written chunk by chunk as `chunks` yields (chunked transfer
+/// encoding), as long as the client stays: a Kubernetes watch. It ends when `chunks` finishes or
+/// `timeout` passes (then the connection is closed), when the client closes, or at shutdown.
+struct HTTPStream: Sendable {
+    var status: Int
+    var headers: [(name: String, value: String)]
+    var chunks: any AsyncSequence<[UInt8], Never> & Sendable
+    var timeout: Duration?
+    /// Send half of the first chunk, then close (a fault).
+    var truncate = false
+    /// Called once the response is over and the connection closed.
+    var onFinish: (@Sendable () -> Void)? = nil
+}
+
 enum HTTPReply: Sendable {
     case response(HTTPResponse)
+    case stream(HTTPStream)
     /// Never answer; hold the connection until the client closes it or the server stops.
     case blackhole
 
     var status: Int? {
-        if case .response(let response) = self { return response.status }
-        return nil
+        switch self {
+        case .response(let response): response.status
+        case .stream(let stream): stream.status
+        case .blackhole: nil
+        }
     }
 }
 
@@ -54,18 +73,23 @@ typealias HTTPHandler = @Sendable (HTTPRequest) async -> HTTPReply
 typealias HTTPConnection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 typealias HTTPServerChannel = NIOAsyncChannel<HTTPConnection, Never>
 
-/// A small HTTP/1.1 server on SwiftNIO: keep-alive, bodies capped, one task per connection,
-/// everything ends when the serving task is cancelled.
+/// A small HTTP/1.1 server on SwiftNIO, optionally over TLS: keep-alive, bodies capped, one
+/// task per connection, streamed responses, everything ends when the serving task is cancelled.
 enum HTTPServer {
     static let maximumBodySize = 1 << 20
 
-    static func bind(group: any EventLoopGroup, host: String, port: Int) async throws -> HTTPServerChannel {
+    static func bind(group: any EventLoopGroup, host: String, port: Int, tls: NIOSSLContext? = nil) async throws
+        -> HTTPServerChannel
+    {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             .bind(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     return try HTTPConnection(wrappingChannelSynchronously: channel)
                 }
@@ -74,18 +98,30 @@ enum HTTPServer {
 
     /// Accepts connections until the calling task is cancelled; then closes the listener and
     /// every connection, and returns once they are all done.
+    ///
+    /// Cancellation closes the listener rather than ending the accept loop: a connection the
+    /// listener accepted at that moment is still in the loop's buffer, and dropping it unserved
+    /// (without `executeThenClose`) is a NIO precondition failure. So the loop runs in a task of
+    /// its own, which is awaited, reads the buffer to its end, and then cancels the connections.
     static func serve(_ server: HTTPServerChannel, handler: @escaping HTTPHandler) async {
-        await withDiscardingTaskGroup { group in
-            do {
-                try await server.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        group.addTask { await serveConnection(connection, handler: handler) }
+        let accepting = Task {
+            await withDiscardingTaskGroup { group in
+                do {
+                    try await server.executeThenClose { inbound in
+                        for try await connection in inbound {
+                            group.addTask { await serveConnection(connection, handler: handler) }
+                        }
                     }
+                } catch {
+                    // The listener failed or was closed (shutdown): the connections end below.
                 }
-            } catch {
-                // The listener was closed (shutdown); the connections finish through cancellation.
+                group.cancelAll()
             }
-            group.cancelAll()
+        }
+        await withTaskCancellationHandler {
+            await accepting.value
+        } onCancel: {
+            server.channel.close(promise: nil)
         }
     }
 
@@ -129,12 +165,75 @@ enum HTTPServer {
                         case .response(let response):
                             try await write(response, for: h, to: outbound)
                             if response.truncate || !h.isKeepAlive { return }
+                        case .stream(let stream):
+                            try await serveStream(stream, for: h, to: outbound, closing: connection.channel) {
+                                // The client closing its side (or shutdown) ends the stream.
+                                while try await parts.next() != nil {}
+                            }
+                            return
                         }
                     }
                 }
             }
         } catch {
             // The client reset the connection, or the server is shutting down: nothing to answer.
+        }
+    }
+
+    /// Writes the head, then each chunk until the stream ends (or times out), then closes the
+    /// connection; `untilClientCloses` returning (or throwing) stops the writing early.
+    static func serveStream(
+        _ stream: HTTPStream, for request: HTTPRequestHead,
+        to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, closing channel: any Channel,
+        untilClientCloses: () async throws -> Void
+    ) async throws {
+        defer { stream.onFinish?() }
+        var headers = HTTPHeaders(stream.headers.map { ($0.name, $0.value) })
+        headers.remove(name: "Content-Length")
+        headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
+        headers.replaceOrAdd(name: "Connection", value: "close")
+        try await outbound.write(
+            .head(
+                HTTPResponseHead(
+                    version: request.version, status: HTTPResponseStatus(statusCode: stream.status), headers: headers)))
+        if stream.truncate {
+            for await first in stream.chunks {
+                try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: first.prefix(max(1, first.count / 2))))))
+                break
+            }
+            return
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withTaskGroup(of: Void.self) { writer in
+                    writer.addTask {
+                        for await chunk in stream.chunks {
+                            do {
+                                try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: chunk))))
+                            } catch {
+                                return  // the client is gone
+                            }
+                        }
+                    }
+                    if let timeout = stream.timeout {
+                        writer.addTask {
+                            // Cancelled when the stream ends first: either way the response is over.
+                            try? await Task.sleep(for: timeout)
+                        }
+                    }
+                    await writer.next()
+                    writer.cancelAll()
+                }
+                // The end of the body, then close: the reading side below sees the connection go.
+                try? await outbound.write(.end(nil))  // the client may be gone already; nothing to tell it
+                channel.close(promise: nil)
+            }
+            do {
+                try await untilClientCloses()
+            } catch {
+                // Reset by the client, or cancelled at shutdown: the stream is over either way.
+            }
+            group.cancelAll()
         }
     }
 

@@ -2,12 +2,14 @@ public import Foundation
 public import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 public import SigV4
 import Synchronization
 
-/// A simulated EC2 instance and AWS on loopback: an IMDSv2 endpoint, and one port serving
-/// EC2, EKS and STS with SigV4 verification, with fault injection. Start it, point the agent
-/// at ``environment``, and call ``shutdown()`` when done.
+/// A simulated EC2 instance and AWS on loopback: an IMDSv2 endpoint, one port serving EC2, EKS
+/// and STS with SigV4 verification, and a Kubernetes API server (nodes) over HTTPS that takes
+/// EKS bearer tokens, with fault injection. Start it, point the agent at ``environment``, and
+/// call ``shutdown()`` when done.
 ///
 /// ```swift
 /// let testbed = try await Testbed.start()
@@ -18,6 +20,14 @@ public final class Testbed: Sendable {
     public let imdsEndpoint: String
     /// `http://127.0.0.1:PORT` of the AWS endpoint (EC2, EKS, STS and `/_testbed/`).
     public let awsEndpoint: String
+    /// `https://127.0.0.1:PORT` of the Kubernetes API server; DescribeCluster reports it unless
+    /// the cluster's `endpoint` is configured.
+    public let kubeEndpoint: String
+    /// The CA certificate (PEM) that signed the Kubernetes API server's certificate: what a
+    /// kubeconfig's `certificate-authority` must hold.
+    public let kubeCACertificatePEM: String
+    /// The cluster whose tokens the Kubernetes API server accepts (`x-k8s-aws-id`).
+    public let kubeClusterName: String
     /// The instance role's credentials, as IMDS hands them out.
     public let roleCredentials: SigV4Credentials
     /// When the role credentials expire.
@@ -45,6 +55,9 @@ public final class Testbed: Sendable {
     ) {
         self.imdsEndpoint = imdsEndpoint
         self.awsEndpoint = awsEndpoint
+        self.kubeEndpoint = core.kubeEndpoint
+        self.kubeCACertificatePEM = core.kubeCAPEM
+        self.kubeClusterName = core.kubeClusterName
         self.roleCredentials = core.role.credentials
         self.roleExpiration = core.role.expiration
         self.region = core.instance.region
@@ -54,13 +67,15 @@ public final class Testbed: Sendable {
         self.tasks = Mutex(tasks)
     }
 
-    /// Binds both listeners (port 0 = ephemeral) and starts serving. A listener with a late
-    /// start has its port reserved now and opens after the configured delay.
+    /// Binds the listeners (port 0 = ephemeral) and starts serving. A listener with a late
+    /// start has its port reserved now and opens after the configured delay. The Kubernetes API
+    /// server's CA is generated now, or loaded from `kubeAPI.caCertificateFile`/`caKeyFile`.
     public static func start(
         _ configuration: TestbedConfiguration = .default,
         host: String = "127.0.0.1",
         imdsPort: Int = 0,
         awsPort: Int = 0,
+        kubePort: Int = 0,
         logger: Logger = Logger(label: "nodeboot.testbed", factory: { _ in SwiftLogNoOpLogHandler() })
     ) async throws -> Testbed {
         let problems = configuration.validationErrors()
@@ -72,7 +87,16 @@ public final class Testbed: Sendable {
         let instance = InstanceModel(
             aemm: aemm, role: configuration.role, credentials: role, privateDNSName: configuration.privateDnsName,
             extraInterfaces: configuration.networkInterfaces)
-        let core = TestbedCore(configuration: configuration, instance: instance, role: role, logger: logger)
+        let tls: KubeTLS
+        do {
+            tls = try KubeTLS.make(configuration.kubeAPI, host: host, now: Date())
+        } catch let error as TestbedError {
+            throw error
+        } catch {
+            throw TestbedError(.configuration, "testbed kube API: cannot make its TLS certificate", cause: error)
+        }
+        let core = TestbedCore(
+            configuration: configuration, instance: instance, role: role, kubeCAPEM: tls.caPEM, logger: logger)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var tasks: [Task<Void, Never>] = []
@@ -81,6 +105,11 @@ public final class Testbed: Sendable {
                 "imds", group: group, host: host, port: imdsPort, delay: configuration.lateStart.imdsSeconds,
                 logger: logger, handler: { await core.handleIMDS($0) })
             tasks.append(imds.task)
+            let kube = try await listen(
+                "kube", group: group, host: host, port: kubePort, delay: configuration.lateStart.kubeSeconds,
+                logger: logger, tls: tls.context, handler: { await core.handleKube($0) })
+            tasks.append(kube.task)
+            core.kubeAddressBox.withLock { $0 = hostPort(host: host, port: kube.port) }
             let aws = try await listen(
                 "aws", group: group, host: host, port: awsPort, delay: configuration.lateStart.awsSeconds,
                 logger: logger, handler: { await core.handleAWS($0) })
@@ -88,7 +117,9 @@ public final class Testbed: Sendable {
             let testbed = Testbed(
                 imdsEndpoint: url(host: host, port: imds.port), awsEndpoint: url(host: host, port: aws.port),
                 core: core, group: group, tasks: tasks)
-            logger.info("testbed started: imds \(testbed.imdsEndpoint), aws \(testbed.awsEndpoint)")
+            logger.info(
+                "testbed started: imds \(testbed.imdsEndpoint), aws \(testbed.awsEndpoint), kube \(testbed.kubeEndpoint) (cluster \(testbed.kubeClusterName))"
+            )
             return testbed
         } catch {
             for task in tasks { task.cancel() }
@@ -123,14 +154,30 @@ public final class Testbed: Sendable {
         core.clearRecords()
     }
 
-    /// Closes both listeners and every open connection (blackholed ones included) and stops
-    /// the event loop. Safe to call twice.
+    /// The Kubernetes API server's nodes, sorted by name, as it stores them.
+    package func nodes() async -> [JSONValue] {
+        core.kubeStore.nodes()
+    }
+
+    /// Sets a node's `Ready` condition to `True`, as its kubelet would (watches see MODIFIED).
+    /// Throws `TestbedError` with code `notFound` when there is no such node.
+    public func setNodeReady(name: String) async throws {
+        guard core.markNodeReady(name, now: Date()) != nil else {
+            throw TestbedError(
+                .notFound, "testbed kube API: no node named '\(name)'", hint: "create the node first (POST /api/v1/nodes)")
+        }
+    }
+
+    /// Ends every watch (cleanly, waiting at most 2 s for their last bytes), closes the listeners
+    /// and every open connection (blackholed ones included) and stops the event loop. Safe to
+    /// call twice.
     public func shutdown() async throws {
         let running = tasks.withLock { tasks in
             defer { tasks.removeAll() }
             return tasks
         }
         guard !running.isEmpty else { return }
+        await core.endWatches(timeout: .seconds(2))
         for task in running { task.cancel() }
         for task in running { await task.value }
         try await group.shutdownGracefully()
@@ -139,18 +186,26 @@ public final class Testbed: Sendable {
     // MARK: Internals
 
     static func url(host: String, port: Int) -> String {
-        host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
+        "http://" + hostPort(host: host, port: port)
+    }
+
+    static func hostPort(host: String, port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
     /// Binds a listener now (or reserves its port and binds after `delay` seconds) and returns
     /// the task serving it.
     static func listen(
         _ name: String, group: MultiThreadedEventLoopGroup, host: String, port: Int, delay: Double, logger: Logger,
-        handler: @escaping HTTPHandler
+        tls: NIOSSLContext? = nil, handler: @escaping HTTPHandler
     ) async throws -> (port: Int, task: Task<Void, Never>) {
+        if delay > 0 {
+            return try lateListen(
+                name, group: group, host: host, port: port, delay: delay, logger: logger, tls: tls, handler: handler)
+        }
         let server: HTTPServerChannel
         do {
-            server = try await HTTPServer.bind(group: group, host: host, port: port)
+            server = try await HTTPServer.bind(group: group, host: host, port: port, tls: tls)
         } catch {
             throw TestbedError(
                 .bind, "testbed \(name) endpoint: cannot listen on \(host):\(port): \(error)",
@@ -160,20 +215,35 @@ public final class Testbed: Sendable {
             try? await server.channel.close()  // failing anyway; the listener has no address
             throw TestbedError(.bind, "testbed \(name) endpoint: the listener on \(host) has no port")
         }
-        if delay <= 0 {
-            return (boundPort, Task { await HTTPServer.serve(server, handler: handler) })
+        return (boundPort, Task { await HTTPServer.serve(server, handler: handler) })
+    }
+
+    /// Late start: the port is held by a socket that does not listen (connections are refused,
+    /// nobody else can take it) until the listener binds it after `delay` seconds.
+    static func lateListen(
+        _ name: String, group: MultiThreadedEventLoopGroup, host: String, port: Int, delay: Double, logger: Logger,
+        tls: NIOSSLContext?, handler: @escaping HTTPHandler
+    ) throws -> (port: Int, task: Task<Void, Never>) {
+        let reservation: PortReservation
+        do {
+            reservation = try PortReservation(host: host, port: port)
+        } catch {
+            throw TestbedError(
+                .bind, "testbed \(name) endpoint: cannot reserve \(host):\(port): \(error)",
+                hint: "choose another port, or 0 for an ephemeral one")
         }
-        // Late start: give the port back now (connections are refused) and bind it again later.
-        try await server.channel.close()
+        let boundPort = reservation.port
         logger.info("testbed \(name) endpoint: late start, port \(boundPort) opens in \(delay)s")
         let task = Task {
+            defer { reservation.release() }
             do {
                 try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
             } catch {
                 return  // shut down before the listener opened
             }
+            reservation.release()
             do {
-                let late = try await HTTPServer.bind(group: group, host: host, port: boundPort)
+                let late = try await HTTPServer.bind(group: group, host: host, port: boundPort, tls: tls)
                 logger.info("testbed \(name) endpoint: listening on port \(boundPort) (late start)")
                 await HTTPServer.serve(late, handler: handler)
             } catch {

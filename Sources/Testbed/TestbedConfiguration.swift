@@ -7,8 +7,7 @@ import Foundation
 /// {
 ///   "instance": "aemm.json",                // or an inline object; aemm's config format
 ///   "privateDnsName": "ip-172-16-34-43.us-west-2.compute.internal",
-///   "clusters": [{"name": "my-cluster", "endpoint": "https://example.com",
-///                 "certificateAuthority": "Y2VydGlmaWNhdGVBdXRob3JpdHk=",
+///   "clusters": [{"name": "my-cluster",               // endpoint, certificateAuthority: the testbed's API server
 ///                 "serviceIpv4Cidr": "10.100.0.0/16", "serviceIpv6Cidr": null,
 ///                 "version": "1.31", "platformVersion": "eks.1", "status": "ACTIVE"}],
 ///   "role": {"name": "baskinc-role", "accessKeyId": "ASIA…", "secretAccessKey": "…",
@@ -19,7 +18,10 @@ import Foundation
 ///   "networkInterfaces": [{"mac": "0e:49:61:0f:c3:12", "deviceNumber": 1, "localIpv4s": ["172.16.34.50"]}],
 ///   "imdsTokenMaxTtlSeconds": 21600,
 ///   "faults": [{"endpoint": "ec2", "action": "DescribeInstances", "throttle": true, "count": 1}],
-///   "lateStart": {"imdsSeconds": 0, "awsSeconds": 0}
+///   "lateStart": {"imdsSeconds": 0, "awsSeconds": 0, "kubeSeconds": 0},
+///   "kubeAPI": {"clusterName": "my-cluster", "caCertificateFile": "ca.crt", "caKeyFile": "ca.key",
+///               "users": [{"accessKeyId": "AKIA…", "username": "alice", "groups": ["system:masters"]}],
+///               "defaultMappings": true}
 /// }
 /// ```
 ///
@@ -35,7 +37,8 @@ import Foundation
 /// - `networkInterfaces`: ENIs besides the primary one (IMDS `macs/` and DescribeInstances).
 /// - `imdsTokenMaxTtlSeconds`: the largest token TTL IMDS grants (1…21600).
 /// - `faults`: fault rules active from the start (see ``FaultRule``).
-/// - `lateStart`: seconds before the IMDS or AWS listener opens; until then connections are refused.
+/// - `lateStart`: seconds before the IMDS, AWS or kube listener opens; until then connections are refused.
+/// - `kubeAPI`: the Kubernetes API server (see ``KubeAPI``).
 public struct TestbedConfiguration: Codable, Sendable {
     public var instance: InstanceSource
     public var privateDnsName: String
@@ -47,6 +50,7 @@ public struct TestbedConfiguration: Codable, Sendable {
     public var imdsTokenMaxTtlSeconds: Int
     public var faults: [FaultRule]
     public var lateStart: LateStart
+    public var kubeAPI: KubeAPI
 
     public init(
         instance: InstanceSource = .bundled,
@@ -58,7 +62,8 @@ public struct TestbedConfiguration: Codable, Sendable {
         networkInterfaces: [NetworkInterface] = [],
         imdsTokenMaxTtlSeconds: Int = 21600,
         faults: [FaultRule] = [],
-        lateStart: LateStart = LateStart()
+        lateStart: LateStart = LateStart(),
+        kubeAPI: KubeAPI = KubeAPI()
     ) {
         self.instance = instance
         self.privateDnsName = privateDnsName
@@ -70,6 +75,7 @@ public struct TestbedConfiguration: Codable, Sendable {
         self.imdsTokenMaxTtlSeconds = imdsTokenMaxTtlSeconds
         self.faults = faults
         self.lateStart = lateStart
+        self.kubeAPI = kubeAPI
     }
 
     /// nodeadm's E2E instance (`i-1234567890abcdef0`, m4.xlarge, us-west-2) and cluster `my-cluster`.
@@ -80,7 +86,7 @@ public struct TestbedConfiguration: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case instance, privateDnsName, clusters, role, staticKeys, instanceTypes, networkInterfaces
-        case imdsTokenMaxTtlSeconds, faults, lateStart
+        case imdsTokenMaxTtlSeconds, faults, lateStart, kubeAPI
     }
 
     public init(from decoder: any Decoder) throws {
@@ -99,6 +105,7 @@ public struct TestbedConfiguration: Codable, Sendable {
             try c.decodeIfPresent(Int.self, forKey: .imdsTokenMaxTtlSeconds) ?? d.imdsTokenMaxTtlSeconds
         faults = try c.decodeIfPresent([FaultRule].self, forKey: .faults) ?? d.faults
         lateStart = try c.decodeIfPresent(LateStart.self, forKey: .lateStart) ?? d.lateStart
+        kubeAPI = try c.decodeIfPresent(KubeAPI.self, forKey: .kubeAPI) ?? d.kubeAPI
     }
 
     // MARK: Loading
@@ -127,6 +134,14 @@ public struct TestbedConfiguration: Codable, Sendable {
                 instancePath.hasPrefix("/") ? instancePath : base.appendingPathComponent(instancePath).path
             configuration.instance = .inline(try AEMMConfig.load(from: resolved, field: "\(path): field 'instance'"))
         }
+        // The CA files, like the instance, are relative to the configuration file.
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        func resolve(_ file: String?) -> String? {
+            guard let file, !file.hasPrefix("/") else { return file }
+            return base.appendingPathComponent(file).path
+        }
+        configuration.kubeAPI.caCertificateFile = resolve(configuration.kubeAPI.caCertificateFile)
+        configuration.kubeAPI.caKeyFile = resolve(configuration.kubeAPI.caKeyFile)
         let problems = configuration.validationErrors()
         if !problems.isEmpty {
             throw TestbedError(
@@ -150,7 +165,7 @@ public struct TestbedConfiguration: Codable, Sendable {
             if let cidr = cluster.serviceIpv6Cidr, !CIDR.isIPv6(cidr) {
                 problems.append("clusters[\(i)].serviceIpv6Cidr: '\(cidr)' is not an IPv6 CIDR block")
             }
-            if Data(base64Encoded: cluster.certificateAuthority) == nil {
+            if let ca = cluster.certificateAuthority, Data(base64Encoded: ca) == nil {
                 problems.append("clusters[\(i)].certificateAuthority: not base64")
             }
         }
@@ -177,6 +192,8 @@ public struct TestbedConfiguration: Codable, Sendable {
         }
         if lateStart.imdsSeconds < 0 { problems.append("lateStart.imdsSeconds: must not be negative") }
         if lateStart.awsSeconds < 0 { problems.append("lateStart.awsSeconds: must not be negative") }
+        if lateStart.kubeSeconds < 0 { problems.append("lateStart.kubeSeconds: must not be negative") }
+        problems += kubeAPI.validationErrors()
         return problems
     }
 }
@@ -224,9 +241,11 @@ extension TestbedConfiguration {
     /// An EKS cluster as DescribeCluster returns it.
     public struct Cluster: Codable, Sendable, Equatable {
         public var name: String = "my-cluster"
-        public var endpoint: String = "https://example.com"
-        /// Base64 of the cluster CA bundle (PEM), as `certificateAuthority.data`.
-        public var certificateAuthority: String = "Y2VydGlmaWNhdGVBdXRob3JpdHk="
+        /// The API server URL DescribeCluster reports; nil = the testbed's own (``Testbed/kubeEndpoint``).
+        public var endpoint: String? = nil
+        /// Base64 of the cluster CA bundle (PEM), as `certificateAuthority.data`; nil = the testbed's
+        /// own CA (``Testbed/kubeCACertificatePEM``).
+        public var certificateAuthority: String? = nil
         public var serviceIpv4Cidr: String? = "10.100.0.0/16"
         public var serviceIpv6Cidr: String? = nil
         /// `ipv4` or `ipv6`; absent = `ipv6` when `serviceIpv6Cidr` is set, else `ipv4`.
@@ -242,8 +261,8 @@ extension TestbedConfiguration {
         public var tags: [String: String] = [:]
 
         public init(
-            name: String = "my-cluster", endpoint: String = "https://example.com",
-            certificateAuthority: String = "Y2VydGlmaWNhdGVBdXRob3JpdHk=", serviceIpv4Cidr: String? = "10.100.0.0/16",
+            name: String = "my-cluster", endpoint: String? = nil,
+            certificateAuthority: String? = nil, serviceIpv4Cidr: String? = "10.100.0.0/16",
             serviceIpv6Cidr: String? = nil, status: String = "ACTIVE", version: String = "1.31",
             platformVersion: String = "eks.1"
         ) {
@@ -267,9 +286,8 @@ extension TestbedConfiguration {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let d = Cluster()
             name = try c.decodeIfPresent(String.self, forKey: .name) ?? d.name
-            endpoint = try c.decodeIfPresent(String.self, forKey: .endpoint) ?? d.endpoint
-            certificateAuthority =
-                try c.decodeIfPresent(String.self, forKey: .certificateAuthority) ?? d.certificateAuthority
+            endpoint = try c.decodeIfPresent(String.self, forKey: .endpoint)
+            certificateAuthority = try c.decodeIfPresent(String.self, forKey: .certificateAuthority)
             serviceIpv4Cidr =
                 c.contains(.serviceIpv4Cidr)
                 ? try c.decodeIfPresent(String.self, forKey: .serviceIpv4Cidr) : d.serviceIpv4Cidr
@@ -442,19 +460,103 @@ extension TestbedConfiguration {
     public struct LateStart: Codable, Sendable, Equatable {
         public var imdsSeconds: Double = 0
         public var awsSeconds: Double = 0
+        public var kubeSeconds: Double = 0
 
-        public init(imdsSeconds: Double = 0, awsSeconds: Double = 0) {
+        public init(imdsSeconds: Double = 0, awsSeconds: Double = 0, kubeSeconds: Double = 0) {
             self.imdsSeconds = imdsSeconds
             self.awsSeconds = awsSeconds
+            self.kubeSeconds = kubeSeconds
         }
 
-        enum CodingKeys: String, CodingKey, CaseIterable { case imdsSeconds, awsSeconds }
+        enum CodingKeys: String, CodingKey, CaseIterable { case imdsSeconds, awsSeconds, kubeSeconds }
 
         public init(from decoder: any Decoder) throws {
             try rejectUnknownKeys(decoder, CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
             imdsSeconds = try c.decodeIfPresent(Double.self, forKey: .imdsSeconds) ?? 0
             awsSeconds = try c.decodeIfPresent(Double.self, forKey: .awsSeconds) ?? 0
+            kubeSeconds = try c.decodeIfPresent(Double.self, forKey: .kubeSeconds) ?? 0
+        }
+    }
+
+    /// The Kubernetes API server (nodes only) and how it authenticates `k8s-aws-v1` tokens.
+    ///
+    /// - `clusterName`: the cluster whose tokens it accepts (the `x-k8s-aws-id` it signs with);
+    ///   absent = the first of `clusters` (`my-cluster`).
+    /// - `caCertificateFile`, `caKeyFile`: a CA (PEM certificate and its private key) that signs
+    ///   the server certificate; relative paths are relative to the configuration file. Absent =
+    ///   a P-256 CA generated at start.
+    /// - `users`: identity mappings by access key, checked first: `accessKeyId`, `username`
+    ///   (`{{EC2PrivateDNSName}}`, `{{AccessKeyID}}` and `{{SessionName}}` are replaced), `groups`.
+    /// - `defaultMappings`: map the instance role to `system:node:<privateDnsName>` (groups
+    ///   `system:bootstrappers`, `system:nodes`) and the static keys to `kubernetes-admin`
+    ///   (`system:masters`); false = only `users` are mapped, every other identity is 401.
+    public struct KubeAPI: Codable, Sendable, Equatable {
+        public var clusterName: String?
+        public var caCertificateFile: String?
+        public var caKeyFile: String?
+        public var users: [UserMapping]
+        public var defaultMappings: Bool
+
+        public init(
+            clusterName: String? = nil, caCertificateFile: String? = nil, caKeyFile: String? = nil,
+            users: [UserMapping] = [], defaultMappings: Bool = true
+        ) {
+            self.clusterName = clusterName
+            self.caCertificateFile = caCertificateFile
+            self.caKeyFile = caKeyFile
+            self.users = users
+            self.defaultMappings = defaultMappings
+        }
+
+        /// An access key mapped to a Kubernetes user.
+        public struct UserMapping: Codable, Sendable, Equatable {
+            public var accessKeyId: String
+            public var username: String
+            public var groups: [String]
+
+            public init(accessKeyId: String, username: String, groups: [String] = []) {
+                self.accessKeyId = accessKeyId
+                self.username = username
+                self.groups = groups
+            }
+
+            enum CodingKeys: String, CodingKey, CaseIterable { case accessKeyId, username, groups }
+
+            public init(from decoder: any Decoder) throws {
+                try rejectUnknownKeys(decoder, CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                accessKeyId = try c.decode(String.self, forKey: .accessKeyId)
+                username = try c.decode(String.self, forKey: .username)
+                groups = try c.decodeIfPresent([String].self, forKey: .groups) ?? []
+            }
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case clusterName, caCertificateFile, caKeyFile, users, defaultMappings
+        }
+
+        public init(from decoder: any Decoder) throws {
+            try rejectUnknownKeys(decoder, CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            clusterName = try c.decodeIfPresent(String.self, forKey: .clusterName)
+            caCertificateFile = try c.decodeIfPresent(String.self, forKey: .caCertificateFile)
+            caKeyFile = try c.decodeIfPresent(String.self, forKey: .caKeyFile)
+            users = try c.decodeIfPresent([UserMapping].self, forKey: .users) ?? []
+            defaultMappings = try c.decodeIfPresent(Bool.self, forKey: .defaultMappings) ?? true
+        }
+
+        func validationErrors() -> [String] {
+            var problems: [String] = []
+            if let clusterName, clusterName.isEmpty { problems.append("kubeAPI.clusterName: must not be empty") }
+            if (caCertificateFile == nil) != (caKeyFile == nil) {
+                problems.append("kubeAPI: give both caCertificateFile and caKeyFile, or neither")
+            }
+            for (i, user) in users.enumerated() {
+                if user.accessKeyId.isEmpty { problems.append("kubeAPI.users[\(i)].accessKeyId: must not be empty") }
+                if user.username.isEmpty { problems.append("kubeAPI.users[\(i)].username: must not be empty") }
+            }
+            return problems
         }
     }
 }

@@ -220,6 +220,14 @@ extension TestbedCore {
         case ("DELETE", "/_testbed/requests"):
             clearRecords()
             return HTTPResponse(status: 204)
+        case ("POST", let path) where path.hasPrefix("/_testbed/kube/nodes/") && path.hasSuffix("/ready"):
+            let name = SigV4Signer.percentDecode(
+                path.dropFirst("/_testbed/kube/nodes/".count).dropLast("/ready".count))
+            guard let node = markNodeReady(name, now: Date()) else {
+                return json(404, JSONValue.object([("message", .string("no node named '\(name)'"))]).compact())
+            }
+            logger.info("testbed kube node \(name) marked ready")
+            return json(200, node.compact())
         default:
             return json(
                 404,
@@ -227,7 +235,7 @@ extension TestbedCore {
                     (
                         "message",
                         .string(
-                            "unknown testbed control call \(request.method) \(request.path); known: PUT|GET /_testbed/faults, POST /_testbed/imds/expire-tokens, GET|DELETE /_testbed/requests"
+                            "unknown testbed control call \(request.method) \(request.path); known: PUT|GET /_testbed/faults, POST /_testbed/imds/expire-tokens, GET|DELETE /_testbed/requests, POST /_testbed/kube/nodes/NAME/ready"
                         )
                     )
                 ]).compact())

@@ -75,7 +75,7 @@ extension TestbedCore {
             ("arn", .string("arn:aws:eks:\(region):\(account):cluster/\(cluster.name)")),
             ("createdAt", .number(1_700_000_000)),
             ("version", .string(cluster.version)),
-            ("endpoint", .string(cluster.endpoint)),
+            ("endpoint", .string(cluster.endpoint ?? kubeEndpoint)),
             ("roleArn", .string(cluster.roleArn ?? "arn:aws:iam::\(account):role/eks-cluster-role")),
             (
                 "resourcesVpcConfig",
@@ -105,7 +105,10 @@ extension TestbedCore {
                 ])
             ),
             ("status", .string(cluster.status)),
-            ("certificateAuthority", .object([("data", .string(cluster.certificateAuthority))])),
+            (
+                "certificateAuthority",
+                .object([("data", .string(cluster.certificateAuthority ?? Data(kubeCAPEM.utf8).base64EncodedString()))])
+            ),
             ("platformVersion", .string(cluster.platformVersion)),
             ("tags", .object(cluster.tags.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
             ("accessConfig", .object([("authenticationMode", .string("API_AND_CONFIG_MAP"))])),

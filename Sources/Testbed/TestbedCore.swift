@@ -4,7 +4,7 @@ import SigV4
 import Synchronization
 
 /// The testbed's request handling and its mutable state (IMDS tokens, fault rules, the
-/// request log), shared by both listeners.
+/// request log, the Kubernetes objects), shared by the listeners.
 final class TestbedCore: Sendable {
     struct ActiveFault {
         var rule: FaultRule
@@ -25,8 +25,23 @@ final class TestbedCore: Sendable {
     let staticKeys: [String: TestbedConfiguration.StaticKey]
     let logger: Logger
     let state: Mutex<State>
+    let kubeStore = KubeStore()
+    /// The kube API server's CA certificate (PEM).
+    let kubeCAPEM: String
+    /// The cluster whose tokens the kube API server accepts.
+    let kubeClusterName: String
+    /// `host:port` of the kube API server, known once it is bound.
+    let kubeAddressBox = Mutex("127.0.0.1:0")
+    /// Watch responses being written; shutdown lets them end cleanly first.
+    let openWatches = Mutex(0)
 
-    init(configuration: TestbedConfiguration, instance: InstanceModel, role: RoleCredentials, logger: Logger) {
+    var kubeAddress: String { kubeAddressBox.withLock { $0 } }
+    var kubeEndpoint: String { "https://" + kubeAddress }
+
+    init(
+        configuration: TestbedConfiguration, instance: InstanceModel, role: RoleCredentials, kubeCAPEM: String,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.instance = instance
         self.role = role
@@ -35,6 +50,9 @@ final class TestbedCore: Sendable {
         for key in configuration.staticKeys { keys[key.accessKeyId] = key }
         self.staticKeys = keys
         self.logger = logger
+        self.kubeCAPEM = kubeCAPEM
+        self.kubeClusterName =
+            configuration.kubeAPI.clusterName ?? configuration.clusters.first?.name ?? "my-cluster"
         self.state = Mutex(State(faults: configuration.faults.map { ActiveFault(rule: $0, remaining: $0.count) }))
     }
 
@@ -69,7 +87,14 @@ final class TestbedCore: Sendable {
     func apply(
         _ fault: FaultRule?, errors: ServiceErrors, normal: () async -> HTTPResponse
     ) async -> HTTPReply {
-        guard let fault else { return .response(await normal()) }
+        await applyReply(fault, errors: errors) { .response(await normal()) }
+    }
+
+    /// ``apply(_:errors:normal:)`` for handlers that may stream their answer.
+    func applyReply(
+        _ fault: FaultRule?, errors: ServiceErrors, normal: () async -> HTTPReply
+    ) async -> HTTPReply {
+        guard let fault else { return await normal() }
         if let latency = fault.latencyMs, latency > 0 {
             do {
                 try await Task.sleep(for: .milliseconds(latency))
@@ -78,7 +103,7 @@ final class TestbedCore: Sendable {
             }
         }
         switch fault.effect {
-        case .none: return .response(await normal())
+        case .none: return await normal()
         case .blackhole: return .blackhole
         case .throttle: return .response(errors.throttle())
         case .status(let status): return .response(errors.error(status, fault.code))
@@ -88,9 +113,16 @@ final class TestbedCore: Sendable {
                     status: 200, contentType: errors.contentType,
                     text: "\u{1}garbage \u{7f}<<<< {{{ not xml, not json ]]]\n"))
         case .truncated:
-            var response = await normal()
-            response.truncate = true
-            return .response(response)
+            switch await normal() {
+            case .response(var response):
+                response.truncate = true
+                return .response(response)
+            case .stream(var stream):
+                stream.truncate = true
+                return .stream(stream)
+            case .blackhole:
+                return .blackhole
+            }
         }
     }
 
@@ -137,8 +169,10 @@ final class TestbedCore: Sendable {
         let status = entry.status.map(String.init) ?? "no-answer"
         let fault = entry.fault.map { " fault=\($0)" } ?? ""
         let operation = entry.action.map { " \($0)" } ?? ""
+        let user = entry.username.map { " user=\($0)" } ?? ""
+        let reason = entry.reason.map { " reason=\"\($0)\"" } ?? ""
         logger.info(
-            "\(entry.endpoint) \(entry.method) \(entry.path)\(operation) \(status) \(String(format: "%.1f", entry.durationMs))ms\(fault)"
+            "\(entry.endpoint) \(entry.method) \(entry.path)\(operation) \(status) \(String(format: "%.1f", entry.durationMs))ms\(fault)\(user)\(reason)"
         )
     }
 
@@ -153,7 +187,8 @@ final class TestbedCore: Sendable {
     /// Runs a handler, then records what it answered.
     func recorded(
         endpoint: @autoclosure () -> String, request: HTTPRequest, action: String?, fault: FaultRule?,
-        accessKeyId: () -> String? = { nil }, _ body: () async -> HTTPReply
+        accessKeyId: () -> String? = { nil }, username: () -> String? = { nil }, reason: () -> String? = { nil },
+        _ body: () async -> HTTPReply
     ) async -> HTTPReply {
         let start = ContinuousClock.now
         let time = Date()
@@ -164,8 +199,8 @@ final class TestbedCore: Sendable {
         record(
             RecordedRequest(
                 endpoint: endpoint(), method: request.method, path: request.path, action: action,
-                status: reply.status, fault: TestbedCore.faultName(fault), accessKeyId: accessKeyId(), time: time,
-                durationMs: ms))
+                status: reply.status, fault: TestbedCore.faultName(fault), accessKeyId: accessKeyId(),
+                username: username(), reason: reason(), time: time, durationMs: ms))
         return reply
     }
 }

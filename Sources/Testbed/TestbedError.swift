@@ -10,6 +10,8 @@ public struct TestbedError: Error, Sendable, CustomStringConvertible {
         public static let configuration = Code(rawValue: "configuration")
         /// A listener could not be bound.
         public static let bind = Code(rawValue: "bind")
+        /// What was asked for does not exist (a node of the Kubernetes API server).
+        public static let notFound = Code(rawValue: "notFound")
     }
 
     public var code: Code

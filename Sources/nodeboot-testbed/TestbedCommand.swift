@@ -8,7 +8,8 @@ import Testbed
 struct TestbedCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nodeboot-testbed",
-        abstract: "A loopback EC2 instance (IMDSv2) and AWS endpoint (EC2, EKS, STS) with fault injection.",
+        abstract:
+            "A loopback EC2 instance (IMDSv2), AWS endpoint (EC2, EKS, STS) and Kubernetes API server, with fault injection.",
         subcommands: [Serve.self],
         defaultSubcommand: Serve.self
     )
@@ -30,10 +31,21 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("aws-port"), help: "AWS (EC2, EKS, STS) port (0 = ephemeral).")
     var awsPort: Int = 0
 
+    @Option(name: .customLong("kube-port"), help: "Kubernetes API server (HTTPS) port (0 = ephemeral).")
+    var kubePort: Int = 0
+
+    @Option(
+        name: .customLong("kube-ca-out"),
+        help: "Where to write the Kubernetes API server's CA certificate (PEM); default: a file in a new temporary directory."
+    )
+    var kubeCAOut: String?
+
     func validate() throws {
-        for (name, port) in [("--imds-port", imdsPort), ("--aws-port", awsPort)] where !(0...65535).contains(port) {
+        for (name, port) in [("--imds-port", imdsPort), ("--aws-port", awsPort), ("--kube-port", kubePort)]
+        where !(0...65535).contains(port) {
             throw ValidationError("\(name) \(port) is not a port number (0-65535)")
         }
+        if let kubeCAOut, kubeCAOut.isEmpty { throw ValidationError("--kube-ca-out needs a file path") }
     }
 
     func run() async throws {
@@ -53,14 +65,27 @@ struct Serve: AsyncParsableCommand {
         let testbed: Testbed
         do {
             testbed = try await Testbed.start(
-                configuration, host: host, imdsPort: imdsPort, awsPort: awsPort, logger: logger)
+                configuration, host: host, imdsPort: imdsPort, awsPort: awsPort, kubePort: kubePort, logger: logger)
+        } catch let error as TestbedError where error.code == .configuration {
+            FileHandle.standardError.write(Data("nodeboot-testbed: \(error)\n".utf8))
+            throw ExitCode(2)
         } catch {
             FileHandle.standardError.write(Data("nodeboot-testbed: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let caFile: KubeCAFile
+        do {
+            caFile = try KubeCAFile.write(testbed.kubeCACertificatePEM, to: kubeCAOut)
+        } catch {
+            FileHandle.standardError.write(Data("nodeboot-testbed: \(error)\n".utf8))
+            try await testbed.shutdown()
             throw ExitCode(1)
         }
         var lines = [
             "imds: \(testbed.imdsEndpoint)",
             "aws: \(testbed.awsEndpoint)",
+            "kube: \(testbed.kubeEndpoint)",
+            "kube-ca: \(caFile.path)",
         ]
         for (name, value) in testbed.environment.sorted(by: { $0.key < $1.key }) {
             lines.append("export \(name)=\(value)")
@@ -71,6 +96,38 @@ struct Serve: AsyncParsableCommand {
         let signal = await Signals.wait(for: [SIGINT, SIGTERM])
         logger.info("testbed stopping on signal \(signal)")
         try await testbed.shutdown()
+        caFile.removeTemporaryDirectory()
+    }
+}
+
+/// The CA certificate written for kubeconfigs: at the path given, or in a new temporary
+/// directory that is removed again when the testbed stops.
+struct KubeCAFile {
+    var path: String
+    var temporaryDirectory: URL?
+
+    static func write(_ pem: String, to path: String?) throws -> KubeCAFile {
+        var file = KubeCAFile(path: path ?? "", temporaryDirectory: nil)
+        if path == nil {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "nodeboot-testbed-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            file.temporaryDirectory = directory
+            file.path = directory.appendingPathComponent("kube-ca.crt").path
+        }
+        do {
+            try Data(pem.utf8).write(to: URL(fileURLWithPath: file.path), options: .atomic)
+        } catch {
+            throw TestbedError(
+                .configuration, "--kube-ca-out \(file.path): cannot write the CA certificate: \(error.localizedDescription)")
+        }
+        return file
+    }
+
+    func removeTemporaryDirectory() {
+        guard let temporaryDirectory else { return }
+        // Best effort: a leftover certificate in a temporary directory is harmless.
+        try? FileManager.default.removeItem(at: temporaryDirectory)
     }
 }
 

@@ -173,7 +173,8 @@ struct InitFlowTests {
         try await testbed.shutdown()
         #expect(calls.count == 1)
         let kubeconfig = try String(contentsOfFile: root + "/var/lib/kubelet/kubeconfig", encoding: .utf8)
-        #expect(kubeconfig.contains("server: https://example.com"))
+        // DescribeCluster reports the testbed's own API server.
+        #expect(kubeconfig.contains("server: \(testbed.kubeEndpoint)"))
         let persisted = root + "/var/lib/nodeboot/cluster-my-cluster.json"
         #expect(try FileManager.default.attributesOfItem(atPath: persisted)[.posixPermissions] as? Int == 0o600)
         #expect(second.report?.files.allSatisfy { $0.action == .unchanged } == true)

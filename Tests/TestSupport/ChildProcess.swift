@@ -45,9 +45,12 @@ public struct ChildProcess: Sendable {
             stderr: String(decoding: await errData, as: UTF8.self))
     }
 
+    /// Reads to EOF on a thread of its own: not `DispatchQueue.global()`, whose threads on Linux
+    /// are the ones Swift concurrency runs on (a few children waiting on an in-process testbed
+    /// would block every one of them, and the testbed could not answer).
     static func drain(_ pipe: Pipe) async -> Data {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            Thread.detachNewThread {
                 continuation.resume(returning: pipe.fileHandleForReading.readDataToEndOfFile())
             }
         }

@@ -40,6 +40,29 @@ struct ConfigurationTests {
         #expect(configuration.privateDnsName == "ip-172-16-34-43.us-west-2.compute.internal")
         #expect(configuration.staticKeys.map(\.accessKeyId) == ["testing"])
         #expect(configuration.imdsTokenMaxTtlSeconds == 21600)
+        // Unset endpoint and CA: DescribeCluster reports the testbed's own API server.
+        #expect(configuration.clusters.first?.endpoint == nil)
+        #expect(configuration.clusters.first?.certificateAuthority == nil)
+        #expect(configuration.kubeAPI == TestbedConfiguration.KubeAPI())
+        #expect(configuration.lateStart.kubeSeconds == 0)
+    }
+
+    @Test("kubeAPI decodes its fields; CA files are relative to the configuration file; a missing CA file is named")
+    func kubeAPI() async throws {
+        let url = try write(
+            #"{"kubeAPI": {"clusterName": "other", "caCertificateFile": "ca.crt", "caKeyFile": "/abs/ca.key", "#
+                + #""users": [{"accessKeyId": "AKIAEXAMPLE", "username": "alice", "groups": ["devs"]}], "#
+                + #""defaultMappings": false}, "lateStart": {"kubeSeconds": 2}}"#)
+        let configuration = try TestbedConfiguration.load(from: url.path)
+        #expect(configuration.kubeAPI.clusterName == "other")
+        #expect(configuration.kubeAPI.caCertificateFile == url.deletingLastPathComponent().appendingPathComponent("ca.crt").path)
+        #expect(configuration.kubeAPI.caKeyFile == "/abs/ca.key")
+        #expect(configuration.kubeAPI.users == [.init(accessKeyId: "AKIAEXAMPLE", username: "alice", groups: ["devs"])])
+        #expect(configuration.kubeAPI.defaultMappings == false)
+        #expect(configuration.lateStart.kubeSeconds == 2)
+        let error = await #expect(throws: TestbedError.self) { try await Testbed.start(configuration) }
+        #expect(error?.code == .configuration)
+        #expect(error?.message.contains("kubeAPI.caCertificateFile") == true, "\(String(describing: error))")
     }
 
     @Test(
@@ -54,6 +77,11 @@ struct ConfigurationTests {
             (#"{"instance": "missing-aemm.json"}"#, "instance"),
             (#"{"role": {"expiration": "tomorrow"}}"#, "role.expiration"),
             (#"{"networkInterfaces": [{"mac": "zz", "deviceNumber": 1}]}"#, "networkInterfaces[0].mac"),
+            (#"{"kubeAPI": {"caFile": "ca.crt"}}"#, "kubeAPI.caFile"),
+            (#"{"kubeAPI": {"caCertificateFile": "ca.crt"}}"#, "caKeyFile"),
+            (#"{"kubeAPI": {"users": [{"accessKeyId": "AKIA", "username": ""}]}}"#, "kubeAPI.users[0].username"),
+            (#"{"lateStart": {"kubeSeconds": -1}}"#, "lateStart.kubeSeconds"),
+            (#"{"clusters": [{"certificateAuthority": "not*base64"}]}"#, "clusters[0].certificateAuthority"),
             ("{not json", "not valid JSON"),
         ])
     func bad(text: String, field: String) throws {
