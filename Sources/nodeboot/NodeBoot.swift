@@ -72,6 +72,10 @@ extension NodeBoot {
             let arguments = CommandLine.arguments.dropFirst().map { ["--daemon=", "-d="].contains($0) ? "--no-daemons" : $0 }
             // Invoked through a link named aws-iam-authenticator: that tool's command line.
             let invokedAs = CommandLine.arguments.first?.split(separator: "/").last.map(String.init) ?? ""
+            if let document = TokenCommand.fastPath(arguments, invokedAs: invokedAs) {
+                writeStandardOutput(document)
+                return
+            }
             var command: any ParsableCommand
             do {
                 command =

@@ -144,3 +144,57 @@ func writeStandardOutput(_ text: String) {
         remaining = remaining.dropFirst(written)
     }
 }
+
+extension TokenCommand {
+    /// The kubelet runs the token helper every few minutes; this path needs neither the argument
+    /// parser nor the network: `token --cluster-name NAME [--region R]` (or aws-iam-authenticator's
+    /// `token -i NAME [--region R]`) with static keys and a region in the environment. Anything
+    /// else (a role to assume, IMDS credentials, unknown flags, errors) returns nil and goes the
+    /// ordinary way.
+    static func fastPath(_ arguments: [String], invokedAs: String) -> String? {
+        guard arguments.first == "token" else { return nil }
+        let nameFlags = invokedAs == "aws-iam-authenticator" ? ["-i", "--cluster-id"] : ["--cluster-name"]
+        var cluster: String?
+        var region: String?
+        var index = 1
+        while index < arguments.count {
+            var flag = arguments[index]
+            var value: String?
+            if let equals = flag.firstIndex(of: "=") {
+                value = String(flag[flag.index(after: equals)...])
+                flag = String(flag[..<equals])
+            } else if index + 1 < arguments.count {
+                index += 1
+                value = arguments[index]
+            }
+            guard let value else { return nil }
+            if nameFlags.contains(flag) {
+                cluster = value
+            } else if flag == "--region" {
+                region = value
+            } else {
+                return nil
+            }
+            index += 1
+        }
+        // Only the variables this path reads (ProcessInfo's whole environment costs more).
+        var environment: [String: String] = [:]
+        for name in [
+            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION",
+            "AWS_DEFAULT_REGION", "AWS_STS_REGIONAL_ENDPOINTS", "AWS_USE_FIPS_ENDPOINT", "KUBERNETES_EXEC_INFO",
+        ] {
+            if let value = getenv(name).map({ String(cString: $0) }), !value.isEmpty { environment[name] = value }
+        }
+        guard let cluster, !cluster.isEmpty, !cluster.contains(where: { $0.isWhitespace }),
+            let credentials = EnvironmentCredentialProvider(environment: environment)?.staticCredentials,
+            let tokenRegion = region ?? environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"],
+            let apiVersion = try? ExecCredential.requestedAPIVersion(execInfo: environment["KUBERNETES_EXEC_INFO"])
+        else { return nil }
+        let now = Date()
+        guard
+            let token = try? ExecCredential.token(
+                clusterName: cluster, region: tokenRegion, credentials: credentials, date: now, environment: environment)
+        else { return nil }
+        return ExecCredential.document(apiVersion: apiVersion, token: token, expiration: now.addingTimeInterval(14 * 60))
+    }
+}

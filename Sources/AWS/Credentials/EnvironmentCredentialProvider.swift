@@ -18,4 +18,7 @@ public struct EnvironmentCredentialProvider: CredentialProvider {
     public var source: String { "environment (AWS_ACCESS_KEY_ID \(value.accessKeyID))" }
 
     public func credentials() async throws -> SigV4Credentials { value }
+
+    /// The same credentials, without suspending (they are static).
+    public var staticCredentials: SigV4Credentials { value }
 }
