@@ -114,12 +114,12 @@ let package = Package(
         // Helpers shared by the test targets: child processes, free ports, moto.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
-        .testTarget(name: "TOMLTests", dependencies: ["TOML"], swiftSettings: swiftSettings),
+        .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ExecCredentialTests", dependencies: ["AWS", "ExecCredential", "SigV4", "TestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "YAMLTests", dependencies: ["YAML", .product(name: "Yams", package: "Yams")],
+            name: "YAMLTests", dependencies: ["YAML", "TestSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "BootstrapTests", dependencies: ["Bootstrap", "NodeConfig", "NodeRender", "TestSupport"],

@@ -6,33 +6,10 @@ import Testing
 
 @Suite("STS presigned GetCallerIdentity")
 struct PresignTests {
-    struct Vector: Decodable, Sendable, CustomTestStringConvertible {
-        struct Input: Decodable, Sendable {
-            var cluster: String
-            var region: String
-            var akid: String
-            var secret: String
-            var session: String?
-            var time: String
-            var sts: String
-        }
-        var input: Input
-        var presignedURL: String
-        var testDescription: String { "\(input.cluster) \(input.region) \(input.sts)" }
-    }
-
-    static let vectors: [Vector] = {
-        struct File: Decodable { var vectors: [Vector] }
-        let url = Paths.conformance.appendingPathComponent("token/vectors.json")
-        // A missing file yields no cases; `vectorsArePresent` fails then.
-        guard let data = try? Data(contentsOf: url), let file = try? JSONDecoder().decode(File.self, from: data) else {
-            return []
-        }
-        return file.vectors
-    }()
+    static let vectors = TokenVector.all
 
     @Test("the URL is byte-identical to botocore's", arguments: vectors)
-    func matchesBotocore(vector: Vector) throws {
+    func matchesBotocore(vector: TokenVector) throws {
         let input = vector.input
         var environment: [String: String] = [:]
         if input.sts == "legacy" { environment["AWS_STS_REGIONAL_ENDPOINTS"] = "legacy" }

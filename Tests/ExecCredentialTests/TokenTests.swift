@@ -7,27 +7,7 @@ import Testing
 
 @Suite("EKS bearer token and ExecCredential")
 struct TokenTests {
-    struct Vector: Decodable, Sendable {
-        struct Input: Decodable, Sendable {
-            var cluster: String
-            var region: String
-            var akid: String
-            var secret: String
-            var session: String?
-            var time: String
-            var sts: String
-        }
-        var input: Input
-        var token: String
-    }
-
-    static func vectors() throws -> [Vector] {
-        struct File: Decodable { var vectors: [Vector] }
-        let data = try Data(contentsOf: Paths.conformance.appendingPathComponent("token/vectors.json"))
-        return try JSONDecoder().decode(File.self, from: data).vectors
-    }
-
-    static func token(_ input: Vector.Input) throws -> String {
+    static func token(_ input: TokenVector.Input) throws -> String {
         var environment: [String: String] = [:]
         if input.sts == "legacy" { environment["AWS_STS_REGIONAL_ENDPOINTS"] = "legacy" }
         // Endpoint overrides never reach the token (the authenticator accepts real STS hosts only).
@@ -40,7 +20,7 @@ struct TokenTests {
 
     @Test("every botocore vector: the same token, byte for byte")
     func vectors() throws {
-        let vectors = try Self.vectors()
+        let vectors = TokenVector.all
         #expect(vectors.count >= 5)
         for vector in vectors {
             #expect(try Self.token(vector.input) == vector.token, "\(vector.input.cluster) \(vector.input.region)")
@@ -86,13 +66,13 @@ struct TokenTests {
         func random(_ characters: [Character], _ range: ClosedRange<Int>) -> String {
             String((0..<Int.random(in: range, using: &generator)).map { _ in characters.randomElement(using: &generator)! })
         }
-        var inputs: [Vector.Input] = []
+        var inputs: [TokenVector.Input] = []
         for index in 0..<200 {
             let region = regions.randomElement(using: &generator)!
             let seconds = Int.random(in: 946_684_800...4_102_444_799, using: &generator)  // 2000…2099
             let date = Date(timeIntervalSince1970: TimeInterval(seconds))
             inputs.append(
-                Vector.Input(
+                TokenVector.Input(
                     cluster: "c" + random(nameCharacters, 0...60), region: region,
                     akid: (index % 2 == 0 ? "ASIA" : "AKIA") + random(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"), 16...16),
                     secret: random(keyCharacters, 40...40), session: index % 2 == 0 ? random(keyCharacters, 20...300) : nil,
@@ -170,18 +150,5 @@ struct TokenTests {
         #expect(assumed.credentials.accessKeyID.hasPrefix("ASIA"))
         #expect(assumed.credentials.sessionToken?.isEmpty == false)
         #expect(assumed.expiration != nil)
-    }
-}
-
-/// SplitMix64: reproducible random inputs.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

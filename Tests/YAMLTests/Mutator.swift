@@ -1,3 +1,5 @@
+import TestSupport
+
 /// Random damage to documents: byte flips, truncations, deletions, duplicated lines, and inserted indicators, tabs
 /// and line breaks. Works on Unicode scalars so that the result is still a `String` (as user data is once decoded).
 struct Mutator {
