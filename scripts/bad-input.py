@@ -13,8 +13,6 @@ exactly 2, every `expect` found, no raw control character on stderr, the marker 
 input directory unchanged (paths, bytes, modes, mtimes). Prints one line per case, then `N passed, N failed,
 N skipped`; exit 1 if a case failed, 2 on a usage or environment error."""
 import argparse
-import contextlib
-import errno
 import json
 import os
 import re
@@ -25,12 +23,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
+
+import testkit
+from testkit import popen, write
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT, EXPECTED_STATUS = 60, 2
 OLD_TIME = 1_500_000_000  # every node file's mtime (2017), so any write shows, even within the same second
-CONTAINERD_COMMIT = "05044ec0a9a75232cad458027ca83437aae3f4da"
 PRIVATE_DNS_NAME = "ip-172-16-34-43.ec2.internal"
 HOSTS = "127.0.0.1   localhost localhost.localdomain\n::1         localhost6 localhost6.localdomain6\n"
 KUBELET_ENV = 'NODEADM_KUBELET_ARGS="--node-ip=10.0.0.1 --v=2"\n'
@@ -44,34 +43,9 @@ class Fatal(Exception):
     """The environment or the case data is unusable: exit 2."""
 
 
-def popen(argv, **kwargs):
-    """subprocess.Popen in a new session, waiting up to 60 s while a binary is being rebuilt (ETXTBSY)."""
-    for attempt in range(120):
-        try:
-            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
-        except OSError as error:
-            if error.errno != errno.ETXTBSY or attempt == 119:
-                raise
-            time.sleep(0.5)
-
-
-def write(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data if isinstance(data, bytes) else data.encode())
-
-
 def prepare_root(root, infra):
-    """scripts/conformance.py's prepare_root (kubelet 1.31.0, containerd 1.7.27) plus two files to protect."""
-    write(root + "/etc/eks/kubelet-version.txt", "Kubernetes v1.31.0\n")
-    write(root + "/etc/eks/containerd-version.txt",
-          f"containerd github.com/containerd/containerd v1.7.27 {CONTAINERD_COMMIT}\n")
-    write(root + "/etc/eks/image-credential-provider/ecr-credential-provider", b"")
-    for name in ("cpu", "node"):  # copied without the shared data's read-only modes
-        target = f"{root}/sys/devices/system/{name}"
-        shutil.copytree(os.path.join(infra, name), target, copy_function=shutil.copyfile)
-        for directory, _, _ in os.walk(target):
-            os.chmod(directory, 0o755)
+    """scripts/conformance.py's node root (kubelet 1.31.0, containerd 1.7.27) plus two files to protect."""
+    testkit.prepare_root(root, infra, "1.7.27", kubelet="1.31.0")
     write(root + "/etc/hosts", HOSTS)
     write(root + "/etc/eks/kubelet/environment", KUBELET_ENV)
 
@@ -150,21 +124,6 @@ class Testbed:
             self.proc.wait()
 
 
-def run_agent(argv, cwd, env):
-    """(status, or None on timeout; stdout; stderr). The agent runs in its own process group."""
-    proc = popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-        return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
-    except BaseException as error:  # timeout, Ctrl-C, SIGTERM: kill the agent and anything it started
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        if isinstance(error, subprocess.TimeoutExpired):
-            return None, out.decode(errors="replace"), err.decode(errors="replace")
-        raise
-
-
 def payload(case, corpus):
     with open(os.path.join(corpus, case["file"]), "rb") as f:
         data = f.read()
@@ -200,7 +159,7 @@ def run_case(case, ctx):
     age(inputs)
     before = snapshot(root), snapshot(inputs)
     try:
-        code, out, err = run_agent([ctx["agent"]] + args, work, testbed.env(home))
+        code, out, err = testkit.run_agent([ctx["agent"]] + args, work, testbed.env(home), TIMEOUT)
     finally:
         if testbed is not ctx["testbed"]:
             testbed.stop()

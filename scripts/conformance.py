@@ -21,7 +21,6 @@ Prints one line per case, then `N passed, N failed, N skipped`; exit 1 if a case
 usage or environment error.
 """
 import argparse
-import contextlib
 import difflib
 import json
 import os
@@ -36,12 +35,13 @@ import threading
 from collections import namedtuple
 from dataclasses import dataclass, field
 
+from testkit import copy_tree, prepare_root, run_agent, write, writable_dirs
+
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEP_TIMEOUT = 60
 DIFF_LINES = 20
 PRIVATE_DNS_NAME = "ip-172-16-34-43.ec2.internal"  # moto's PrivateDnsName form (ip-A-B-C-D.ec2.internal)
 BEHAVIOUR_REASON = "behaviour case: covered by the Swift fault-injection tests (AWSTests/InitBehaviourTests)"
-CONTAINERD_COMMIT = "05044ec0a9a75232cad458027ca83437aae3f4da"
 # Metadata keys mirrored into the identity document, so both views of the instance agree.
 IDENTITY_FIELDS = {"instance-type": "instanceType", "instance-id": "instanceId"}
 CASE_KEYS = {"name", "kind", "note", "steps", "containerd", "imds"}
@@ -92,24 +92,6 @@ class Outcome:
 
 
 # ---------------------------------------------------------------- files
-
-def writable_dirs(path):
-    for directory, _, _ in os.walk(path):
-        os.chmod(directory, 0o755)
-
-
-def copy_tree(src, dst):
-    """Copy without the shared data's read-only modes, so the copy can be written and removed."""
-    shutil.copytree(src, dst, copy_function=shutil.copyfile, dirs_exist_ok=True)
-    writable_dirs(dst)
-
-
-def write(path, data, mode=0o644):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb" if isinstance(data, bytes) else "w") as f:
-        f.write(data)
-    os.chmod(path, mode)
-
 
 def node(root, path):
     if not path.startswith("/"):
@@ -178,15 +160,6 @@ class Testbeds:
 
 # ---------------------------------------------------------------- node root
 
-def prepare_root(root, nodeadm_dir, containerd):
-    """The node files the cases assume (cases.json `environment`)."""
-    write(node(root, "/etc/eks/containerd-version.txt"),
-          f"containerd github.com/containerd/containerd v{containerd} {CONTAINERD_COMMIT}\n")
-    write(node(root, "/etc/eks/image-credential-provider/ecr-credential-provider"), b"")
-    copy_tree(os.path.join(nodeadm_dir, "_infra", "cpu"), node(root, "/sys/devices/system/cpu"))
-    copy_tree(os.path.join(nodeadm_dir, "_infra", "node"), node(root, "/sys/devices/system/node"))
-
-
 def install_stubs(root, stubs):
     if "setup-local-disks" in (stubs or {}):
         log = shlex.quote(node(root, "/var/log/setup-local-disks.log"))
@@ -243,22 +216,6 @@ def agent_env(endpoints, home):
                 "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_REGION": "us-east-1"})
     return env
-
-
-def run_agent(argv, cwd, env):
-    """(returncode or None on timeout, stdout, stderr). The agent runs in its own process group."""
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=STEP_TIMEOUT)
-        return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
-    except BaseException as error:  # timeout, Ctrl-C, SIGTERM: kill the agent and anything it started
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        if isinstance(error, subprocess.TimeoutExpired):
-            return None, out.decode(errors="replace"), err.decode(errors="replace")
-        raise
 
 
 def tail(label, text, lines=15):
@@ -357,7 +314,7 @@ def run_step(step, label, ctx, run, outcome):
     args = rewrite_args(step["args"], run.root, run.case_dir, run.scratch) + ["--root", run.root]
     if step.get("tokenHelper") and step["args"][0] == "init":
         args += ["--token-helper", step["tokenHelper"]]
-    code, out, err = run_agent([os.path.join(ctx.bin_dir, "nodeboot")] + args, run.case_dir, run.env)
+    code, out, err = run_agent([os.path.join(ctx.bin_dir, "nodeboot")] + args, run.case_dir, run.env, STEP_TIMEOUT)
     shown = f"nodeboot {shlex.join(step['args'])}"
     if ctx.verbose:
         status = "timeout" if code is None else f"exit {code}"
@@ -389,7 +346,7 @@ def run_case_once(case, containerd, tag, ctx, outcome):
                 outcome.notes.append(reason)
     for directory in (case_dir, scratch, home):
         os.makedirs(directory, exist_ok=True)
-    prepare_root(root, ctx.nodeadm_dir, containerd)
+    prepare_root(root, os.path.join(ctx.nodeadm_dir, "_infra"), containerd)
     run = Run(root, case_dir, case_src, scratch, agent_env(ctx.testbeds.get(case.get("imds")), home))
     for number, step in enumerate(case["steps"], 1):
         label = f"step {number}{tag}"
