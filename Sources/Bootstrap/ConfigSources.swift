@@ -1,4 +1,4 @@
-import AWS
+public import AWS
 public import NodeConfig
 import TOML
 
@@ -56,6 +56,27 @@ public struct ConfigChain: Sendable {
     public init(sources: [ConfigSource], userData: @escaping @Sendable () async throws -> [UInt8]?) {
         self.sources = sources.isEmpty ? ConfigSource.default : sources
         self.userData = userData
+    }
+
+    /// The chain reading user data from `imds` (an instance without user data: nil, not an error).
+    public init(sources: [ConfigSource], imds: IMDSClient) {
+        self.init(sources: sources) {
+            do {
+                return try await imds.get("/latest/user-data")
+            } catch let error as AWSError where error.kind == .notFound {
+                return nil
+            }
+        }
+    }
+
+    /// Bad input naming every error in `diagnostics` (and every warning when `strict`); nil when
+    /// there is none.
+    public static func failure(_ diagnostics: [ConfigDiagnostic], strict: Bool) -> NodeBootError? {
+        let errors = diagnostics.filter { $0.severity == .error || strict }
+        guard !errors.isEmpty else { return nil }
+        let count = errors.count == 1 ? "1 problem" : "\(errors.count) problems"
+        return NodeBootError(
+            .badInput, "the NodeConfig has \(count); nothing was written:\n" + errors.map { "  \($0)" }.joined(separator: "\n"))
     }
 
     public func load() async throws(NodeBootError) -> Result {

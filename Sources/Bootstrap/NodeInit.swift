@@ -80,13 +80,7 @@ public struct NodeInit: Sendable {
                 if let problem { report.warnings.append("config cache \(path) ignored: \(problem)") }
                 return cache
             } ?? nil
-        let chain = ConfigChain(sources: options.sources) { [imds = baseSession.imds] in
-            do {
-                return try await imds.get("/latest/user-data")
-            } catch let error as AWSError where error.kind == .notFound {
-                return nil
-            }
-        }
+        let chain = ConfigChain(sources: options.sources, imds: baseSession.imds)
         let loaded = try await chain.load()
         report.notes += loaded.notes
         try Self.failOnErrors(loaded.diagnostics, strict: options.strict, report: &report)
@@ -233,13 +227,8 @@ public struct NodeInit: Sendable {
     static func failOnErrors(_ diagnostics: [ConfigDiagnostic], strict: Bool, report: inout InitReport)
         throws(NodeBootError)
     {
-        let errors = diagnostics.filter { $0.severity == .error || strict }
         report.warnings += diagnostics.filter { $0.severity == .warning && !strict }.map { "\($0)" }
-        guard !errors.isEmpty else { return }
-        let count = errors.count == 1 ? "1 problem" : "\(errors.count) problems"
-        throw NodeBootError(
-            .badInput, "the NodeConfig has \(count); nothing was written:\n" + errors.map { "  \($0)" }.joined(separator: "\n")
-        )
+        if let failure = ConfigChain.failure(diagnostics, strict: strict) { throw failure }
     }
 
     static func maxPodsExpression(_ located: LocatedConfig) throws(NodeBootError) -> MaxPodsExpression? {

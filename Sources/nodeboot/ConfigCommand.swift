@@ -17,13 +17,7 @@ struct Config: AsyncParsableCommand {
         } catch {
             throw Failure(NodeBootError(.badInput, "\(error)"))
         }
-        let chain = ConfigChain(sources: try source.sources()) { [imds = session.imds] in
-            do {
-                return try await imds.get("/latest/user-data")
-            } catch let error as AWSError where error.kind == .notFound {
-                return nil
-            }
-        }
+        let chain = ConfigChain(sources: try source.sources(), imds: session.imds)
         let loaded: ConfigChain.Result
         do {
             loaded = try await chain.load()
@@ -55,12 +49,7 @@ struct Config: AsyncParsableCommand {
     }
 
     static func report(_ problems: [ConfigDiagnostic], strict: Bool) -> Failure {
-        let errors = problems.filter { $0.severity == .error || strict }
-        return Failure(
-            NodeBootError(
-                .badInput,
-                "the NodeConfig has \(errors.count == 1 ? "1 problem" : "\(errors.count) problems"):\n"
-                    + errors.map { "  \($0)" }.joined(separator: "\n")))
+        Failure(ConfigChain.failure(problems, strict: strict) ?? NodeBootError(.internal, "no problem to report"))
     }
 
     struct Check: AsyncParsableCommand {

@@ -73,18 +73,9 @@ enum TokenCommand {
             throw Failure(NodeBootError(.badInput, "--cluster-name '\(clusterName)' is not a cluster name"))
         }
         let now = Date()
-        let credentials: SigV4Credentials
-        let tokenRegion: String
-        // Fast path: static credentials in the environment and a known region need no network.
-        if roleARN == nil, let provider = EnvironmentCredentialProvider(environment: environment),
-            let known = region ?? environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"], !known.isEmpty
-        {
-            credentials = try await provider.credentials()
-            tokenRegion = known
-        } else {
-            (credentials, tokenRegion) = try await resolve(
-                environment: environment, region: region, roleARN: roleARN, sessionName: sessionName)
-        }
+        // (Static keys with a known region took `fastPath` before the argument parser ran.)
+        let (credentials, tokenRegion) = try await resolve(
+            environment: environment, region: region, roleARN: roleARN, sessionName: sessionName)
         let token: String
         do {
             token = try ExecCredential.token(
