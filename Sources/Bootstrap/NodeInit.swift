@@ -1,6 +1,6 @@
-public import AWS
+import AWS
 import FoundationEssentials
-public import NodeConfig
+import NodeConfig
 public import NodeRender
 
 #if canImport(Glibc)

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// One entry of ../shared/conformance/token/vectors.json: inputs and what botocore made of them.
 public struct TokenVector: Decodable, Sendable, CustomStringConvertible {
