@@ -60,13 +60,36 @@ let package = Package(
         ),
         // The EKS bearer token (k8s-aws-v1) and the ExecCredential document.
         .target(name: "ExecCredential", dependencies: ["AWS", "SigV4"], swiftSettings: swiftSettings),
+        // libsystemd (Debian libsystemd-dev): sd-bus, sd-journal, sd-daemon. Only Systemd imports it.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // Unit control over sd-bus, sd_notify and the journal; the ServiceManager seam.
+        .target(
+            name: "Systemd",
+            dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // The few Kubernetes API calls the agent makes (version, get/create/patch Node) over TLS
+        // with the cluster CA and a bearer token.
+        .target(
+            name: "KubeAPI",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The phases of the agent, wired together.
         .target(
             name: "Bootstrap",
             dependencies: [
                 "AWS",
+                "KubeAPI",
                 "NodeConfig",
                 "NodeRender",
+                "Systemd",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -97,6 +120,7 @@ let package = Package(
                 "SigV4",
                 "NodeConfig",
                 "NodeRender",
+                "Systemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -112,7 +136,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Helpers shared by the test targets: child processes, free ports, moto.
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .target(name: "TestSupport", dependencies: ["Systemd"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "SystemdTests", dependencies: ["Systemd", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "KubeAPITests", dependencies: ["KubeAPI", "Testbed", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
@@ -122,14 +149,18 @@ let package = Package(
             name: "YAMLTests", dependencies: ["YAML", "TestSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "BootstrapTests", dependencies: ["Bootstrap", "NodeConfig", "NodeRender", "TestSupport"],
+            name: "BootstrapTests", dependencies: ["Bootstrap", "NodeConfig", "NodeRender", "Systemd", "TestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(name: "NodeRenderTests", dependencies: ["NodeRender", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "NodeConfigTests", dependencies: ["NodeConfig", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "AWSTests",
-            dependencies: ["AWS", "Bootstrap", "ExecCredential", "NodeConfig", "SigV4", "Testbed", "TestSupport"],
+            dependencies: [
+                "AWS", "Bootstrap", "ExecCredential", "KubeAPI", "NodeConfig", "NodeRender", "SigV4", "Systemd", "Testbed",
+                "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "TestbedTests", dependencies: ["AWS", "SigV4", "Testbed", "TestSupport"], swiftSettings: swiftSettings),

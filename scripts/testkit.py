@@ -65,3 +65,103 @@ def run_agent(argv, cwd, env, timeout):
         if isinstance(error, subprocess.TimeoutExpired):
             return None, out.decode(errors="replace"), err.decode(errors="replace")
         raise
+
+
+def stop_process(proc, timeout=5):
+    """SIGTERM to the process (its group when it leads one), up to `timeout` s, then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    group = os.getpgid(proc.pid) == proc.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM) if group else proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL) if group else proc.kill()
+        proc.wait()
+
+
+def start_testbed(binary, config, directory, timeout=20):
+    """`nodeboot-testbed serve --config CONFIG`, its stderr in DIRECTORY/testbed.log and the API server's CA in
+    DIRECTORY/kube-ca.crt. Returns (process, printed): `printed` maps the lines it prints (`imds`, `aws`, `kube`,
+    `kube-ca`) to their values and `env` to the variables it exports. Raises RuntimeError with the log's tail when it
+    does not print them within `timeout` s. Stop it with stop_process."""
+    import threading
+    log_path = os.path.join(directory, "testbed.log")
+    with open(log_path, "wb") as log:
+        proc = popen([binary, "serve", "--config", config, "--kube-ca-out", os.path.join(directory, "kube-ca.crt")],
+                     stdout=subprocess.PIPE, stderr=log)
+    printed, ready = {"env": {}}, threading.Event()
+
+    def drain():  # reads stdout to EOF, so the testbed never blocks on a full pipe
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace").strip()
+            if line.startswith("export ") and "=" in line:
+                name, _, value = line[len("export "):].partition("=")
+                printed["env"][name] = value
+            else:
+                name, _, value = line.partition(": ")
+                printed[name] = value
+            if all(k in printed for k in ("imds", "aws", "kube", "kube-ca")) and \
+                    "AWS_ENDPOINT_URL" in printed["env"] and "AWS_EC2_METADATA_SERVICE_ENDPOINT" in printed["env"]:
+                ready.set()
+        ready.set()
+    threading.Thread(target=drain, daemon=True).start()
+    if not ready.wait(timeout) or "AWS_ENDPOINT_URL" not in printed["env"]:
+        stop_process(proc)
+        with open(log_path, errors="replace") as f:
+            raise RuntimeError(f"nodeboot-testbed did not print its endpoints within {timeout} s"
+                               f" (config {config}); its log ends:\n{f.read()[-1500:]}")
+    return proc, printed
+
+
+@contextlib.contextmanager
+def overlay(lower, scratch):
+    """An overlayfs with `lower` as its read-only layer (never written) and its upper and work directories in
+    `scratch`; yields the merged directory, unmounted on exit (lazily if something still holds it)."""
+    merged = os.path.join(scratch, "merged")
+    for name in ("upper", "work", "merged"):
+        os.makedirs(os.path.join(scratch, name), exist_ok=True)
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={lower},upperdir={scratch}/upper,workdir={scratch}/work", merged],
+                   check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    try:
+        yield merged
+    finally:
+        for _ in range(20):
+            if subprocess.run(["umount", merged], capture_output=True, timeout=30).returncode == 0:
+                break
+            time.sleep(0.25)
+        else:
+            subprocess.run(["umount", "-l", merged], capture_output=True, timeout=30)
+
+
+def systemd_tree(project, timeout=900):
+    """The Debian tree with systemd that scripts/systemd-tree.sh builds (and caches): (path, None), or (None, why
+    not) when it cannot be had here (not root, no debootstrap, no mirror). The script's progress goes to stderr."""
+    import sys
+    import threading
+    if os.geteuid() != 0:
+        return None, "needs root"
+    proc = popen([os.path.join(project, "scripts", "systemd-tree.sh")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGTERM))
+    timer.start()
+    try:
+        last = ""
+        for raw in proc.stderr:
+            line = raw.decode(errors="replace").rstrip("\n")
+            sys.stderr.write(line + "\n")
+            last = line or last
+        out = proc.stdout.read().decode(errors="replace").strip().splitlines()
+        status = proc.wait()
+    except BaseException:
+        stop_process(proc)
+        raise
+    finally:
+        timer.cancel()
+    if status != 0 or not out or not os.path.isdir(out[-1]):
+        if status < 0:
+            last = f"scripts/systemd-tree.sh stopped after {timeout} s"
+        return None, f"the tree cannot be built here: {last or f'exit {status}'}"
+    return out[-1], None

@@ -1,7 +1,9 @@
 import AWS
 import FoundationEssentials
+public import Logging
 import NodeConfig
 public import NodeRender
+public import Systemd
 
 #if canImport(Glibc)
     import Glibc
@@ -25,6 +27,18 @@ public struct InitOptions: Sendable {
     public var nodebootPath = NodeFileSystem.executablePath ?? "/usr/bin/nodeboot"
     /// How long IMDS calls keep retrying (nodeadm: ~60 attempts within about a minute).
     public var imdsDeadline: Duration = RetryPolicy.imds.deadline
+    /// `--register-node`: create (or reconcile) the Node object as the kubelet would, for
+    /// machines where no kubelet registers (the demo, the testbed).
+    public var registerNode = false
+    /// `--wait-ready`: after the Node exists, wait for its Ready condition.
+    public var waitReady = false
+    /// `--unit-timeout`: the bound on each unit's start/restart (job done and active).
+    public var unitTimeout: Duration = .seconds(120)
+    /// `--register-timeout`: the bound on waiting for the Node (and Ready).
+    public var registerTimeout: Duration = .seconds(300)
+    /// Whether the run phase starts services: by default yes, except under `--root` (a test or
+    /// image tree, whose services are not this machine's). Tests with a fake manager set true.
+    public var manageServices: Bool?
 
     public init() {}
 }
@@ -32,7 +46,10 @@ public struct InitOptions: Sendable {
 /// One phase's timing and outcome, for the timeline and status.json.
 public struct PhaseRecord: Sendable, Codable, Equatable {
     public var name: String
+    /// When the phase started, in milliseconds after the run started.
+    public var start: Double
     public var milliseconds: Double
+    /// `ok` or `failed`.
     public var result: String
     public var detail: String
 }
@@ -45,27 +62,89 @@ public struct InitReport: Sendable {
     public var notes: [String] = []
     public var nodeName = ""
     public var configFromCache = false
+    public var services = ServiceOutcome(managed: false, note: "run phase skipped")
+    public var node = StatusReport.Node(name: "", registration: "not checked")
 }
 
 /// The `init` pipeline: source → decode → (cache) → validate → discover → render → apply →
-/// run. Nothing is written before every check has passed.
+/// run → register → report. Nothing is written before every check has passed.
 public struct NodeInit: Sendable {
     public var options: InitOptions
     public var environment: [String: String]
-    /// Progress lines (stderr).
-    public var log: @Sendable (String) -> Void
+    /// Progress and phase lines (the executable's handler writes stderr and, on a systemd
+    /// host, the journal with the metadata as fields).
+    public var logger: Logger
+    /// Opens the service manager when the run phase needs one (systemd over D-Bus by default).
+    public var serviceManager: @Sendable () throws(SystemdError) -> any ServiceManager
+    /// sd_notify assignments (`STATUS=…`, `READY=1`); a no-op unless started by systemd.
+    public var notify: @Sendable (String) -> Void
 
-    public init(options: InitOptions, environment: [String: String], log: @escaping @Sendable (String) -> Void) {
+    public init(
+        options: InitOptions, environment: [String: String], logger: Logger,
+        serviceManager: @escaping @Sendable () throws(SystemdError) -> any ServiceManager = {
+            () throws(SystemdError) -> any ServiceManager in try SystemdServiceManager()
+        },
+        notify: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.options = options
         self.environment = environment
-        self.log = log
+        self.logger = logger
+        self.serviceManager = serviceManager
+        self.notify = notify
     }
 
     var paths: NodePaths { NodePaths(root: options.root) }
 
+    /// Runs every phase. A run that got as far as touching the node (apply or run) leaves
+    /// `/run/nodeboot/status.json`, failed or not.
     public func run() async throws(NodeBootError) -> InitReport {
         var report = InitReport()
         var clock = PhaseClock()
+        let logger = self.logger
+        clock.onRecord = { phase in
+            guard phase.result == "ok" else { return }
+            logger.info(
+                "\(phase.name) \(phase.milliseconds.text) ms: \(phase.detail)",
+                metadata: ["phase": "\(phase.name)", "duration": "\(phase.milliseconds.text)"])
+        }
+        let started = Date()
+        do {
+            try await pipeline(&report, &clock)
+        } catch {
+            clock.fail(&report, error)
+            if clock.current == "register" {
+                report.node = StatusReport.Node(
+                    name: report.nodeName, registration: "failed", detail: report.phases.last?.detail ?? "")
+            }
+            logger.error("\(clock.current) failed: \(error.message)", metadata: ["phase": "\(clock.current)"])
+            notify("STATUS=failed in the \(clock.current) phase")
+            if clock.touchedNode {
+                writeStatus(StatusReport(startedAt: started, finishedAt: Date(), report: report, error: error))
+            }
+            throw error
+        }
+        if clock.touchedNode { writeStatus(StatusReport(startedAt: started, finishedAt: Date(), report: report, error: nil)) }
+        notify("READY=1\nSTATUS=done: node \(report.nodeName) \(report.node.registration)")
+        return report
+    }
+
+    func writeStatus(_ status: StatusReport) {
+        do {
+            try NodeFileSystem.makeDirectories(paths.node(NodePaths.runDirectory))
+            try NodeFileSystem.writeAtomically(paths.node(NodePaths.statusFile), status.encoded(), mode: 0o644)
+        } catch {
+            // The run's outcome is already decided; a report that cannot be written is worth a line.
+            logger.warning("cannot write \(paths.node(NodePaths.statusFile)): \(error)")
+        }
+    }
+
+    func begin(_ name: String, _ clock: inout PhaseClock) {
+        clock.current = name
+        notify("STATUS=\(name)")
+    }
+
+    func pipeline(_ report: inout InitReport, _ clock: inout PhaseClock) async throws(NodeBootError) {
+        begin("source", &clock)
         let baseSession = try session(environment)
         var sessions = [baseSession]
         defer {
@@ -113,12 +192,14 @@ public struct NodeInit: Sendable {
         }
 
         // validate (the config alone)
+        begin("validate", &clock)
         let validation = NodeConfigValidation.validate(located)
         try Self.failOnErrors(validation.diagnostics, strict: options.strict, report: &report)
         let expression = try Self.maxPodsExpression(located)
         clock.record(&report, "validate", validation.warnings.isEmpty ? "ok" : "\(validation.warnings.count) warning(s)")
 
         // discover
+        begin("discover", &clock)
         var apiEnvironment = environment
         for (key, value) in located.config.spec.instance.environment["default"] ?? [:] { apiEnvironment[key] = value }
         let session = apiEnvironment == environment ? baseSession : try self.session(apiEnvironment)
@@ -135,6 +216,7 @@ public struct NodeInit: Sendable {
         report.warnings += discovery.warnings
 
         // render
+        begin("render", &clock)
         var context = try renderContext(located, discovery, expression: expression, daemons: daemons, report: &report)
         if let cluster = discovery.cluster {
             // What DescribeCluster (or the persisted copy) said is checked like user input.
@@ -172,6 +254,7 @@ public struct NodeInit: Sendable {
         clock.record(&report, "render", "\(files.count) files")
 
         // apply
+        begin("apply", &clock)
         let runConfig = !options.skip.contains(.config) || (options.configCache != nil && changed)
         let applier = Applier(paths: paths)
         let installsHelper = daemons.contains(.kubelet) && options.tokenHelper == .nodeboot
@@ -182,9 +265,10 @@ public struct NodeInit: Sendable {
                     try applier.ensureLink(NodePaths.authenticatorLink, target: options.nodebootPath, dryRun: true))
             }
             clock.record(&report, "apply", "dry run: nothing written")
-            return report
+            return
         }
         if runConfig {
+            clock.touchedNode = true
             report.files = try applier.apply(files)
             if installsHelper {
                 report.files.append(
@@ -206,12 +290,84 @@ public struct NodeInit: Sendable {
             clock.record(&report, "apply", "skipped (--skip config)")
         }
 
-        // run (the steps that need no systemd)
-        if !options.skip.contains(.run) {
-            try runPhase(located.config, report: &report)
-            clock.record(&report, "run", "marker and local disks; services not started (the systemd run phase is not built yet)")
+        // run: marker, local disks, then the services
+        guard !options.skip.contains(.run) else { return }
+        begin("run", &clock)
+        clock.touchedNode = true
+        try runPhase(located.config, report: &report)
+        report.services = try services(files: files.map(\.path), daemons: daemons)
+        clock.record(&report, "run", Self.describe(report.services))
+
+        // register: the Node object, as the API server sees it
+        guard daemons.contains(.kubelet) else {
+            report.node = StatusReport.Node(
+                name: context.nodeName, registration: "not checked", detail: "the kubelet is not among --daemon")
+            return
         }
-        return report
+        if options.root != nil && !options.registerNode && !options.waitReady {
+            report.node = StatusReport.Node(
+                name: context.nodeName, registration: "not checked",
+                detail: "--root without --register-node: no kubelet of this tree registers")
+            return
+        }
+        begin("register", &clock)
+        report.node = try await register(context, environment: apiEnvironment)
+        clock.record(&report, "register", "node \(report.node.name) \(report.node.registration)")
+    }
+
+    /// Confirms the Node through the node's own kubeconfig and token helper (see
+    /// `NodeRegistration`); with `--register-node` creates or reconciles it.
+    func register(_ context: RenderContext, environment: [String: String]) async throws(NodeBootError)
+        -> StatusReport.Node
+    {
+        var registration = RegistrationOptions(
+            root: options.root, environment: environment, nodeName: context.nodeName, node: DesiredNode(context: context))
+        registration.register = options.registerNode
+        registration.waitReady = options.waitReady
+        registration.timeout = options.registerTimeout
+        let logger = self.logger
+        let result = try await NodeRegistration().confirm(
+            options: registration, log: { logger.info("\($0)", metadata: ["phase": "register"]) })
+        return StatusReport.Node(
+            name: result.nodeName, registration: result.action.rawValue, ready: options.waitReady ? result.ready : nil,
+            detail: result.summary)
+    }
+
+    /// Starts or restarts what changed (see `ServiceRun`); under `--root` nothing on this
+    /// machine is touched.
+    func services(files: [String], daemons: Set<Daemon>) throws(NodeBootError) -> ServiceOutcome {
+        if !(options.manageServices ?? (options.root == nil)) {
+            return ServiceOutcome(managed: false, note: "--root: this machine's services are not touched")
+        }
+        let ordered = Daemon.allCases.filter(daemons.contains)
+        let manager: any ServiceManager
+        do {
+            manager = try serviceManager()
+        } catch {
+            throw NodeBootError(
+                .io, "cannot manage containerd and the kubelet: \(error.message)",
+                hint:
+                    "nodeboot init starts services through systemd (PID 1); on a machine without it use --skip run, or --root DIR for an image tree",
+                cause: error)
+        }
+        let logger = self.logger
+        let run = ServiceRun(
+            paths: paths, manager: manager, timeout: options.unitTimeout,
+            log: { message, fields in
+                logger.info("\(message)", metadata: fields.mapValues { Logger.MetadataValue.string($0) })
+            })
+        return try run.run(files: files, daemons: ordered)
+    }
+
+    static func describe(_ outcome: ServiceOutcome) -> String {
+        guard outcome.managed else { return "services not managed: \(outcome.note ?? "")" }
+        let acted = outcome.actions.filter { $0.action != .none }
+        var parts: [String] = []
+        if outcome.reloaded { parts.append("daemon-reload") }
+        parts += acted.map { "\($0.action.rawValue) \($0.unit)" }
+        let steady = outcome.actions.filter { $0.action == .none }.map(\.unit)
+        if !steady.isEmpty { parts.append("\(steady.joined(separator: ", ")) unchanged") }
+        return parts.isEmpty ? "no services" : parts.joined(separator: "; ")
     }
 
     func session(_ environment: [String: String]) throws(NodeBootError) -> AWSSession {
@@ -322,7 +478,9 @@ public struct NodeInit: Sendable {
         } catch {
             throw NodeBootError(.io, "local disks: \(error)", hint: "install setup-local-disks in the image")
         }
-        if !result.output.isEmpty { log(result.output.hasSuffix("\n") ? String(result.output.dropLast()) : result.output) }
+        if !result.output.isEmpty {
+            logger.info("\(result.output.hasSuffix("\n") ? String(result.output.dropLast()) : result.output)")
+        }
         guard result.status == 0 && !result.timedOut else {
             throw NodeBootError(
                 .io, "setup-local-disks \(arguments.joined(separator: " ")) failed (exit \(result.status))",
@@ -332,16 +490,33 @@ public struct NodeInit: Sendable {
     }
 }
 
-/// Phase timings.
+/// Phase timings, the phase under way, and whether the node was touched yet.
 struct PhaseClock {
+    let origin = ContinuousClock.now
     var last = ContinuousClock.now
+    var current = "source"
+    var touchedNode = false
+    /// Called with each finished phase (the executable logs it with structured fields).
+    var onRecord: (PhaseRecord) -> Void = { _ in }
 
-    mutating func record(_ report: inout InitReport, _ name: String, _ detail: String) {
+    static func milliseconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+    }
+
+    mutating func record(_ report: inout InitReport, _ name: String, _ detail: String, result: String = "ok") {
         let now = ContinuousClock.now
-        let elapsed = now - last
+        report.phases.append(
+            PhaseRecord(
+                name: name, start: Self.milliseconds(last - origin), milliseconds: Self.milliseconds(now - last),
+                result: result, detail: detail))
+        onRecord(report.phases[report.phases.count - 1])
         last = now
-        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        report.phases.append(PhaseRecord(name: name, milliseconds: milliseconds, result: "ok", detail: detail))
+    }
+
+    /// Closes the phase under way as failed.
+    mutating func fail(_ report: inout InitReport, _ error: NodeBootError) {
+        let firstLine = error.message.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
+        record(&report, current, firstLine, result: "failed")
     }
 }
 

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Bootstrap
 import FoundationEssentials
+import Logging
 import NodeRender
+import Systemd
 
 #if canImport(Glibc)
     import Glibc
@@ -58,7 +60,26 @@ struct Init: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Output format: text or json.")
     var output: OutputFormat = .text
 
+    @Flag(help: "Create or reconcile the Node object as the kubelet would (when no kubelet registers: demo, testbed).")
+    var registerNode = false
+
+    @Flag(help: "After the Node exists, wait until it is Ready.")
+    var waitReady = false
+
+    @Option(help: "Seconds each unit start/restart may take (job done and active).")
+    var unitTimeout: Double = 120
+
+    @Option(help: "Seconds to wait for the Node to register (and be Ready with --wait-ready).")
+    var registerTimeout: Double = 300
+
     @OptionGroup var imds: IMDSOptions
+
+    func validate() throws {
+        for (name, value) in [("--unit-timeout", unitTimeout), ("--register-timeout", registerTimeout)]
+        where !(value > 0 && value <= 3600) {
+            throw ValidationError("\(name) must be between 0 and 3600 seconds, not \(value)")
+        }
+    }
 
     func options() throws -> InitOptions {
         var options = InitOptions()
@@ -94,6 +115,10 @@ struct Init: AsyncParsableCommand {
         }
         options.dryRun = dryRun
         options.imdsDeadline = .milliseconds(Int64(imds.imdsTimeout * 1000))
+        options.registerNode = registerNode
+        options.waitReady = waitReady
+        options.unitTimeout = .milliseconds(Int64(unitTimeout * 1000))
+        options.registerTimeout = .milliseconds(Int64(registerTimeout * 1000))
         return options
     }
 
@@ -105,7 +130,8 @@ struct Init: AsyncParsableCommand {
         let start = ContinuousClock.now
         let runner = NodeInit(
             options: options, environment: ProcessInfo.processInfo.environment,
-            log: { writeStandardError("nodeboot: \($0)\n") })
+            logger: Logger(label: "nodeboot", factory: JournalLogHandler.bootstrap),
+            notify: { _ = SystemdNotifier.notify($0) })
         let report: InitReport
         do {
             report = try await runner.run()

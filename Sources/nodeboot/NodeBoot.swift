@@ -12,7 +12,7 @@ struct NodeBoot: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nodeboot",
         abstract: "Bootstrap an EC2 instance into an Amazon EKS node.",
-        subcommands: [Init.self, Config.self, Token.self, Facts.self])
+        subcommands: [Init.self, Config.self, Token.self, Facts.self, Status.self])
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

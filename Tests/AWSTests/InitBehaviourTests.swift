@@ -1,6 +1,7 @@
 import AWS
 import Bootstrap
 import Foundation
+import Logging
 import NodeConfig
 import TestSupport
 import Testbed
@@ -52,7 +53,9 @@ struct InitBehaviourTests {
         report: InitReport?, error: NodeBootError?, seconds: Double
     ) {
         let start = ContinuousClock.now
-        let runner = NodeInit(options: options, environment: environment, log: { _ in })
+        let runner = NodeInit(
+            options: options, environment: environment,
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         do {
             let report = try await runner.run()
             return (report, nil, (ContinuousClock.now - start) / .seconds(1))

@@ -1,0 +1,392 @@
+import FoundationEssentials
+import YAML
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What a kubeconfig says about reaching the API server: the current context's cluster (server,
+/// CA) and user (exec plugin or token). Paths are as written (node paths).
+struct Kubeconfig: Sendable, Equatable {
+    /// `users[].user.exec`: a credential plugin, run as client-go runs it.
+    struct Exec: Sendable, Equatable {
+        var command: String
+        var args: [String]
+        /// `env` entries, in order (later ones win).
+        var env: [Variable]
+        var apiVersion: String
+    }
+
+    struct Variable: Sendable, Equatable {
+        var name: String
+        var value: String
+    }
+
+    var server: String
+    var certificateAuthority: String?
+    var certificateAuthorityData: [UInt8]?
+    var exec: Exec?
+    var token: String?
+
+    /// Parses kubeconfig YAML; `source` names the file in errors.
+    static func parse(_ text: String, source: String) throws(NodeBootError) -> Kubeconfig {
+        func invalid(_ message: String) -> NodeBootError {
+            NodeBootError(
+                .badInput, "kubeconfig \(source): \(message)",
+                hint: "nodeboot init writes this file; run it again, or fix the file by hand")
+        }
+        let root: YAMLNode
+        do {
+            guard let document = try YAML.compose(text) else { throw invalid("the file is empty") }
+            root = document
+        } catch let error as NodeBootError {
+            throw error
+        } catch {
+            throw invalid("not YAML: \(error)")
+        }
+        guard case .mapping = root else { throw invalid("not a mapping") }
+        let current = root["current-context"]?.string ?? ""
+        let contexts = root["contexts"]?.items ?? []
+        let context = contexts.first { $0["name"]?.string == current }?["context"] ?? contexts.first?["context"]
+        if !current.isEmpty && contexts.first(where: { $0["name"]?.string == current }) == nil {
+            throw invalid("current-context '\(current)' is not in contexts")
+        }
+        let clusterName = context?["cluster"]?.string
+        let userName = context?["user"]?.string
+        let clusters = root["clusters"]?.items ?? []
+        let users = root["users"]?.items ?? []
+        let clusterEntry = clusterName.flatMap { name in clusters.first { $0["name"]?.string == name } } ?? clusters.first
+        guard let cluster = clusterEntry?["cluster"] else { throw invalid("no cluster (clusters[].cluster)") }
+        guard let server = cluster["server"]?.string, !server.isEmpty else {
+            throw invalid("the cluster has no server (clusters[].cluster.server)")
+        }
+        var config = Kubeconfig(server: server)
+        config.certificateAuthority = cluster["certificate-authority"]?.string.flatMap { $0.isEmpty ? nil : $0 }
+        if let data = cluster["certificate-authority-data"]?.string, !data.isEmpty {
+            guard let bytes = Data(base64Encoded: data.filter { !$0.isWhitespace }) else {
+                throw invalid("certificate-authority-data is not base64")
+            }
+            config.certificateAuthorityData = Array(bytes)
+        }
+        let userEntry = userName.flatMap { name in users.first { $0["name"]?.string == name } } ?? users.first
+        let user = userEntry?["user"]
+        if let exec = user?["exec"] {
+            guard let command = exec["command"]?.string, !command.isEmpty else {
+                throw invalid("the user's exec block has no command")
+            }
+            var env: [Variable] = []
+            for entry in exec["env"]?.items ?? [] {
+                guard let name = entry["name"]?.string, !name.isEmpty else {
+                    throw invalid("an exec env entry has no name")
+                }
+                env.append(Variable(name: name, value: entry["value"]?.string ?? ""))
+            }
+            config.exec = Exec(
+                command: command, args: (exec["args"]?.items ?? []).compactMap(\.string), env: env,
+                apiVersion: exec["apiVersion"]?.string ?? "client.authentication.k8s.io/v1beta1")
+        } else if let token = user?["token"]?.string, !token.isEmpty {
+            config.token = token
+        } else {
+            throw invalid("the user has neither an exec plugin nor a token (users[].user.exec)")
+        }
+        return config
+    }
+
+    /// The cluster name the exec plugin asks a token for (`--cluster-name`, `--cluster-id`, `-i`).
+    var clusterName: String? {
+        guard let args = exec?.args else { return nil }
+        for (index, arg) in args.enumerated() {
+            for flag in ["--cluster-name", "--cluster-id", "-i"] {
+                if arg == flag, index + 1 < args.count { return args[index + 1] }
+                if arg.hasPrefix(flag + "=") { return String(arg.dropFirst(flag.count + 1)) }
+            }
+        }
+        return nil
+    }
+}
+
+extension YAMLNode {
+    fileprivate subscript(key: String) -> YAMLNode? {
+        guard case .mapping(let pairs, _) = self else { return nil }
+        return pairs.first { $0.key.string == key }?.value
+    }
+
+    fileprivate var items: [YAMLNode]? {
+        guard case .sequence(let items, _) = self else { return nil }
+        return items
+    }
+}
+
+/// The bearer token from the kubeconfig's exec plugin, run exactly as kubectl runs it, and kept
+/// for the run: one execution, another only after ``invalidate()`` (a 401) or when the credential
+/// says it expires.
+actor ExecTokenSource {
+    let exec: Kubeconfig.Exec
+    /// The program to run (the command resolved: node root, kubeconfig directory, `PATH`).
+    let program: String
+    let environment: [String: String]
+    let timeout: Duration
+    /// How long a token is reused at most.
+    let maxAge: Duration
+    private var cached: (token: String, until: ContinuousClock.Instant)?
+    private(set) var executions = 0
+
+    init(
+        exec: Kubeconfig.Exec, kubeconfigPath: String, paths: NodePaths, environment: [String: String],
+        timeout: Duration = .seconds(60), maxAge: Duration = .seconds(300)
+    ) {
+        self.exec = exec
+        self.program = Self.resolve(exec.command, kubeconfigPath: kubeconfigPath, paths: paths, environment: environment)
+        self.environment = environment
+        self.timeout = timeout
+        self.maxAge = maxAge
+    }
+
+    /// The command line for messages: the command and its arguments (no environment: it may hold secrets).
+    var commandLine: String { ([exec.command] + exec.args).joined(separator: " ") }
+
+    func invalidate() { cached = nil }
+
+    func token() async throws(NodeBootError) -> String {
+        if let cached, ContinuousClock.now < cached.until { return cached.token }
+        let credential = try await run()
+        var lifetime = maxAge
+        if let expiration = credential.expiration {
+            let remaining = Duration.seconds(expiration.timeIntervalSinceNow) - .seconds(30)
+            lifetime = min(lifetime, max(remaining, .zero))
+        }
+        cached = (credential.token, ContinuousClock.now + lifetime)
+        return credential.token
+    }
+
+    /// `KUBERNETES_EXEC_INFO`, as client-go sets it for a non-interactive run.
+    var execInfo: String {
+        #"{"kind":"ExecCredential","apiVersion":"\#(exec.apiVersion)","spec":{"interactive":false}}"#
+    }
+
+    /// The plugin's environment: ours, then the kubeconfig's `env`, then `KUBERNETES_EXEC_INFO`.
+    var childEnvironment: [String: String] {
+        var result = environment
+        for variable in exec.env { result[variable.name] = variable.value }
+        result["KUBERNETES_EXEC_INFO"] = execInfo
+        return result
+    }
+
+    func run() async throws(NodeBootError) -> (token: String, expiration: Date?) {
+        executions += 1
+        let output: PluginProcess.Output
+        do {
+            output = try await PluginProcess.run(program, exec.args, environment: childEnvironment, timeout: timeout)
+        } catch {
+            throw NodeBootError(
+                RegistrationFailure.code, "cannot run the kubeconfig's exec plugin '\(commandLine)': \(error)",
+                hint: hint(notFound: true))
+        }
+        let stderr = Self.tail(output.stderr)
+        if output.timedOut {
+            throw NodeBootError(
+                RegistrationFailure.code,
+                "the kubeconfig's exec plugin '\(commandLine)' did not finish within \(timeout.components.seconds) s"
+                    + (stderr.isEmpty ? "" : ": \(stderr)"), hint: hint(notFound: false))
+        }
+        guard output.status == 0 else {
+            throw NodeBootError(
+                RegistrationFailure.code,
+                "the kubeconfig's exec plugin '\(commandLine)' exited with status \(output.status)"
+                    + (stderr.isEmpty ? "" : ": \(stderr)"), hint: hint(notFound: false))
+        }
+        struct Credential: Decodable {
+            struct Status: Decodable {
+                var token: String?
+                var expirationTimestamp: String?
+            }
+            var kind: String?
+            var apiVersion: String?
+            var status: Status?
+        }
+        let credential: Credential
+        do {
+            credential = try JSONDecoder().decode(Credential.self, from: Data(output.stdout))
+        } catch {
+            throw NodeBootError(
+                RegistrationFailure.code,
+                "the kubeconfig's exec plugin '\(commandLine)' printed no ExecCredential JSON (\(output.stdout.count) bytes on stdout)",
+                hint: hint(notFound: false))
+        }
+        if let kind = credential.kind, kind != "ExecCredential" {
+            throw NodeBootError(
+                RegistrationFailure.code, "the exec plugin '\(commandLine)' printed a \(kind), not an ExecCredential",
+                hint: hint(notFound: false))
+        }
+        if let version = credential.apiVersion, version != exec.apiVersion {
+            throw NodeBootError(
+                RegistrationFailure.code,
+                "the exec plugin '\(commandLine)' answered apiVersion \(version); the kubeconfig asks for \(exec.apiVersion)",
+                hint: "set users[].user.exec.apiVersion to what the plugin speaks")
+        }
+        guard let token = credential.status?.token, !token.isEmpty else {
+            throw NodeBootError(
+                RegistrationFailure.code, "the exec plugin '\(commandLine)' printed an ExecCredential without status.token",
+                hint: hint(notFound: false))
+        }
+        let expiration = credential.status?.expirationTimestamp.flatMap { try? Date($0, strategy: .iso8601) }
+        return (token, expiration)
+    }
+
+    func hint(notFound: Bool) -> String {
+        let name = (exec.command.split(separator: "/").last).map(String.init) ?? exec.command
+        var text = "run '\(commandLine)' on the node to see why"
+        if name == "aws" {
+            text += notFound ? "; install the AWS CLI v2, or use --token-helper nodeboot" : ""
+            text += "; the AWS CLI needs the instance role's credentials (IMDS) and the region"
+        } else if name == "nodeboot" || name == "aws-iam-authenticator" {
+            text += "; the token helper signs with the instance role's credentials from IMDS"
+        }
+        return text
+    }
+
+    /// The last lines of a plugin's stderr, for a message.
+    static func tail(_ bytes: [UInt8]) -> String {
+        let lines = String(decoding: bytes.suffix(2000), as: UTF8.self).split(whereSeparator: \.isNewline)
+        return lines.suffix(5).joined(separator: " / ")
+    }
+
+    /// Where the command is: a node path under the root when that exists; relative to the
+    /// kubeconfig's directory when it has a `/` but is relative (client-go); else on `PATH`.
+    static func resolve(_ command: String, kubeconfigPath: String, paths: NodePaths, environment: [String: String])
+        -> String
+    {
+        if command.hasPrefix("/") {
+            let underRoot = paths.node(command)
+            return !paths.root.isEmpty && isExecutable(underRoot) ? underRoot : command
+        }
+        if command.contains("/") {
+            let directory = kubeconfigPath.lastIndex(of: "/").map { String(kubeconfigPath[..<$0]) } ?? "."
+            return directory + "/" + command
+        }
+        let search = environment["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        for directory in search.split(separator: ":") where !directory.isEmpty {
+            let candidate = "\(directory)/\(command)"
+            if isExecutable(candidate) { return candidate }
+        }
+        return command
+    }
+
+    static func isExecutable(_ path: String) -> Bool {
+        NodeFileSystem.status(path)?.isRegular == true && access(path, X_OK) == 0
+    }
+}
+
+/// Runs a program with separate stdout and stderr, without blocking a thread while it runs
+/// (non-blocking pipes polled between short sleeps), killed at the time limit or on cancellation.
+/// `ExternalCommand` merges the two streams and blocks its thread; an exec credential plugin
+/// needs stdout alone, and may call back into in-process servers in tests.
+enum PluginProcess {
+    struct Output: Sendable {
+        var status: Int32
+        var stdout: [UInt8]
+        var stderr: [UInt8]
+        var timedOut: Bool
+    }
+
+    struct Failure: Error, Sendable, CustomStringConvertible {
+        var description: String
+    }
+
+    static let maxOutput = 1 << 20
+
+    static func run(_ path: String, _ arguments: [String], environment: [String: String], timeout: Duration)
+        async throws(Failure) -> Output
+    {
+        var out: [Int32] = [0, 0]
+        var err: [Int32] = [0, 0]
+        guard pipe(&out) == 0 else { throw Failure(description: "pipe: \(String(cString: strerror(errno)))") }
+        guard pipe(&err) == 0 else {
+            close(out[0])
+            close(out[1])
+            throw Failure(description: "pipe: \(String(cString: strerror(errno)))")
+        }
+        for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        for fd in [out[0], err[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, err[1], 2)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        close(out[1])
+        close(err[1])
+        guard spawned == 0 else {
+            close(out[0])
+            close(err[0])
+            throw Failure(description: "\(path): \(String(cString: strerror(spawned)))")
+        }
+        defer {
+            close(out[0])
+            close(err[0])
+        }
+        let deadline = ContinuousClock.now + timeout
+        var stdout: [UInt8] = []
+        var stderr: [UInt8] = []
+        var open = [true, true]
+        var timedOut = false
+        var status: Int32 = 0
+        var exited = false
+        var pause = Duration.milliseconds(1)
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while !exited {
+            var progressed = false
+            for (index, fd) in [out[0], err[0]].enumerated() where open[index] {
+                while true {
+                    let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                    if count > 0 {
+                        progressed = true
+                        if index == 0 {
+                            if stdout.count < maxOutput { stdout += buffer[0..<count] }
+                        } else if stderr.count < maxOutput {
+                            stderr += buffer[0..<count]
+                        }
+                        continue
+                    }
+                    if count == 0 { open[index] = false }
+                    if count < 0 && errno == EINTR { continue }
+                    break
+                }
+            }
+            if !open[0] && !open[1] {
+                var raw: Int32 = 0
+                let result = waitpid(pid, &raw, WNOHANG)
+                if result == pid {
+                    status = raw
+                    exited = true
+                    break
+                }
+            }
+            if ContinuousClock.now >= deadline || Task.isCancelled {
+                timedOut = !Task.isCancelled
+                kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                exited = true
+                break
+            }
+            if progressed {
+                pause = .milliseconds(1)
+            } else {
+                // Cancellation is checked above; the sleep's own error adds nothing.
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .milliseconds(20))
+            }
+        }
+        if Task.isCancelled { throw Failure(description: "cancelled") }
+        let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Output(status: code, stdout: stdout, stderr: stderr, timedOut: timedOut)
+    }
+}

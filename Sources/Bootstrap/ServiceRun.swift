@@ -1,0 +1,259 @@
+import Crypto
+import FoundationEssentials
+import NodeRender
+import Systemd
+
+/// What the run phase did to one unit.
+public struct UnitAction: Sendable, Codable, Equatable {
+    public enum Action: String, Sendable, Codable {
+        /// The unit was running with this configuration: nothing done.
+        case none
+        case start, restart
+    }
+
+    public var unit: String
+    public var action: Action
+    /// Why: `configuration changed`, `not running`, `running with this configuration`.
+    public var reason: String
+    /// `ok`, `failed`, `timeout`, `not installed`.
+    public var result: String
+    /// ActiveState/SubState after the action.
+    public var state: String
+    public var milliseconds: Double
+}
+
+/// The run phase's service work: whether systemd re-read its units, and each unit's action.
+public struct ServiceOutcome: Sendable, Codable, Equatable {
+    public var managed: Bool
+    /// Why services were not managed (`--root`, `--daemon=`), when `managed` is false.
+    public var note: String?
+    public var reloaded = false
+    public var actions: [UnitAction] = []
+
+    public var restarted: [String] { actions.filter { $0.action != .none && $0.result == "ok" }.map(\.unit) }
+}
+
+/// Which unit each node file configures, and which of them are systemd's own configuration.
+enum ServiceUnits {
+    static let containerd = "containerd.service"
+    static let kubelet = "kubelet.service"
+    static let resolved = "systemd-resolved.service"
+
+    /// The units a change of `path` (a node path) must restart. The manager's default
+    /// environment reaches every daemon.
+    static func units(for path: String) -> [String] {
+        let prefixes: [(String, [String])] = [
+            ("/etc/containerd/", [containerd]),
+            ("/etc/systemd/system/containerd.service.d/", [containerd]),
+            ("/etc/kubernetes/", [kubelet]),
+            ("/etc/eks/kubelet/", [kubelet]),
+            ("/var/lib/kubelet/", [kubelet]),
+            ("/etc/eks/image-credential-provider/", [kubelet]),
+            ("/etc/systemd/system/kubelet.service.d/", [kubelet]),
+            ("/etc/systemd/system.conf.d/", [containerd, kubelet]),
+            ("/run/systemd/resolved.conf.d/", [resolved]),
+        ]
+        return prefixes.first { path.hasPrefix($0.0) }?.1 ?? []
+    }
+
+    /// Unit files, drop-ins and the manager's configuration: a change needs a daemon-reload.
+    static func isSystemdConfiguration(_ path: String) -> Bool {
+        path.hasPrefix("/etc/systemd/system/") || path.hasPrefix("/etc/systemd/system.conf.d/")
+            || path.hasPrefix("/run/systemd/system/")
+    }
+
+    static func unit(_ daemon: Daemon) -> String { daemon == .containerd ? containerd : kubelet }
+}
+
+/// `/run/nodeboot/units.json`: for each unit, a digest of the configuration it was last started
+/// with by nodeboot, and one of systemd's own configuration as of the last daemon-reload. It
+/// lives in /run, so the first run after a boot restarts each daemon once (its configuration
+/// may have been written after it started).
+struct UnitRecord: Codable, Equatable {
+    var systemd: String?
+    var units: [String: String] = [:]
+
+    static let path = "/run/nodeboot/units.json"
+
+    static func load(_ paths: NodePaths) -> UnitRecord {
+        // A missing or unreadable record only costs restarts: every unit is treated as unknown.
+        guard let bytes = try? NodeFileSystem.read(paths.node(path)),
+            let record = try? JSONDecoder().decode(UnitRecord.self, from: Data(bytes))
+        else { return UnitRecord() }
+        return record
+    }
+
+    func save(_ paths: NodePaths) throws(NodeBootError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        do {
+            try NodeFileSystem.makeDirectories(paths.node(NodePaths.runDirectory))
+            try NodeFileSystem.writeAtomically(paths.node(Self.path), Array(try encoder.encode(self)), mode: 0o644)
+        } catch {
+            throw NodeBootError(.io, "cannot write \(paths.node(Self.path)): \(error)", cause: error)
+        }
+    }
+
+    /// SHA-256 over the files' paths and current bytes on the node (not the rendered bytes:
+    /// between `--skip run` and `--skip config` runs a user script may have edited them).
+    static func digest(_ files: [String], paths: NodePaths) -> String {
+        var hasher = SHA256()
+        for file in files.sorted() {
+            hasher.update(data: Array(file.utf8) + [0])
+            // An unreadable file digests as absent: the unit then restarts, which is the safe side.
+            let bytes = (try? NodeFileSystem.read(paths.node(file))) ?? nil
+            if let bytes { hasher.update(data: bytes) } else { hasher.update(data: Array("<absent>".utf8)) }
+            hasher.update(data: [0])
+        }
+        return hasher.finalize().map { String($0, radix: 16).leftPad2 }.joined()
+    }
+}
+
+extension String {
+    fileprivate var leftPad2: String { count == 1 ? "0" + self : self }
+}
+
+/// The run phase's service work: daemon-reload when systemd's configuration changed, then for
+/// containerd → kubelet (filtered by `--daemon`; systemd-resolved first when its drop-in is
+/// written) a restart when the unit's configuration changed since nodeboot last started it, a
+/// start when it is not running, nothing otherwise. Each wait is bounded by `timeout`.
+struct ServiceRun {
+    var paths: NodePaths
+    var manager: any ServiceManager
+    var timeout: Duration
+    var log: @Sendable (String, [String: String]) -> Void
+
+    /// `files`: every node path this run renders (written or not); `daemons`: the filter.
+    func run(files: [String], daemons: [Daemon]) throws(NodeBootError) -> ServiceOutcome {
+        var outcome = ServiceOutcome(managed: true)
+        var record = UnitRecord.load(paths)
+        var saved = record
+        /// Written only when it changed: a repeated run writes nothing but status.json.
+        func save(_ record: UnitRecord) throws(NodeBootError) {
+            guard record != saved else { return }
+            try record.save(paths)
+            saved = record
+        }
+
+        let systemdFiles = files.filter(ServiceUnits.isSystemdConfiguration)
+        let systemdDigest = UnitRecord.digest(systemdFiles, paths: paths)
+        let emptyDigest = UnitRecord.digest([], paths: paths)
+        if systemdDigest != (record.systemd ?? emptyDigest) {
+            let start = ContinuousClock.now
+            do {
+                try manager.daemonReload()
+            } catch {
+                throw NodeBootError(
+                    .io, "systemd daemon-reload failed: \(error)", hint: "check `systemctl status` and the journal",
+                    cause: error)
+            }
+            outcome.reloaded = true
+            log("daemon-reload", ["duration": Self.milliseconds(since: start).text])
+        }
+        record.systemd = systemdDigest
+        try save(record)
+
+        var units: [String] = []
+        if files.contains(where: { ServiceUnits.units(for: $0).contains(ServiceUnits.resolved) }) {
+            units.append(ServiceUnits.resolved)
+        }
+        units += daemons.map(ServiceUnits.unit)
+        for unit in units {
+            let digest = UnitRecord.digest(files.filter { ServiceUnits.units(for: $0).contains(unit) }, paths: paths)
+            let action = try act(on: unit, digest: digest, record: record)
+            outcome.actions.append(action)
+            if action.result == "ok" || action.result == "not installed" {
+                record.units[unit] = digest
+                try save(record)
+            }
+        }
+        return outcome
+    }
+
+    func act(on unit: String, digest: String, record: UnitRecord) throws(NodeBootError) -> UnitAction {
+        let start = ContinuousClock.now
+        let state: UnitState
+        do {
+            state = try manager.state(of: unit)
+        } catch {
+            throw failure(unit, error)
+        }
+        if state.loadState == "not-found" {
+            if unit == ServiceUnits.resolved {
+                log("\(unit) is not installed: the DNS drop-in takes effect when it is", ["unit": unit])
+                return UnitAction(
+                    unit: unit, action: .none, reason: "not installed", result: "not installed", state: "", milliseconds: 0)
+            }
+            throw NodeBootError(
+                .io, "\(unit) is not installed on this node (systemd does not know the unit)",
+                hint:
+                    "the node image must ship it: nodeboot's units/\(unit == ServiceUnits.kubelet ? "kubelet.service" : "containerd drop-ins") into /etc/systemd/system, then `systemctl daemon-reload`"
+            )
+        }
+        let changed = record.units[unit] != digest
+        let operation: UnitOperation?
+        let reason: String
+        if changed {
+            operation = state.isActive ? .restart : .start
+            reason = record.units[unit] == nil ? "configuration not yet applied by nodeboot" : "configuration changed"
+        } else if !state.isActive {
+            operation = .start
+            reason = "not running (\(state.activeState))"
+        } else {
+            operation = nil
+            reason = "running with this configuration"
+        }
+        guard let operation else {
+            return UnitAction(
+                unit: unit, action: .none, reason: reason, result: "ok", state: "\(state.activeState)/\(state.subState)",
+                milliseconds: 0)
+        }
+        log("\(operation.rawValue) \(unit): \(reason)", ["unit": unit])
+        let after: UnitState
+        do {
+            after = try manager.perform(operation, unit: unit, timeout: timeout)
+        } catch {
+            throw failure(unit, error)
+        }
+        let elapsed = Self.milliseconds(since: start)
+        log("\(unit) \(after.activeState) after \(elapsed.text) ms", ["unit": unit, "duration": elapsed.text])
+        return UnitAction(
+            unit: unit, action: operation == .restart ? .restart : .start, reason: reason, result: "ok",
+            state: "\(after.activeState)/\(after.subState)", milliseconds: elapsed)
+    }
+
+    func failure(_ unit: String, _ error: SystemdError) -> NodeBootError {
+        var message = error.message
+        if !error.journal.isEmpty {
+            message += "\n  last journal lines of \(unit):\n" + error.journal.map { "    \($0)" }.joined(separator: "\n")
+        }
+        let hint: String
+        switch error.code {
+        case .timeout:
+            hint =
+                "\(unit) did not become active within \(timeout.seconds) s: see `journalctl -u \(unit)`; raise --unit-timeout if it is only slow"
+        case .unavailable:
+            hint = "run on a node booted with systemd, or use --skip run"
+        default:
+            hint = "fix the cause shown in the journal lines (`journalctl -u \(unit)`), then run `nodeboot init` again"
+        }
+        return NodeBootError(.io, message, hint: hint, cause: error)
+    }
+
+    static func milliseconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+    }
+}
+
+extension Double {
+    /// One decimal, for log fields and lines.
+    var text: String {
+        let tenths = Int((self * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+}
+
+extension Duration {
+    var seconds: Int64 { components.seconds }
+}

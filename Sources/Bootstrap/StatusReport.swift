@@ -1,0 +1,107 @@
+public import FoundationEssentials
+
+/// `/run/nodeboot/status.json`: what the last `init` that reached the node did. Written at the
+/// end of every run that got as far as the apply phase (a run refused earlier changed nothing on
+/// the node, so it leaves the previous report in place; its error is on stderr and in the
+/// journal). `nodeboot status` prints it.
+public struct StatusReport: Sendable, Codable, Equatable {
+    public struct File: Sendable, Codable, Equatable {
+        public var path: String
+        public var action: String
+    }
+
+    public struct Node: Sendable, Codable, Equatable {
+        public var name: String
+        /// `created`, `reconciled`, `unchanged` (with --register-node), `registered` (the
+        /// kubelet's Node was found), `not checked`, `failed`.
+        public var registration: String
+        /// nil when Ready was not waited for.
+        public var ready: Bool?
+        public var detail: String
+
+        public init(name: String, registration: String, ready: Bool? = nil, detail: String = "") {
+            self.name = name
+            self.registration = registration
+            self.ready = ready
+            self.detail = detail
+        }
+    }
+
+    public struct Failure: Sendable, Codable, Equatable {
+        public var code: String
+        public var message: String
+        public var hint: String?
+    }
+
+    public var schema = "nodeboot.status/v1"
+    public var command = "init"
+    public var startedAt: String
+    public var finishedAt: String
+    /// `ok` or `failed`.
+    public var result: String
+    public var phases: [PhaseRecord]
+    public var files: [File]
+    public var units: ServiceOutcome
+    public var node: Node
+    public var warnings: [String]
+    public var error: Failure?
+
+    public init(
+        startedAt: Date, finishedAt: Date, report: InitReport, error: NodeBootError?
+    ) {
+        self.startedAt = startedAt.formatted(.iso8601)
+        self.finishedAt = finishedAt.formatted(.iso8601)
+        self.result = error == nil ? "ok" : "failed"
+        self.phases = report.phases
+        self.files = report.files.map { File(path: $0.path, action: $0.action.rawValue) }
+        self.units = report.services
+        self.node = report.node
+        self.warnings = report.warnings
+        self.error = error.map { Failure(code: $0.code.name, message: $0.message, hint: $0.hint) }
+    }
+
+    public func encoded() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        // Encoding plain strings, numbers and arrays cannot fail.
+        return ((try? encoder.encode(self)).map(Array.init) ?? Array("{}".utf8)) + [0x0A]
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws -> StatusReport {
+        try JSONDecoder().decode(StatusReport.self, from: Data(bytes))
+    }
+
+    /// For a person: the outcome first, then the timeline, what changed, the units and the node.
+    public func text() -> String {
+        var out = "last init: \(result == "ok" ? "succeeded" : "FAILED"), started \(startedAt), finished \(finishedAt)\n"
+        if let error {
+            out += "error: \(error.message)\n"
+            if let hint = error.hint { out += "hint: \(hint)\n" }
+        }
+        out += "phases:\n"
+        for phase in phases {
+            let name = phase.name + String(repeating: " ", count: max(0, 9 - phase.name.count))
+            let time = phase.milliseconds.text
+            out +=
+                "  \(name) \(String(repeating: " ", count: max(0, 8 - time.count)))\(time) ms  \(phase.result)  \(phase.detail)\n"
+        }
+        let written = files.filter { $0.action != "unchanged" }
+        out += "files: \(written.count) written, \(files.count - written.count) unchanged\n"
+        for file in written { out += "  \(file.action) \(file.path)\n" }
+        if units.managed {
+            out += "units:\(units.reloaded ? " daemon-reload;" : "")"
+            out += units.actions.isEmpty ? " none\n" : "\n"
+            for action in units.actions {
+                let what = action.action == .none ? "unchanged" : action.action.rawValue
+                out += "  \(action.unit): \(what) (\(action.reason)) \(action.result) \(action.state)\n"
+            }
+        } else {
+            out += "units: not managed\(units.note.map { " (\($0))" } ?? "")\n"
+        }
+        let ready = node.ready.map { $0 ? ", Ready" : ", not Ready" } ?? ""
+        out += "node: \(node.name.isEmpty ? "(unknown)" : node.name): \(node.registration)\(ready)"
+        out += node.detail.isEmpty ? "\n" : " (\(node.detail))\n"
+        for warning in warnings { out += "warning: \(warning)\n" }
+        return out
+    }
+}

@@ -1,0 +1,265 @@
+import Bootstrap
+import Foundation
+import Logging
+import NodeConfig
+import NodeRender
+import Systemd
+import TestSupport
+import Testbed
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The run phase's service work through a recording service manager: what is reloaded, started
+/// and restarted for each kind of change, the order, failures with journal lines, status.json,
+/// and that a repeated run touches nothing. (The same against a real systemd: scripts/systemd-test.py.)
+@Suite("init run phase: services", .serialized)
+struct InitServiceTests {
+    struct Node {
+        var root: String
+        var config: String
+        var testbed: Testbed
+        var manager = RecordingServiceManager()
+
+        func options(daemons: Set<Daemon>? = nil) -> InitOptions {
+            var options = InitOptions()
+            options.root = root
+            options.sources = [.file(config)]
+            options.manageServices = true
+            options.daemons = daemons
+            options.unitTimeout = .seconds(5)
+            return options
+        }
+
+        func run(_ options: InitOptions? = nil) async -> Result<InitReport, NodeBootError> {
+            let manager = self.manager
+            let runner = NodeInit(
+                options: options ?? self.options(), environment: testbed.environment,
+                logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+                serviceManager: { () throws(SystemdError) -> any ServiceManager in manager })
+            do throws(NodeBootError) {
+                return .success(try await runner.run())
+            } catch {
+                return .failure(error)
+            }
+        }
+
+        func write(_ spec: String) throws {
+            try Data(
+                """
+                apiVersion: node.eks.aws/v1alpha1
+                kind: NodeConfig
+                spec:
+                  cluster:
+                    name: my-cluster
+                    apiServerEndpoint: https://example.com
+                    certificateAuthority: Y2VydGlmaWNhdGVBdXRob3JpdHk=
+                    cidr: 10.100.0.0/16
+                \(spec)
+                """.utf8
+            ).write(to: URL(fileURLWithPath: config))
+        }
+
+        func status() throws -> StatusReport {
+            try StatusReport.decode(Array(try Data(contentsOf: URL(fileURLWithPath: root + NodePaths.statusFile))))
+        }
+    }
+
+    static func withNode(_ body: (Node) async throws -> Void) async throws {
+        let testbed = try await Testbed.start()
+        do {
+            let root = try InitBehaviourTests.nodeRoot()
+            let node = Node(root: root, config: root + "-config.yaml", testbed: testbed)
+            try node.write("")
+            try await body(node)
+        } catch {
+            try await testbed.shutdown()
+            throw error
+        }
+        try await testbed.shutdown()
+    }
+
+    /// inode, mtime (ns) and bytes of every regular file under the root, except /run.
+    static func snapshot(_ root: String) throws -> [String: String] {
+        var result: [String: String] = [:]
+        let enumerator = FileManager.default.enumerator(atPath: root)
+        while let relative = enumerator?.nextObject() as? String {
+            guard !relative.hasPrefix("run/") else { continue }
+            var info = stat()
+            guard lstat(root + "/" + relative, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: root + "/" + relative))
+            result[relative] = "\(info.st_ino) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) \(bytes.hashValue)"
+        }
+        return result
+    }
+
+    @Test("first run starts containerd then the kubelet; a second run changes no file and touches no unit")
+    func firstRunThenRepair() async throws {
+        try await Self.withNode { node in
+            let first = try await node.run().get()
+            #expect(node.manager.actions == ["start containerd.service", "start kubelet.service"])
+            #expect(first.services.managed)
+            #expect(first.services.reloaded == false)
+            #expect(first.phases.map(\.name) == ["source", "validate", "discover", "render", "apply", "run"])
+            let status = try node.status()
+            #expect(status.result == "ok")
+            #expect(status.units.actions.map(\.action) == [.start, .start])
+            #expect(status.node.registration == "not checked")
+
+            let before = try Self.snapshot(node.root)
+            node.manager.clearCalls()
+            let second = try await node.run().get()
+            #expect(node.manager.actions == [])
+            #expect(second.services.actions.map(\.action) == [.none, .none])
+            #expect(second.files.allSatisfy { $0.action == .unchanged })
+            #expect(try Self.snapshot(node.root) == before)
+            #expect(try node.status().units.restarted == [])
+        }
+    }
+
+    @Test("a kubelet setting changes: only the kubelet restarts")
+    func kubeletChange() async throws {
+        try await Self.withNode { node in
+            _ = try await node.run().get()
+            try node.write("  kubelet:\n    flags: [--v=4]")
+            node.manager.clearCalls()
+            let report = try await node.run().get()
+            #expect(node.manager.actions == ["restart kubelet.service"])
+            #expect(report.services.actions.first { $0.unit == "kubelet.service" }?.reason == "configuration changed")
+        }
+    }
+
+    @Test("a containerd setting changes: only containerd restarts")
+    func containerdChange() async throws {
+        try await Self.withNode { node in
+            _ = try await node.run().get()
+            try node.write(
+                "  containerd:\n    config: |\n      [plugins.\"io.containerd.grpc.v1.cri\"]\n      max_concurrent_downloads = 5")
+            node.manager.clearCalls()
+            _ = try await node.run().get()
+            #expect(node.manager.actions == ["restart containerd.service"])
+        }
+    }
+
+    @Test("the manager's default environment changes: daemon-reload, then containerd and the kubelet restart")
+    func defaultEnvironment() async throws {
+        try await Self.withNode { node in
+            _ = try await node.run().get()
+            try node.write("  instance:\n    environment:\n      default:\n        NO_PROXY: localhost")
+            node.manager.clearCalls()
+            let report = try await node.run().get()
+            #expect(
+                node.manager.actions == ["daemon-reload", "restart containerd.service", "restart kubelet.service"])
+            #expect(report.services.reloaded)
+            node.manager.clearCalls()
+            _ = try await node.run().get()
+            #expect(node.manager.actions == [])
+        }
+    }
+
+    @Test("a unit that crashed since the last run is started again; the other is left alone")
+    func crashedUnitIsStarted() async throws {
+        try await Self.withNode { node in
+            _ = try await node.run().get()
+            node.manager.set(
+                "containerd.service",
+                UnitState(loadState: "loaded", activeState: "failed", subState: "failed", result: "signal"))
+            node.manager.clearCalls()
+            let report = try await node.run().get()
+            #expect(node.manager.actions == ["start containerd.service"])
+            #expect(report.services.actions.first?.reason == "not running (failed)")
+        }
+    }
+
+    @Test("--daemon containerd: only containerd is started and registration is not checked")
+    func daemonFilter() async throws {
+        try await Self.withNode { node in
+            let report = try await node.run(node.options(daemons: [.containerd])).get()
+            #expect(node.manager.actions == ["start containerd.service"])
+            #expect(report.node.registration == "not checked")
+        }
+    }
+
+    @Test("a unit that fails: the error names it and carries its journal lines; the kubelet is not started")
+    func failingUnit() async throws {
+        try await Self.withNode { node in
+            node.manager.fail(
+                "containerd.service",
+                journal: [
+                    "containerd: failed to load TOML: /etc/containerd/config.toml: (3, 3): Can't convert 5(int64) to string",
+                    "containerd.service: Main process exited, code=exited, status=1/FAILURE",
+                ])
+            let result = await node.run()
+            guard case .failure(let error) = result else {
+                Issue.record("init succeeded with a failing containerd")
+                return
+            }
+            #expect(error.code.exitStatus == 1)
+            #expect(error.message.contains("containerd.service"))
+            #expect(error.message.contains("Can't convert 5(int64) to string"))
+            #expect(error.hint?.contains("journalctl -u containerd.service") == true)
+            #expect(node.manager.actions == ["start containerd.service"])
+            let status = try node.status()
+            #expect(status.result == "failed")
+            #expect(status.phases.last?.name == "run")
+            #expect(status.phases.last?.result == "failed")
+            #expect(status.error?.message.contains("Main process exited") == true)
+
+            // Repair: the next run retries containerd (its configuration was never confirmed), then the kubelet.
+            node.manager.clearCalls()
+            _ = try await node.run().get()
+            #expect(node.manager.actions == ["start containerd.service", "start kubelet.service"])
+        }
+    }
+
+    @Test("kubelet.service missing from the image: a clear error naming the unit and the fix")
+    func missingUnit() async throws {
+        try await Self.withNode { node in
+            let bare = RecordingServiceManager(installed: ["containerd.service"])
+            var copy = node
+            copy.manager = bare
+            guard case .failure(let error) = await copy.run() else {
+                Issue.record("init succeeded without kubelet.service")
+                return
+            }
+            #expect(error.message.contains("kubelet.service is not installed"))
+            #expect(error.hint?.contains("units/kubelet.service") == true)
+        }
+    }
+
+    @Test("no systemd: the run phase says so and how to proceed; the config phase's files are written")
+    func noSystemd() async throws {
+        try await Self.withNode { (node: Node) async throws -> Void in
+            let runner = NodeInit(
+                options: node.options(), environment: node.testbed.environment,
+                logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+                serviceManager: { () throws(SystemdError) -> any ServiceManager in
+                    throw SystemdError(
+                        .unavailable, "cannot connect to systemd's D-Bus (sd_bus_open_system: No such file or directory)")
+                })
+            do throws(NodeBootError) {
+                _ = try await runner.run()
+                Issue.record("init succeeded without a service manager")
+            } catch {
+                #expect(error.message.contains("cannot manage containerd and the kubelet"))
+                #expect(error.hint?.contains("--skip run") == true)
+            }
+            #expect(FileManager.default.fileExists(atPath: node.root + "/etc/containerd/config.toml"))
+            let status = try node.status()
+            #expect(status.result == "failed")
+        }
+    }
+
+    @Test("under --root without a fake manager, services are not managed and nothing is asked of systemd")
+    func rootDoesNotManage() async throws {
+        try await Self.withNode { node in
+            var options = node.options()
+            options.manageServices = nil
+            let report = try await node.run(options).get()
+            #expect(node.manager.calls.isEmpty)
+            #expect(report.services.managed == false)
+        }
+    }
+}

@@ -1,0 +1,478 @@
+import Bootstrap
+import ExecCredential
+import Foundation
+import KubeAPI
+import SigV4
+import Synchronization
+import TestSupport
+import Testbed
+import Testing
+
+/// The register phase end to end: a node root with the kubeconfig `init` writes (its exec plugin
+/// a script printing a real `k8s-aws-v1` token of the instance role), against the testbed's
+/// API server.
+@Suite("node registration against the testbed API server")
+struct NodeRegistrationFlowTests {
+    static let nodeName = "ip-172-16-34-43.us-west-2.compute.internal"
+    static let providerID = "aws:///us-west-2f/i-1234567890abcdef0"
+    static let helper = "/usr/local/bin/test-token-helper"
+
+    /// A node root: CA, kubeconfig (nodeadm's layout) and the token plugin, which records each
+    /// run (arguments, `KUBERNETES_EXEC_INFO`, the kubeconfig's env) in `runs.log`.
+    struct NodeRoot {
+        var testbed: Testbed
+        var root: String
+        var runsFile: String { root + "/runs.log" }
+        var caFile: String { root + "/etc/kubernetes/pki/ca.crt" }
+
+        func runs() -> [String] {
+            ((try? String(contentsOfFile: runsFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        }
+
+        /// Replaces the plugin: it prints `token` (a fresh instance-role token when nil), or fails.
+        func writePlugin(token: String? = nil, exitStatus: Int = 0, stderr: String = "") throws {
+            let value =
+                try token
+                ?? ExecCredential.token(
+                    clusterName: testbed.kubeClusterName, region: testbed.region, credentials: testbed.roleCredentials,
+                    date: Date(), environment: [:])
+            let document = ExecCredential.document(
+                apiVersion: ExecCredential.v1beta1, token: value, expiration: Date().addingTimeInterval(14 * 60))
+            var script = "#!/bin/sh\nprintf '%s|%s|%s\\n' \"$*\" \"$KUBERNETES_EXEC_INFO\" \"$FROM_KUBECONFIG\" >> '\(runsFile)'\n"
+            if !stderr.isEmpty { script += "echo '\(stderr)' >&2\n" }
+            if exitStatus != 0 {
+                script += "exit \(exitStatus)\n"
+            } else {
+                script += "cat <<'EOF'\n\(document)EOF\n"
+            }
+            let path = root + NodeRegistrationFlowTests.helper
+            try Data(script.utf8).write(to: URL(fileURLWithPath: path))
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+        }
+
+        func options(
+            register: Bool = true, waitReady: Bool = false, flags: [String] = NodeRegistrationFlowTests.flags,
+            timeout: Duration = .seconds(10), nodeName: String = NodeRegistrationFlowTests.nodeName
+        ) -> RegistrationOptions {
+            var options = RegistrationOptions(
+                root: root, environment: ["PATH": "/usr/bin:/bin"], nodeName: nodeName,
+                node: DesiredNode(
+                    providerID: NodeRegistrationFlowTests.providerID, hostname: nodeName, region: "us-west-2",
+                    zone: "us-west-2f", instanceType: "m4.xlarge", arch: "amd64", privateIPv4: "172.16.34.43",
+                    privateDNSName: nodeName, maxPods: 58, cpus: 4, kubeletFlags: flags))
+            options.register = register
+            options.waitReady = waitReady
+            options.timeout = timeout
+            options.pollInterval = .milliseconds(50)
+            options.progressInterval = .milliseconds(200)
+            options.requestTimeout = .seconds(5)
+            return options
+        }
+
+        /// A client with the static keys' token (kubernetes-admin), to look at what the node did.
+        func adminClient() throws -> KubeClient {
+            let token = try ExecCredential.token(
+                clusterName: testbed.kubeClusterName, region: testbed.region,
+                credentials: SigV4Credentials(accessKeyID: "testing", secretAccessKey: "testing"), date: Date(),
+                environment: [:])
+            return try KubeClient(
+                endpoint: testbed.kubeEndpoint, caPEM: Array(testbed.kubeCACertificatePEM.utf8), token: { token },
+                requestTimeout: .seconds(5))
+        }
+
+        func node() async throws -> Node? {
+            let client = try adminClient()
+            do {
+                let node = try await client.node(named: NodeRegistrationFlowTests.nodeName)
+                await client.shutdown()
+                return node
+            } catch {
+                await client.shutdown()
+                throw error
+            }
+        }
+    }
+
+    static let flags = [
+        "--node-ip=172.16.34.43", "--cloud-provider=external", "--hostname-override=\(nodeName)",
+        "--config=/etc/kubernetes/kubelet/config.json", "--kubeconfig=/var/lib/kubelet/kubeconfig",
+        "--node-labels=team=infra,tier=system", "--register-with-taints", "dedicated=infra:NoSchedule,gpu:NoExecute",
+    ]
+
+    static func kubeconfig(server: String, cluster: String) -> String {
+        """
+        ---
+        apiVersion: v1
+        kind: Config
+        clusters:
+          - name: kubernetes
+            cluster:
+              certificate-authority: /etc/kubernetes/pki/ca.crt
+              server: \(server)
+        current-context: kubelet
+        contexts:
+          - name: kubelet
+            context:
+              cluster: kubernetes
+              user: kubelet
+        users:
+          - name: kubelet
+            user:
+              exec:
+                apiVersion: client.authentication.k8s.io/v1beta1
+                command: \(helper)
+                args:
+                  - "token"
+                  - "--cluster-name"
+                  - "\(cluster)"
+                  - "--region"
+                  - "us-west-2"
+                env:
+                  - name: FROM_KUBECONFIG
+                    value: "yes"
+                interactiveMode: Never
+
+        """
+    }
+
+    /// Starts a testbed and a node root for it; shuts the testbed down after `body`.
+    static func withNode<T>(
+        _ configuration: TestbedConfiguration = .default, _ body: (NodeRoot) async throws -> T
+    ) async throws -> T {
+        let testbed = try await Testbed.start(configuration)
+        do {
+            let root = FileManager.default.temporaryDirectory.appendingPathComponent("register-\(UUID().uuidString)").path
+            for directory in ["/etc/kubernetes/pki", "/var/lib/kubelet", "/usr/local/bin"] {
+                try FileManager.default.createDirectory(atPath: root + directory, withIntermediateDirectories: true)
+            }
+            try Data(testbed.kubeCACertificatePEM.utf8).write(to: URL(fileURLWithPath: root + "/etc/kubernetes/pki/ca.crt"))
+            try Data(kubeconfig(server: testbed.kubeEndpoint, cluster: testbed.kubeClusterName).utf8).write(
+                to: URL(fileURLWithPath: root + "/var/lib/kubelet/kubeconfig"))
+            let node = NodeRoot(testbed: testbed, root: root)
+            try node.writePlugin()
+            let result = try await body(node)
+            try await testbed.shutdown()
+            return result
+        } catch {
+            try await testbed.shutdown()
+            throw error
+        }
+    }
+
+    /// Collects progress lines.
+    final class Lines: Sendable {
+        let lines = Mutex<[String]>([])
+        var all: [String] { lines.withLock { $0 } }
+        var log: @Sendable (String) -> Void { { line in self.lines.withLock { $0.append(line) } } }
+    }
+
+    static func failure(_ body: () async throws -> Void) async -> NodeBootError? {
+        do {
+            try await body()
+            return nil
+        } catch {
+            return error as? NodeBootError
+        }
+    }
+
+    @Test("--register-node creates the Node as the kubelet would: providerID, labels, taints, addresses, capacity")
+    func creates() async throws {
+        try await Self.withNode { node in
+            let lines = Lines()
+            let result = try await NodeRegistration().confirm(options: node.options(), log: lines.log)
+            #expect(result.action == .created)
+            #expect(result.nodeName == Self.nodeName)
+            #expect(result.serverVersion == "v1.31.0-eks-testbed")
+            #expect(result.tokenExecutions == 1)
+            #expect(!result.ready)
+            // As the instance role (the node's user), not an admin.
+            let kube = await node.testbed.requests().filter { $0.endpoint == "kube" }
+            #expect(kube.allSatisfy { $0.username == "system:node:\(Self.nodeName)" })
+            #expect(kube.map(\.action) == ["get", "get", "create"])
+            let created = try #require(try await node.node())
+            #expect(created.spec?.providerID == Self.providerID)
+            #expect(
+                created.metadata.labels == [
+                    "kubernetes.io/hostname": Self.nodeName, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                    "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
+                    "node.kubernetes.io/instance-type": "m4.xlarge", "topology.kubernetes.io/region": "us-west-2",
+                    "topology.kubernetes.io/zone": "us-west-2f", "team": "infra", "tier": "system",
+                ])
+            #expect(
+                created.spec?.taints == [
+                    .init(key: "dedicated", value: "infra", effect: "NoSchedule"), .init(key: "gpu", effect: "NoExecute"),
+                    .init(key: "node.cloudprovider.kubernetes.io/uninitialized", value: "true", effect: "NoSchedule"),
+                ])
+            #expect(created.metadata.annotations?["alpha.kubernetes.io/provided-node-ip"] == "172.16.34.43")
+            #expect(
+                created.status?.addresses == [
+                    .init(type: "InternalIP", address: "172.16.34.43"), .init(type: "InternalDNS", address: Self.nodeName),
+                    .init(type: "Hostname", address: Self.nodeName),
+                ])
+            #expect(created.status?.capacity == ["pods": "58", "cpu": "4"])
+            #expect(created.status?.allocatable?["pods"] == "58")
+            #expect(created.status?.allocatable?["cpu"] == "3920m")  // 4 CPUs less nodeadm's 80m kubeReserved
+            // The plugin ran once, as kubectl runs it.
+            #expect(
+                node.runs() == [
+                    #"token --cluster-name my-cluster --region us-west-2|{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","spec":{"interactive":false}}|yes"#
+                ])
+            #expect(lines.all.contains { $0.contains("created node \(Self.nodeName)") })
+        }
+    }
+
+    @Test("a second run finds the node as desired: unchanged, nothing written, no duplicate")
+    func idempotent() async throws {
+        try await Self.withNode { node in
+            _ = try await NodeRegistration().confirm(options: node.options(), log: { _ in })
+            await node.testbed.clearRequests()
+            let again = try await NodeRegistration().confirm(options: node.options(), log: { _ in })
+            #expect(again.action == .unchanged)
+            #expect(again.changes.isEmpty)
+            #expect(await node.testbed.nodes().count == 1)
+            let verbs = await node.testbed.requests().filter { $0.endpoint == "kube" }.map(\.action)
+            #expect(verbs == ["get", "get"])
+        }
+    }
+
+    @Test("a changed label, a new taint and a lost address are patched; what others set is kept")
+    func reconciles() async throws {
+        try await Self.withNode { node in
+            _ = try await NodeRegistration().confirm(options: node.options(), log: { _ in })
+            // The cloud controller initialized the node (its taint gone), someone labelled it.
+            let admin = try node.adminClient()
+            _ = try await admin.patchNode(
+                Self.nodeName,
+                mergePatch: Array(
+                    #"{"metadata":{"labels":{"owner":"ops"}},"spec":{"taints":[{"key":"dedicated","value":"infra","effect":"NoSchedule"},{"key":"gpu","effect":"NoExecute"}]}}"#
+                        .utf8))
+            _ = try await admin.patchNode(
+                Self.nodeName, mergePatch: Array(#"{"status":{"addresses":[{"type":"InternalIP","address":"172.16.34.43"}]}}"#.utf8),
+                status: true)
+            await admin.shutdown()
+            var flags = Self.flags
+            flags[5] = "--node-labels=team=platform,tier=system"
+            flags[7] = "dedicated=infra:NoSchedule,gpu:NoExecute,spot:PreferNoSchedule"
+            let lines = Lines()
+            let result = try await NodeRegistration().confirm(options: node.options(flags: flags), log: lines.log)
+            #expect(result.action == .reconciled)
+            #expect(
+                result.changes == [
+                    "label team=platform", "taint spot:PreferNoSchedule", "address InternalDNS \(Self.nodeName)",
+                    "address Hostname \(Self.nodeName)",
+                ])
+            let patched = try #require(try await node.node())
+            #expect(patched.metadata.labels?["team"] == "platform")
+            #expect(patched.metadata.labels?["owner"] == "ops")
+            #expect(patched.spec?.taints?.map(\.description) == ["dedicated=infra:NoSchedule", "gpu:NoExecute", "spot:PreferNoSchedule"])
+            #expect(patched.status?.addresses?.count == 3)
+            #expect(lines.all.contains { $0.contains("reconciled node") })
+            #expect(await node.testbed.nodes().count == 1)
+        }
+    }
+
+    @Test("a create that races the kubelet (409 AlreadyExists) reconciles the node the kubelet made")
+    func createRace() async throws {
+        try await Self.withNode { node in
+            // The GET says absent, then the kubelet's node appears before our POST.
+            let admin = try node.adminClient()
+            await node.testbed.setFaults([.status(.kube, 404, path: "/api/v1/nodes/\(Self.nodeName)", action: "get", count: 1)])
+            _ = try await admin.createNode(Node(metadata: .init(name: Self.nodeName, labels: ["kubernetes.io/os": "linux"])))
+            await admin.shutdown()
+            let lines = Lines()
+            let result = try await NodeRegistration().confirm(options: node.options(), log: lines.log)
+            #expect(result.action == .reconciled)
+            #expect(result.changes.contains("providerID \(Self.providerID)"))
+            #expect(lines.all.contains { $0.contains("created meanwhile") })
+            let reconciled = try #require(try await node.node())
+            #expect(reconciled.spec?.providerID == Self.providerID)
+            #expect(reconciled.metadata.labels?["team"] == "infra")
+        }
+    }
+
+    @Test("--wait-ready returns once the kubelet reports Ready")
+    func waitsForReady() async throws {
+        try await Self.withNode { node in
+            let testbed = node.testbed
+            let marker = Task {
+                try await Task.sleep(for: .milliseconds(500))
+                try await testbed.setNodeReady(name: Self.nodeName)
+            }
+            let lines = Lines()
+            let start = ContinuousClock.now
+            let result = try await NodeRegistration().confirm(options: node.options(waitReady: true), log: lines.log)
+            try await marker.value
+            #expect(result.ready)
+            #expect(result.action == .created)
+            #expect(ContinuousClock.now - start >= .milliseconds(450))
+            #expect(result.milliseconds >= 450)
+            #expect(lines.all.contains { $0.contains("waiting for node \(Self.nodeName) to become Ready (no Ready condition yet") })
+            #expect(lines.all.last?.contains("is Ready") == true)
+        }
+    }
+
+    @Test("without --register-node it waits for the kubelet's node, then for Ready")
+    func waitsForKubelet() async throws {
+        try await Self.withNode { node in
+            let testbed = node.testbed
+            let admin = try node.adminClient()
+            let kubelet = Task {
+                try await Task.sleep(for: .milliseconds(300))
+                _ = try await admin.createNode(Node(metadata: .init(name: Self.nodeName)))
+                try await Task.sleep(for: .milliseconds(300))
+                try await testbed.setNodeReady(name: Self.nodeName)
+            }
+            let lines = Lines()
+            let result = try await NodeRegistration().confirm(
+                options: node.options(register: false, waitReady: true), log: lines.log)
+            try await kubelet.value
+            await admin.shutdown()
+            #expect(result.action == .found)
+            #expect(result.ready)
+            #expect(lines.all.contains { $0.contains("waiting for node \(Self.nodeName) to register (") })
+            // Nothing was written by the agent.
+            let writes = await testbed.requests().filter {
+                $0.endpoint == "kube" && $0.username?.hasPrefix("system:node:") == true && $0.action != "get"
+            }
+            #expect(writes.isEmpty)
+        }
+    }
+
+    @Test("without --register-node and no kubelet, the wait ends at the timeout with the kubelet hint")
+    func timesOut() async throws {
+        try await Self.withNode { node in
+            let lines = Lines()
+            let start = ContinuousClock.now
+            let error = await Self.failure {
+                _ = try await NodeRegistration().confirm(
+                    options: node.options(register: false, timeout: .seconds(1)), log: lines.log)
+            }
+            let elapsed = ContinuousClock.now - start
+            #expect(elapsed >= .seconds(1))
+            #expect(elapsed < .seconds(4))
+            let failure = try #require(error)
+            #expect(failure.message.contains("node \(Self.nodeName) did not register with the API server"))
+            #expect(failure.message.contains("within 1 s"))
+            #expect(failure.hint?.contains("journalctl -u kubelet") == true)
+            #expect(failure.code.exitStatus == 1)
+            #expect(lines.all.contains { $0.contains("waiting for node \(Self.nodeName) to register (") && $0.contains(" of 1 s)") })
+        }
+    }
+
+    @Test("an unmapped node role is 401: the token is fetched again once, then the access-entry hint")
+    func unmappedRole() async throws {
+        var configuration = TestbedConfiguration.default
+        configuration.kubeAPI.defaultMappings = false
+        try await Self.withNode(configuration) { node in
+            let error = await Self.failure {
+                _ = try await NodeRegistration().confirm(options: node.options(), log: { _ in })
+            }
+            let failure = try #require(error)
+            #expect(failure.message.contains("401 Unauthorized"))
+            #expect(failure.hint?.contains("aws eks create-access-entry --cluster-name my-cluster") == true)
+            #expect(failure.hint?.contains("--type EC2_LINUX") == true)
+            #expect(failure.hint?.contains("aws-auth") == true)
+            // One run for the first token, one after the 401.
+            #expect(node.runs().count == 2)
+            #expect(!failure.description.contains("k8s-aws-v1."))
+        }
+    }
+
+    @Test("a token the server refuses once is replaced by a fresh one from the plugin")
+    func refreshesAfter401() async throws {
+        try await Self.withNode { node in
+            await node.testbed.setFaults([.status(.kube, 401, path: "/api/v1/nodes", count: 1)])
+            let result = try await NodeRegistration().confirm(options: node.options(), log: { _ in })
+            #expect(result.action == .created)
+            #expect(result.tokenExecutions == 2)
+        }
+    }
+
+    @Test("a node may only register its own name: 403 with the server's message")
+    func forbidden() async throws {
+        try await Self.withNode { node in
+            let other = "ip-10-0-0-9.us-west-2.compute.internal"
+            let error = await Self.failure {
+                _ = try await NodeRegistration().confirm(options: node.options(nodeName: other), log: { _ in })
+            }
+            let failure = try #require(error)
+            #expect(failure.message.contains("403 Forbidden"))
+            #expect(failure.message.contains("cannot create resource \"nodes\""), "\(failure.message)")
+            #expect(failure.hint?.contains("EC2_LINUX") == true)
+        }
+    }
+
+    @Test("another cluster's CA: the hint names the CA file and its fingerprint, never the CA")
+    func wrongCA() async throws {
+        try await Self.withNode { node in
+            let other = try await Testbed.start()
+            let otherPEM = other.kubeCACertificatePEM
+            try await other.shutdown()
+            try Data(otherPEM.utf8).write(to: URL(fileURLWithPath: node.caFile))
+            let error = await Self.failure {
+                _ = try await NodeRegistration().confirm(options: node.options(), log: { _ in })
+            }
+            let failure = try #require(error)
+            #expect(failure.message.contains("TLS with the API server"))
+            let hint = try #require(failure.hint)
+            #expect(hint.contains("the cluster CA in \(node.caFile)"))
+            #expect(hint.contains("does not match the API server's certificate"))
+            #expect(hint.contains("SHA-256 fingerprint"))
+            let body = otherPEM.split(separator: "\n").dropFirst().first.map(String.init) ?? "-"
+            #expect(!failure.description.contains(body))
+            // openssl's fingerprint, when openssl is here to compare.
+            if ChildProcess.exists("openssl") {
+                let openssl = try await ChildProcess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", node.caFile])
+                let expected = try #require(openssl.stdout.split(separator: "=", maxSplits: 1).last).trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(hint.contains(expected), "\(hint) vs \(expected)")
+            }
+        }
+    }
+
+    @Test("server errors are retried until they pass")
+    func retriesTransient() async throws {
+        try await Self.withNode { node in
+            await node.testbed.setFaults([.status(.kube, 503, path: "/api/v1/nodes", count: 2)])
+            let lines = Lines()
+            let result = try await NodeRegistration().confirm(options: node.options(), log: lines.log)
+            #expect(result.action == .created)
+            #expect(result.attempts == 5)  // version, get ×3, create
+            #expect(lines.all.contains { $0.contains("503") && $0.contains("retrying") })
+        }
+    }
+
+    @Test("a failing plugin: its exit status and stderr in the message")
+    func pluginFails() async throws {
+        try await Self.withNode { node in
+            try node.writePlugin(exitStatus: 3, stderr: "could not get credentials from IMDS")
+            let error = await Self.failure {
+                _ = try await NodeRegistration().confirm(options: node.options(), log: { _ in })
+            }
+            let failure = try #require(error)
+            #expect(failure.message.contains("exited with status 3"))
+            #expect(failure.message.contains("could not get credentials from IMDS"))
+            #expect(failure.message.contains("\(Self.helper) token --cluster-name my-cluster --region us-west-2"))
+            #expect(await node.testbed.requests().filter { $0.endpoint == "kube" }.isEmpty)
+        }
+    }
+
+    @Test(
+        "the real token helper: nodeboot token signs with the instance role from the testbed's IMDS",
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: Paths.debugBinaries.appendingPathComponent("nodeboot").path),
+            "nodeboot is not built"))
+    func realTokenHelper() async throws {
+        try await Self.withNode { node in
+            let binary = Paths.debugBinaries.appendingPathComponent("nodeboot").path
+            let kubeconfig = node.root + "/var/lib/kubelet/kubeconfig"
+            let text = try String(contentsOfFile: kubeconfig, encoding: .utf8)
+            try Data(text.replacingOccurrences(of: Self.helper, with: binary).utf8).write(
+                to: URL(fileURLWithPath: kubeconfig))
+            var options = node.options(waitReady: false)
+            options.environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = node.testbed.imdsEndpoint
+            let result = try await NodeRegistration().confirm(options: options, log: { _ in })
+            #expect(result.action == .created)
+            #expect(result.tokenExecutions == 1)
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import Glibc
+import Systemd
+import Testing
+
+/// sd_notify against a real AF_UNIX datagram socket standing in for systemd's notify socket.
+@Suite("sd_notify", .serialized)
+struct NotifierTests {
+    /// An AF_UNIX SOCK_DGRAM socket bound at a path, as systemd binds `NOTIFY_SOCKET`.
+    final class Listener {
+        let directory: String
+        let path: String
+        let descriptor: Int32
+
+        init() throws {
+            directory = try temporaryDirectory("nodeboot-notify")
+            path = directory + "/notify.sock"
+            descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+            guard descriptor >= 0 else { throw POSIXFailure(operation: "socket", code: errno) }
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { bytes in
+                for (index, byte) in path.utf8.enumerated() { bytes[index] = byte }
+            }
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            guard bound == 0 else { throw POSIXFailure(operation: "bind \(path)", code: errno) }
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
+
+        deinit {
+            close(descriptor)
+            removeTree(directory)
+        }
+
+        /// The next datagram, or nil after 5 s.
+        func receive() -> String? {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = recv(descriptor, &buffer, buffer.count, 0)
+            guard n >= 0 else { return nil }
+            return String(decoding: buffer[..<n], as: UTF8.self)
+        }
+
+        /// Whether a datagram is waiting (without blocking).
+        var hasPending: Bool {
+            var buffer = [UInt8](repeating: 0, count: 16)
+            return recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT)) >= 0
+        }
+    }
+
+    @Test("ready() and status(_:) send exactly READY=1 and STATUS=<text> to NOTIFY_SOCKET")
+    func sendsDatagrams() throws {
+        let listener = try Listener()
+        withEnvironment("NOTIFY_SOCKET", listener.path) {
+            #expect(SystemdNotifier.ready())
+            #expect(listener.receive() == "READY=1")
+            #expect(SystemdNotifier.status("config"))
+            #expect(listener.receive() == "STATUS=config")
+            #expect(SystemdNotifier.status("two\nlines"))
+            #expect(listener.receive() == "STATUS=two lines")
+            #expect(SystemdNotifier.notify("RELOADING=1\nMONOTONIC_USEC=1"))
+            #expect(listener.receive() == "RELOADING=1\nMONOTONIC_USEC=1")
+            #expect(!listener.hasPending)
+        }
+    }
+
+    @Test("without NOTIFY_SOCKET every call is a no-op returning false")
+    func withoutNotifySocket() throws {
+        let listener = try Listener()
+        withEnvironment("NOTIFY_SOCKET", nil) {
+            #expect(!SystemdNotifier.ready())
+            #expect(!SystemdNotifier.status("config"))
+        }
+        #expect(!listener.hasPending)
+    }
+
+    @Test("a NOTIFY_SOCKET nobody listens on: false, no crash")
+    func deadSocket() throws {
+        let directory = try temporaryDirectory("nodeboot-notify")
+        defer { removeTree(directory) }
+        withEnvironment("NOTIFY_SOCKET", directory + "/nobody.sock") {
+            #expect(!SystemdNotifier.ready())
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Synchronization
+public import Systemd
+
+/// A `ServiceManager` for tests: keeps unit states in memory, records every call in order, and
+/// fails the units it is told to fail (with journal lines, like the real one).
+public final class RecordingServiceManager: ServiceManager {
+    public enum Call: Sendable, Equatable, CustomStringConvertible {
+        case daemonReload
+        case state(String)
+        case perform(UnitOperation, String)
+
+        public var description: String {
+            switch self {
+            case .daemonReload: "daemon-reload"
+            case .state(let unit): "state \(unit)"
+            case .perform(let operation, let unit): "\(operation.rawValue) \(unit)"
+            }
+        }
+    }
+
+    struct State {
+        var units: [String: UnitState]
+        var calls: [Call] = []
+        var failing: [String: [String]] = [:]
+    }
+
+    private let state: Mutex<State>
+
+    /// `installed`: the units that exist (inactive); any other unit is `not-found`.
+    public init(installed: [String] = ["containerd.service", "kubelet.service"]) {
+        var units: [String: UnitState] = [:]
+        for unit in installed { units[unit] = UnitState(loadState: "loaded", activeState: "inactive", subState: "dead") }
+        state = Mutex(State(units: units))
+    }
+
+    /// Every call so far, in order.
+    public var calls: [Call] { state.withLock { $0.calls } }
+
+    /// Only the calls that change something (reloads and jobs), as text: `["restart containerd.service"]`.
+    public var actions: [String] {
+        calls.filter { if case .state = $0 { false } else { true } }.map(\.description)
+    }
+
+    public func clearCalls() { state.withLock { $0.calls = [] } }
+
+    /// The next start/restart of `unit` fails and leaves it `failed`, with these journal lines.
+    public func fail(_ unit: String, journal: [String]) { state.withLock { $0.failing[unit] = journal } }
+
+    /// Sets a unit's state, e.g. to simulate a crash (`inactive`/`failed`) between runs.
+    public func set(_ unit: String, _ unitState: UnitState) { state.withLock { $0.units[unit] = unitState } }
+
+    public func daemonReload() throws(SystemdError) {
+        state.withLock { $0.calls.append(.daemonReload) }
+    }
+
+    public func state(of unit: String) throws(SystemdError) -> UnitState {
+        state.withLock { state in
+            state.calls.append(.state(unit))
+            return state.units[unit] ?? UnitState(loadState: "not-found", activeState: "inactive", subState: "dead")
+        }
+    }
+
+    public func perform(_ operation: UnitOperation, unit: String, timeout: Duration) throws(SystemdError) -> UnitState {
+        let result: Result<UnitState, SystemdError> = state.withLock { state in
+            state.calls.append(.perform(operation, unit))
+            guard state.units[unit] != nil else {
+                return .failure(SystemdError(.notFound, unit: unit, "unit \(unit) not found"))
+            }
+            if operation != .stop, let journal = state.failing.removeValue(forKey: unit) {
+                state.units[unit] = UnitState(
+                    loadState: "loaded", activeState: "failed", subState: "failed", result: "exit-code")
+                return .failure(
+                    SystemdError(
+                        .unitFailed, unit: unit,
+                        "\(unit) failed to \(operation.rawValue): job failed; the unit is failed (Result exit-code)",
+                        journal: journal))
+            }
+            let after =
+                operation == .stop
+                ? UnitState(loadState: "loaded", activeState: "inactive", subState: "dead", result: "success")
+                : UnitState(loadState: "loaded", activeState: "active", subState: "running", result: "success")
+            state.units[unit] = after
+            return .success(after)
+        }
+        return try result.get()
+    }
+
+    public func journal(unit: String, lines: Int) -> [String] {
+        state.withLock { Array(($0.failing[unit] ?? []).suffix(lines)) }
+    }
+}

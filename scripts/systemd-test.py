@@ -1,0 +1,785 @@
+#!/usr/bin/env python3
+"""nodeboot against a real systemd 252, containerd 1.6 and D-Bus: a Debian bookworm tree booted with systemd-nspawn.
+
+    scripts/systemd-test.py --bin-dir DIR [--bench] [--infra-only] [--keep]
+
+The tree (scripts/systemd-tree.sh, cached under /var/cache/nodeboot) is never written: the container runs on an overlay
+of it whose upper layer is in a temporary directory. The container shares the host's network namespace (no
+--private-network), so it reaches the testbed (`nodeboot-testbed serve`, started here on 127.0.0.1) as an instance
+reaches IMDS and AWS. Installed as a node image would have them: DIR/nodeboot as /usr/bin/nodeboot, units/ in
+/etc/systemd/system (kubelet.service and nodeboot.service enabled), the kubelet version file and the ECR credential
+provider, plus two stand-ins that the output names: a kubelet (there is no kubelet binary for this machine) and
+iptables (the container has no CAP_NET_ADMIN in the host's network namespace, and must not change the host's firewall).
+
+The scenario, with the command line of units/nodeboot.service's ExecStart plus --register-node:
+  a. first `nodeboot init`: exit 0; containerd running with the written config (ctr version, CRI plugin ok, the
+     sandbox image of /etc/containerd/config.toml in `containerd config dump` and in the CRI plugin's start line);
+     kubelet.service active with its flags (the stand-in's argv), both in runtime.slice; the Node in the testbed's API
+     (providerID, hostname/instance-type/zone labels); /run/nodeboot/status.json.
+  b. second `nodeboot init`: exit 0, no node file changed (inode, mtime, size), containerd and the kubelet not
+     restarted (MainPID, InvocationID, start time), status.json says so.
+  e. the shipped nodeboot.service started by systemd (testbed endpoints in a test drop-in): active (exited), nothing
+     restarted; a deadlock (a unit ordered after nodeboot.service) would show as a start that does not finish.
+  c. a containerd config that containerd refuses (a NodeConfig drop-in in /etc/eks/nodeadm.d/ whose containerd TOML
+     has `sandbox_image = 5`): exit 1, stderr names containerd.service and quotes its journal.
+--bench: boot and scenario a only, then one line: time to the Node, the agent's CPU time, the time spent waiting on
+systemd (the run phase).
+--infra-only: for a nodeboot without the systemd run phase: `init --skip run`, then containerd and the kubelet are
+started here with `systemctl start`, and the same checks on what they run with; c is the unit failing under
+`systemctl restart`.
+
+One line per check, then `N passed, N failed, N skipped`; exit 1 if one failed, 2 on a usage error. Not root, no
+systemd-nspawn/overlayfs, or no tree (no debootstrap, no mirror): `systemd: skipped (<reason>)`, exit 0.
+"""
+import argparse
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import re
+import resource
+import shlex
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testkit import overlay, popen, run_agent, start_testbed, stop_process, systemd_tree, write  # noqa: E402
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UNITS = os.path.join(PROJECT, "units")
+AEMM = os.path.join(PROJECT, "Sources", "Testbed", "Resources", "aemm-default-config.json")
+CACHE = os.environ.get("NODEBOOT_TREE_CACHE", "/var/cache/nodeboot")
+
+NODE_NAME = "ip-172-16-34-43.us-west-2.compute.internal"  # the testbed's DescribeInstances PrivateDnsName (set below)
+CLUSTER = "my-cluster"  # the testbed's default cluster, whose tokens its API server accepts
+KUBELET_VERSION = "v1.31.2-eks-standin"
+BOOT_TIMEOUT = 30
+INIT_TIMEOUT = 150
+UNIT_TIMEOUT = 60
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NODE_DIRS = ("/etc/kubernetes", "/etc/eks", "/etc/containerd", "/var/lib/kubelet")
+KUBELET_LOG = "/var/log/kubelet-stand-in.log"
+IPTABLES_LOG = "/var/log/iptables-stand-in.log"
+STATUS = "/run/nodeboot/status.json"
+BAD_DROPIN = "/etc/eks/nodeadm.d/90-bad-containerd.yaml"
+# A containerd TOML that parses (nodeboot merges it) but has the wrong type for sandbox_image: containerd 1.6 refuses
+# to start with "Can't convert 5(int64) to string" (test-environment.md 1.3). If nodeboot learns to reject it up
+# front (exit 2, nothing written), the fallback is a config only starting containerd can fault: a root directory
+# under /dev/null (mkdir fails: "not a directory").
+BAD_CONFIGS = [("[plugins.\"io.containerd.grpc.v1.cri\"]\nsandbox_image = 5\n", "Can't convert 5(int64) to string"),
+               ("root = \"/dev/null/containerd\"\n", "not a directory")]
+
+KUBELET_STAND_IN = f"""#!/bin/sh
+# kubelet stand-in installed by scripts/systemd-test.py: there is no kubelet binary for this machine (Debian has no
+# Kubernetes node packages and the test downloads none). It logs its arguments, one line per start, and sleeps.
+if [ "$1" = "--version" ]; then echo "Kubernetes {KUBELET_VERSION}"; exit 0; fi
+echo "pid=$$ argc=$# argv=$*" >> {KUBELET_LOG}
+exec sleep infinity
+"""
+IPTABLES_STAND_IN = f"""#!/bin/sh
+# iptables stand-in installed by scripts/systemd-test.py: the container shares the host's network namespace without
+# CAP_NET_ADMIN, and the test must not change the host's firewall. It logs its arguments (kubelet.service's
+# ExecStartPre) and succeeds.
+echo "$*" >> {IPTABLES_LOG}
+"""
+
+
+class Fatal(Exception):
+    """A usage or environment error (exit 2)."""
+
+
+class Report:
+    def __init__(self):
+        self.counts = {"passed": 0, "failed": 0, "skipped": 0}
+
+    def check(self, name, ok, detail="", info=""):
+        """One line: ok/FAIL and the check; on failure the detail's lines (log excerpts) below it."""
+        self.counts["passed" if ok else "failed"] += 1
+        lines = [line for line in (detail or "").rstrip().splitlines()]
+        head = f"{'ok' if ok else 'FAIL':<5} {name}"
+        if ok and info:
+            head += f" ({info})"
+        print(head)
+        if not ok:
+            for line in lines[-60:]:
+                print(f"      {line[:400]}")
+        sys.stdout.flush()
+        return ok
+
+    def skip(self, name, reason):
+        self.counts["skipped"] += 1
+        print(f"{'skip':<5} {name} ({reason})")
+        sys.stdout.flush()
+
+    def note(self, text):
+        print(f"      note: {text}")
+        sys.stdout.flush()
+
+    def summary(self):
+        print(f"{self.counts['passed']} passed, {self.counts['failed']} failed, {self.counts['skipped']} skipped")
+        return 1 if self.counts["failed"] else 0
+
+
+def tail(path, lines=40):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError as error:
+        return f"({path}: {error})"
+
+
+def excerpt(result, lines=30):
+    """A command result's status, stdout and stderr tails, for a failure's detail."""
+    status, out, err = result[:3]
+    text = [f"exit status: {'timed out' if status is None else status}"]
+    for label, stream in (("stdout", out), ("stderr", err)):
+        rows = stream.rstrip("\n").split("\n")[-lines:] if stream.strip() else []
+        text += [f"{label}: {row}" for row in rows] or [f"{label}: (empty)"]
+    return "\n".join(text)
+
+
+class Container:
+    """The booted tree: overlay mounted, systemd-nspawn running, systemd's PID known. close() always tears down."""
+
+    def __init__(self, tree, scratch):
+        self.tree, self.scratch = tree, scratch
+        self.stack = contextlib.ExitStack()
+        self.proc = self.pid = None
+        self.log = os.path.join(scratch, "nspawn.log")
+        self.root = None  # the merged directory (before boot: the image being prepared)
+        self.name = f"nbtest{os.getpid()}"
+        self.boot_seconds = None
+
+    def mount(self):
+        # Shared lock: scripts/systemd-tree.sh does not swap the tree while it is a lower layer here.
+        lock = self.stack.enter_context(open(os.path.join(CACHE, ".bookworm-systemd.lock"), "a"))
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        self.root = self.stack.enter_context(overlay(self.tree, os.path.join(self.scratch, "overlay")))
+        return self.root
+
+    def boot(self):
+        """systemd-nspawn -b; then wait (bounded) for systemd to finish booting. Raises Fatal with the log's tail."""
+        # containerd's state on the host's filesystem: its overlayfs snapshotter cannot put an upper directory on the
+        # container's own overlayfs root.
+        containerd_dir = os.path.join(self.scratch, "containerd")
+        os.makedirs(containerd_dir, exist_ok=True)
+        argv = ["systemd-nspawn", "-D", self.root, "-b", "--register=no", "--keep-unit", "-M", self.name,
+                f"--bind={containerd_dir}:/var/lib/containerd"]
+        if os.path.isdir("/opt/swift"):
+            argv.append("--bind-ro=/opt/swift")  # the debug build links the Swift runtime from there
+        start = time.monotonic()
+        with open(self.log, "wb") as log:
+            self.proc = popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd="/")
+        self.stack.callback(self.stop)
+        deadline = start + BOOT_TIMEOUT
+        while self.pid is None:
+            if self.proc.poll() is not None:
+                raise Fatal(f"systemd-nspawn exited with status {self.proc.returncode}; its log ends:\n{tail(self.log)}")
+            if time.monotonic() > deadline:
+                raise Fatal(f"no systemd in the container after {BOOT_TIMEOUT} s; the log ends:\n{tail(self.log)}")
+            self.pid = self.find_init()
+            time.sleep(0.05)
+        state = ""
+        while time.monotonic() < deadline:
+            result = self.run(["systemctl", "is-system-running"], timeout=10)
+            state = result[1].strip()
+            if state in ("running", "degraded"):
+                self.boot_seconds = time.monotonic() - start
+                return state
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise Fatal(f"systemd did not finish booting within {BOOT_TIMEOUT} s (is-system-running: {state or '?'});"
+                    f" the nspawn log ends:\n{tail(self.log)}")
+
+    def find_init(self):
+        """The container's systemd: a descendant of our systemd-nspawn in another PID namespace."""
+        host_ns = os.readlink("/proc/self/ns/pid")
+        parents = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        stat = f.read()
+                    parents[int(entry)] = (int(stat.rsplit(")", 1)[1].split()[1]), stat[stat.index("(") + 1:stat.rindex(")")])
+                except (OSError, ValueError, IndexError):
+                    continue
+        for pid, (_, comm) in parents.items():
+            if comm != "systemd":
+                continue
+            ancestor = pid
+            while ancestor in parents and ancestor not in (0, 1, self.proc.pid):
+                ancestor = parents[ancestor][0]
+            if ancestor == self.proc.pid:
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/ns/pid") != host_ns:
+                        return pid
+        return None
+
+    def run(self, argv, env=None, timeout=60, stdin=None):
+        """(status or None on timeout, stdout, stderr, wall seconds, CPU seconds of the command and nsenter) of ARGV
+        in the container's namespaces (nsenter -a), with exactly ENV (a minimal one by default)."""
+        environment = env or {"PATH": PATH, "LANG": "C.UTF-8", "HOME": "/root"}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.monotonic()
+        status, out, err = run_agent(["nsenter", "-t", str(self.pid), "-a", *argv], "/", environment, timeout)
+        wall = time.monotonic() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime)
+        return status, out, err, wall, cpu
+
+    def sh(self, script, timeout=60):
+        return self.run(["/bin/sh", "-c", script], timeout=timeout)
+
+    def path(self, node_path):
+        """A node path as the host sees it (also /run, the container's tmpfs)."""
+        return f"/proc/{self.pid}/root{node_path}"
+
+    def show(self, unit, *properties):
+        result = self.run(["systemctl", "show", unit, *[f"-p{p}" for p in properties]], timeout=30)
+        return dict(line.split("=", 1) for line in result[1].splitlines() if "=" in line)
+
+    def journal(self, unit, lines=200):
+        return self.run(["journalctl", "-u", unit, "-o", "cat", "--no-pager", "-n", str(lines)], timeout=30)[1]
+
+    def stop(self):
+        """SIGTERM to systemd-nspawn (a clean poweroff of the container), bounded; then SIGKILL."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            stop_process(self.proc, timeout=1)
+
+    def close(self):
+        self.stack.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Preparation: the image (before boot) and the testbed.
+
+def settled_copy(source, destination, timeout=60):
+    """Copy a binary that may be in the middle of a rebuild: wait until it is 2 s old, copy, check the size."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stat = os.stat(source)
+        if time.time() - stat.st_mtime >= 2 or time.monotonic() > deadline:
+            shutil.copyfile(source, destination)
+            os.chmod(destination, 0o755)
+            if os.path.getsize(destination) == os.stat(source).st_size or time.monotonic() > deadline:
+                return
+        time.sleep(0.5)
+
+
+def exec_start(unit_path):
+    """The argv of a unit's ExecStart= line."""
+    with open(unit_path) as f:
+        for line in f:
+            if line.startswith("ExecStart="):
+                return shlex.split(line[len("ExecStart="):])
+    raise Fatal(f"{unit_path} has no ExecStart=")
+
+
+def prepare_image(root, bin_dir, report):
+    """What the node image holds: nodeboot, the units (enabled), the version file, the credential provider, the
+    config drop-in directory; and the stand-ins."""
+    settled_copy(os.path.join(bin_dir, "nodeboot"), root + "/usr/bin/nodeboot")
+    verify_units = load_verify_units()
+    names = verify_units.install_units(root, UNITS)
+    services = [n for n in verify_units.unit_files(UNITS)[0] if n.endswith(".service")]
+    result = subprocess.run(["systemctl", f"--root={root}", "enable", *services], capture_output=True, text=True,
+                            timeout=60, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise Fatal(f"systemctl --root enable {' '.join(services)}: {result.stderr.strip()}")
+    write(root + "/etc/eks/kubelet-version.txt", f"Kubernetes {KUBELET_VERSION}\n")
+    write(root + "/etc/eks/image-credential-provider/ecr-credential-provider", "#!/bin/sh\nexit 1\n", 0o755)
+    os.makedirs(root + "/etc/eks/nodeadm.d", exist_ok=True)
+    write(root + "/usr/bin/kubelet", KUBELET_STAND_IN, 0o755)
+    iptables = root + "/usr/sbin/iptables"
+    if os.path.lexists(iptables):
+        os.unlink(iptables)  # Debian's alternatives link; replaced in this run's overlay only
+    write(iptables, IPTABLES_STAND_IN, 0o755)
+    report.note("no kubelet binary exists for this machine: /usr/bin/kubelet is a stand-in that logs its argv and"
+                " sleeps; /usr/sbin/iptables is a stand-in too (no CAP_NET_ADMIN in the shared network namespace)")
+    report.note("containerd is Debian's 1.6 (real); its version comes from `containerd --version` (no version file)")
+    return names
+
+
+def load_verify_units():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("verify_units", os.path.join(PROJECT, "scripts", "verify-units.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def testbed_config(directory):
+    """The testbed's instance (nodeadm's aemm default) serving a NodeConfig that names only the cluster: endpoint, CA
+    and service CIDR come from DescribeCluster, which reports the testbed's API server."""
+    with open(AEMM) as f:
+        instance = json.load(f)
+    user_data = f"apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: {CLUSTER}\n"
+    instance.setdefault("userdata", {}).setdefault("values", {})["userdata"] = \
+        base64.b64encode(user_data.encode()).decode()
+    path = os.path.join(directory, "testbed.json")
+    write(path, json.dumps({"instance": instance, "privateDnsName": NODE_NAME}, indent=2))
+    return path
+
+
+class Cloud:
+    """The running testbed, seen from the host: IMDS facts and the Kubernetes API with the static admin keys."""
+
+    def __init__(self, printed, bin_dir):
+        self.printed, self.bin_dir = printed, bin_dir
+        self.env = printed["env"]
+        self.ca = ssl.create_default_context(cafile=printed["kube-ca"])
+        self._token = None
+
+    def imds(self, path):
+        base = self.printed["imds"]
+        request = urllib.request.Request(base + "/latest/api/token", method="PUT",
+                                         headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+        token = urllib.request.urlopen(request, timeout=10).read().decode()
+        request = urllib.request.Request(base + path, headers={"X-aws-ec2-metadata-token": token})
+        return urllib.request.urlopen(request, timeout=10).read().decode()
+
+    def token(self):
+        """An admin bearer token: `nodeboot token` on the host with the testbed's static keys (kubernetes-admin)."""
+        if self._token is None:
+            env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "AWS_ACCESS_KEY_ID": "testing",
+                   "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ENDPOINT_URL": self.env["AWS_ENDPOINT_URL"]}
+            status, out, err = run_agent([os.path.join(self.bin_dir, "nodeboot"), "token", "--cluster-name", CLUSTER,
+                                          "--region", "us-west-2"], "/", env, 30)
+            if status != 0:
+                raise Fatal(f"nodeboot token (admin, static keys) failed:\n{excerpt((status, out, err))}")
+            self._token = json.loads(out)["status"]["token"]
+        return self._token
+
+    def kube(self, path):
+        """(HTTP status, JSON body) of a GET on the testbed's API server."""
+        request = urllib.request.Request(self.printed["kube"] + path,
+                                         headers={"Authorization": f"Bearer {self.token()}"})
+        try:
+            with urllib.request.urlopen(request, context=self.ca, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Checks shared by the scenarios.
+
+def init_env(cloud):
+    return {"PATH": PATH, "LANG": "C.UTF-8", "HOME": "/root", **cloud.env}
+
+
+def snapshot(container):
+    """inode, mtime and size of every file under the node directories nodeboot writes."""
+    files = {}
+    for top in NODE_DIRS:
+        base = container.path(top)
+        for directory, _, names in os.walk(base):
+            for name in names:
+                path = os.path.join(directory, name)
+                stat = os.lstat(path)
+                files[path[len(container.path("")):]] = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    return files
+
+
+def identities(container):
+    """What changes when a unit is (re)started: MainPID, InvocationID, the main process's start time."""
+    return {unit: container.show(unit, "MainPID", "InvocationID", "ExecMainStartTimestampMonotonic", "ActiveState")
+            for unit in ("containerd.service", "kubelet.service")}
+
+
+def read_status(container):
+    try:
+        with open(container.path(STATUS)) as f:
+            return json.load(f), None
+    except (OSError, ValueError) as error:
+        return None, f"{STATUS}: {error}"
+
+
+def wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def check_containerd(container, report):
+    state = container.show("containerd.service", "ActiveState", "SubState", "ControlGroup")
+    report.check("containerd.service is active", state.get("ActiveState") == "active",
+                 f"containerd.service: {state}\njournal:\n{container.journal('containerd.service', 30)}",
+                 info=f"{state.get('ActiveState')}/{state.get('SubState')}")
+    version = container.run(["ctr", "version"], timeout=30)
+    report.check("ctr version: the containerd server answers", version[0] == 0 and "Server:" in version[1],
+                 excerpt(version), info=re.sub(r"\s+", " ", version[1].split("Server:")[-1]).strip()[:60])
+    plugins = container.run(["ctr", "plugins", "ls"], timeout=30)
+    cri = [line for line in plugins[1].splitlines() if re.match(r"io\.containerd\.grpc\.v1\s+cri\s", line)]
+    report.check("ctr plugins ls: io.containerd.grpc.v1 cri ok", bool(cri) and cri[0].split()[-1] == "ok",
+                 excerpt(plugins))
+    try:
+        with open(container.path("/etc/containerd/config.toml"), "rb") as f:
+            written = tomllib.load(f)["plugins"]["io.containerd.grpc.v1.cri"]["sandbox_image"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as error:
+        report.check("sandbox image of /etc/containerd/config.toml", False, f"cannot read it: {error}")
+        return
+    dump = container.run(["containerd", "config", "dump"], timeout=30)
+    try:
+        dumped = tomllib.loads(dump[1])["plugins"]["io.containerd.grpc.v1.cri"]["sandbox_image"]
+    except (KeyError, tomllib.TOMLDecodeError) as error:
+        dumped = f"(unreadable: {error})"
+    report.check("containerd config dump has the written sandbox image", dumped == written,
+                 f"config.toml: {written!r}, dump: {dumped!r}\n{excerpt(dump, 10)}", info=written)
+    started = [line for line in container.journal("containerd.service", 400).splitlines()
+               if "Start cri plugin with config" in line]
+    report.check("the running CRI plugin started with it (journal: Start cri plugin with config)",
+                 bool(started) and f"SandboxImage:{written}" in started[-1],
+                 (started[-1][:400] if started else "no 'Start cri plugin' line in containerd's journal"))
+    report.check("containerd.service runs in runtime.slice (the kubelet's --runtime-cgroups)",
+                 state.get("ControlGroup") == "/runtime.slice/containerd.service", f"ControlGroup: {state}",
+                 info=state.get("ControlGroup"))
+
+
+def check_kubelet(container, report):
+    state = container.show("kubelet.service", "ActiveState", "SubState", "Slice", "ExecMainPID")
+    report.check("kubelet.service is active", state.get("ActiveState") == "active",
+                 f"kubelet.service: {state}\njournal:\n{container.journal('kubelet.service', 30)}",
+                 info=f"{state.get('ActiveState')}/{state.get('SubState')}, {state.get('Slice')}")
+    line = wait_for(lambda: (open(container.path(KUBELET_LOG)).read().strip().splitlines() or [None])[-1]
+                    if os.path.exists(container.path(KUBELET_LOG)) else None, 5)
+    argv_ok = bool(line) and "--kubeconfig=/var/lib/kubelet/kubeconfig" in line and \
+        "--config=/etc/kubernetes/kubelet/config.json" in line and int(re.search(r"argc=(\d+)", line).group(1)) > 1
+    report.check("the kubelet got its flags from /etc/eks/kubelet/environment, word-split"
+                 " (--kubeconfig, --config)", argv_ok, f"stand-in log {KUBELET_LOG}: {line or '(none)'}",
+                 info=(re.search(r"argc=\d+", line).group(0) if line else ""))
+    try:
+        with open(container.path(IPTABLES_LOG)) as f:
+            iptables = f.read()
+    except OSError:
+        iptables = ""
+    report.check("kubelet.service's ExecStartPre ran iptables -P FORWARD ACCEPT -w 5",
+                 "-P FORWARD ACCEPT -w 5" in iptables, f"iptables stand-in log: {iptables or '(none)'}")
+    after = container.show("kubelet.service", "After")["After"].split() + \
+        container.show("containerd.service", "After")["After"].split()
+    report.check("neither kubelet.service nor containerd.service is ordered after nodeboot.service (as loaded,"
+                 " with nodeboot's drop-ins)", "nodeboot.service" not in after, f"After= {after}")
+
+
+def check_node(container, cloud, report):
+    iid = cloud.imds("/latest/meta-data/instance-id")
+    zone = cloud.imds("/latest/meta-data/placement/availability-zone")
+    itype = cloud.imds("/latest/meta-data/instance-type")
+    status, node = cloud.kube(f"/api/v1/nodes/{NODE_NAME}")
+    if not report.check(f"the Node {NODE_NAME} exists in the API server", status == 200,
+                        f"GET /api/v1/nodes/{NODE_NAME}: {status} {json.dumps(node)[:400]}"):
+        return
+    provider = node.get("spec", {}).get("providerID")
+    report.check("its spec.providerID is aws:///<zone>/<instance id>", provider == f"aws:///{zone}/{iid}",
+                 f"providerID {provider!r}, expected aws:///{zone}/{iid}", info=provider)
+    labels = node.get("metadata", {}).get("labels", {})
+    expected = {"kubernetes.io/hostname": NODE_NAME, "node.kubernetes.io/instance-type": itype,
+                "topology.kubernetes.io/zone": zone}
+    wrong = {k: labels.get(k) for k, v in expected.items() if labels.get(k) != v}
+    report.check("its labels: kubernetes.io/hostname, node.kubernetes.io/instance-type, topology.kubernetes.io/zone",
+                 not wrong, f"expected {expected}\nwrong or missing: {wrong}\nall labels: {labels}")
+
+
+PHASES = ["source", "validate", "discover", "render", "apply", "run", "register"]
+
+
+def check_status_first(container, report):
+    status, problem = read_status(container)
+    if not report.check(f"{STATUS} exists", status is not None, problem or ""):
+        return None
+    missing = [k for k in ("phases", "files", "units", "node", "error") if k not in status]
+    report.check("status.json has phases, files, units, node, error", not missing,
+                 f"missing keys {missing}; it has {sorted(status)}")
+    phases = {p.get("name"): p for p in status.get("phases", [])}
+    bad = [name for name in PHASES if phases.get(name, {}).get("result") != "ok"]
+    report.check("status.json phases source…register, each ok", not bad and status.get("error") is None,
+                 f"not ok or absent: {bad}\nphases: {json.dumps(status.get('phases'))[:600]}\n"
+                 f"error: {status.get('error')}",
+                 info=", ".join(f"{p['name']} {p.get('milliseconds', 0):.0f} ms" for p in status.get("phases", [])))
+    paths = {f.get("path") for f in status.get("files", [])}
+    units = {a.get("unit"): a for a in status.get("units", {}).get("actions", [])}
+    report.check("status.json files and units: config.toml written, containerd and kubelet started ok",
+                 "/etc/containerd/config.toml" in paths and
+                 all(units.get(u, {}).get("result") == "ok" and units.get(u, {}).get("action") in ("start", "restart")
+                     for u in ("containerd.service", "kubelet.service")),
+                 f"files: {sorted(p for p in paths if p)}\nunits: {json.dumps(status.get('units'))[:600]}")
+    node = status.get("node", {})
+    report.check("status.json node: name and registration",
+                 node.get("name") == NODE_NAME and node.get("registration") in ("created", "reconciled", "unchanged",
+                                                                               "registered"),
+                 f"node: {node}", info=f"{node.get('name')}: {node.get('registration')}")
+    return status
+
+
+def check_nothing_changed(container, report, before_files, before_units, label):
+    after_files = snapshot(container)
+    changed = sorted(p for p in set(before_files) | set(after_files) if before_files.get(p) != after_files.get(p))
+    report.check(f"{label}: no file under {', '.join(NODE_DIRS)} changed (inode, mtime, size)", not changed,
+                 "changed: " + ", ".join(changed), info=f"{len(after_files)} files")
+    after_units = identities(container)
+    moved = {u: (before_units[u], after_units[u]) for u in before_units if before_units[u] != after_units[u]}
+    report.check(f"{label}: containerd and the kubelet were not restarted (MainPID, InvocationID, start time)",
+                 not moved, "\n".join(f"{u}: before {b}\n  after {a}" for u, (b, a) in moved.items()),
+                 info=", ".join(f"{u.split('.')[0]} pid {after_units[u].get('MainPID')}" for u in after_units))
+
+
+def check_status_quiet(container, report, label):
+    status, problem = read_status(container)
+    if status is None:
+        report.check(f"{label}: status.json", False, problem)
+        return
+    written = [f for f in status.get("files", []) if f.get("action") != "unchanged"]
+    acted = [a for a in status.get("units", {}).get("actions", []) if a.get("action") != "none"]
+    report.check(f"{label}: status.json says no file written and no unit started or restarted",
+                 not written and not acted and status.get("error") is None,
+                 f"files written: {written}\nunit actions: {acted}\nerror: {status.get('error')}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Scenarios.
+
+def first_init(container, cloud, args, report, bench):
+    result = container.run(args, env=init_env(cloud), timeout=INIT_TIMEOUT)
+    status, out, err, wall, cpu = result
+    ok = report.check(f"a: {' '.join(shlex.quote(a) for a in args)} exits 0", status == 0, excerpt(result),
+                      info=f"{wall * 1000:.0f} ms")
+    return ok, result
+
+
+def scenario_full(container, cloud, args, report, bench):
+    args = args + ["--register-node"]
+    ok, result = first_init(container, cloud, args, report, bench)
+    check_containerd(container, report)
+    check_kubelet(container, report)
+    check_node(container, cloud, report)
+    status = check_status_first(container, report)
+    if bench:
+        print_bench(result, status)
+        return
+    if not ok:
+        report.skip("b, e, c", "the first init failed")
+        return
+
+    # b: the second run changes nothing.
+    files, units = snapshot(container), identities(container)
+    result = container.run(args, env=init_env(cloud), timeout=INIT_TIMEOUT)
+    report.check("b: the second init exits 0", result[0] == 0, excerpt(result), info=f"{result[3] * 1000:.0f} ms")
+    check_nothing_changed(container, report, files, units, "b")
+    check_status_quiet(container, report, "b")
+
+    scenario_unit(container, cloud, report, files, units)
+    scenario_failing(container, cloud, args, report)
+
+
+def scenario_unit(container, cloud, report, files, units):
+    """e: systemd runs the shipped nodeboot.service (testbed endpoints from a test drop-in)."""
+    dropin = "/etc/systemd/system/nodeboot.service.d/90-testbed.conf"
+    write(container.path(dropin), "# scripts/systemd-test.py: the testbed stands in for IMDS and the AWS endpoints\n"
+          "[Service]\n" + "".join(f"Environment={k}={v}\n" for k, v in sorted(cloud.env.items())))
+    container.run(["systemctl", "daemon-reload"], timeout=60)
+    result = container.run(["systemctl", "start", "nodeboot.service"], timeout=INIT_TIMEOUT)
+    state = container.show("nodeboot.service", "ActiveState", "SubState", "Result", "ExecMainStatus", "StatusText")
+    detail = excerpt(result) + f"\nnodeboot.service: {state}\njournal:\n{container.journal('nodeboot.service', 40)}"
+    if result[0] is None:
+        jobs = container.run(["systemctl", "list-jobs", "--no-pager"], timeout=30)[1]
+        detail += f"\nthe start job did not finish within {INIT_TIMEOUT} s (an ordering deadlock?); jobs:\n{jobs}"
+    report.check("e: systemctl start nodeboot.service (the shipped unit) finishes: active (exited), Result=success",
+                 result[0] == 0 and state.get("ActiveState") == "active" and state.get("SubState") == "exited"
+                 and state.get("Result") == "success", detail, info=f"{result[3] * 1000:.0f} ms")
+    if state.get("StatusText"):
+        report.note(f"nodeboot.service StatusText (sd_notify STATUS=): {state['StatusText']}")
+    if units is not None:
+        check_nothing_changed(container, report, files, units, "e")
+        check_status_quiet(container, report, "e")
+
+
+def write_bad_dropin(container, toml):
+    body = "\n".join("      " + line for line in toml.splitlines())
+    write(container.path(BAD_DROPIN), "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  containerd:\n"
+          f"    config: |\n{body}\n")
+
+
+def scenario_failing(container, cloud, args, report):
+    """c: a containerd config containerd refuses: init exits 1 naming containerd.service, quoting its journal."""
+    for index, (toml, expected) in enumerate(BAD_CONFIGS):
+        write_bad_dropin(container, toml)
+        result = container.run(args, env=init_env(cloud), timeout=INIT_TIMEOUT)
+        if result[0] == 2 and index + 1 < len(BAD_CONFIGS):
+            report.check(f"c: nodeboot refuses the containerd TOML {toml.strip()!r} before writing anything (exit 2)",
+                         True)
+            continue
+        break
+    status, out, err = result[:3]
+    report.check(f"c: init with a bad containerd config ({toml.strip()!r} in {BAD_DROPIN}) exits 1", status == 1,
+                 excerpt(result))
+    report.check("c: its stderr names containerd.service", "containerd.service" in err, excerpt(result))
+    journal = container.journal("containerd.service", 100)
+    quoted = [line.strip() for line in err.splitlines()
+              if expected in line and any(line.strip() and line.strip() in j or j.strip() and j.strip() in line
+                                          for j in journal.splitlines())]
+    report.check(f"c: its stderr quotes containerd's journal ({expected!r})", bool(quoted),
+                 excerpt(result) + f"\ncontainerd's journal:\n{journal[-2000:]}",
+                 info=(quoted[0][:120] if quoted else ""))
+    state, problem = read_status(container)
+    error = (state or {}).get("error") or {}
+    report.check("c: status.json records the failure", bool(state) and state.get("result", "failed") == "failed"
+                 and "containerd" in json.dumps(error), problem or f"error: {error}")
+
+
+def scenario_infra(container, cloud, args, report, bench):
+    """For a nodeboot without the systemd run phase: the config phase in the container, the units started here."""
+    args = args + ["--skip", "run"]
+    ok, result = first_init(container, cloud, args, report, bench)
+    for unit in ("containerd.service", "kubelet.service"):
+        started = container.run(["systemctl", "start", unit], timeout=UNIT_TIMEOUT)
+        report.check(f"a: systemctl start {unit} (done here: this run has no run phase)", started[0] == 0,
+                     excerpt(started) + f"\njournal:\n{container.journal(unit, 30)}")
+    check_containerd(container, report)
+    check_kubelet(container, report)
+    if bench:
+        print_bench(result, None)
+        return
+    if not ok:
+        report.skip("b, e, c", "the first init failed")
+        return
+    files, units = snapshot(container), identities(container)
+    result = container.run(args, env=init_env(cloud), timeout=INIT_TIMEOUT)
+    report.check("b: the second init --skip run exits 0", result[0] == 0, excerpt(result))
+    check_nothing_changed(container, report, files, units, "b")
+    scenario_unit(container, cloud, report, files, None)
+
+    toml, expected = BAD_CONFIGS[0]
+    write_bad_dropin(container, toml)
+    result = container.run(args, env=init_env(cloud), timeout=INIT_TIMEOUT)
+    report.check(f"c: init --skip run writes the bad containerd config ({toml.strip()!r})", result[0] == 0,
+                 excerpt(result))
+    restart = container.run(["systemctl", "restart", "containerd.service"], timeout=UNIT_TIMEOUT)
+    journal = container.journal("containerd.service", 100)
+    report.check("c: containerd.service then fails to start, its journal says why",
+                 restart[0] != 0 and expected in journal, excerpt(restart) + f"\njournal:\n{journal[-2000:]}",
+                 info=next((line.strip()[:100] for line in journal.splitlines() if expected in line), ""))
+
+
+def print_bench(result, status):
+    status_code, _, _, wall, (user, system) = result
+    phases = {p["name"]: p for p in (status or {}).get("phases", [])}
+    line = f"bench: init wall {wall * 1000:.0f} ms (exit {status_code})"
+    if "register" in phases and "start" in phases["register"]:
+        register = phases["register"]
+        line += f", Node created at {register['start'] + register['milliseconds']:.0f} ms"
+    line += f", agent CPU {(user + system) * 1000:.0f} ms (user {user * 1000:.0f} + sys {system * 1000:.0f})"
+    if "run" in phases:
+        run_ms = phases["run"]["milliseconds"]
+        line += f", waiting on systemd (run phase) {run_ms:.0f} ms = {run_ms / (wall * 1000) * 100:.0f}% of the wall time"
+    print(line)
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+def main():
+    parser = argparse.ArgumentParser(description="nodeboot against a real systemd (systemd-nspawn container).")
+    parser.add_argument("--bin-dir", required=True, help="directory holding nodeboot and nodeboot-testbed")
+    parser.add_argument("--bench", action="store_true", help="boot and the first init only, then one timing line")
+    parser.add_argument("--infra-only", action="store_true",
+                        help="init --skip run; containerd and the kubelet started by the script (no run phase yet)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) and print it")
+    opts = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through the teardown below
+    bin_dir = os.path.abspath(opts.bin_dir)
+    report = Report()
+
+    def skip(reason):
+        print(f"systemd: skipped ({reason})")
+        report.counts["skipped"] += 1
+        return report.summary()
+
+    for binary in ("nodeboot", "nodeboot-testbed"):
+        if not os.access(os.path.join(bin_dir, binary), os.X_OK):
+            print(f"systemd-test: {os.path.join(bin_dir, binary)} is missing (build first: swift build)",
+                  file=sys.stderr)
+            return 2
+    if os.geteuid() != 0:
+        return skip("needs root: overlayfs, systemd-nspawn")
+    for tool in ("systemd-nspawn", "nsenter", "systemctl"):
+        if not shutil.which(tool):
+            return skip(f"{tool} is not installed (apt-get install systemd-container util-linux)")
+    with open("/proc/filesystems") as f:
+        if "overlay" not in f.read():
+            return skip("no overlayfs in this kernel")
+    tree_start = time.monotonic()
+    tree, why = systemd_tree(PROJECT)
+    if not tree:
+        return skip(why)
+    tree_seconds = time.monotonic() - tree_start
+
+    scratch = tempfile.mkdtemp(prefix="nodeboot-systemd-test-")
+    container, testbed = Container(tree, scratch), None
+    started = time.monotonic()
+    try:
+        root = container.mount()
+        units = prepare_image(root, bin_dir, report)
+        state = container.boot()
+        failed = container.run(["systemctl", "--failed", "--no-legend", "--plain"], timeout=30)[1].strip()
+        report.check(f"boot: systemd 252 in {container.name} reached {state}", True,
+                     info=f"{container.boot_seconds:.1f} s; tree {tree_seconds:.1f} s"
+                     + (f"; failed units: {failed}" if failed else ""))
+        skipped = container.show("kubelet.service", "ActiveState", "ConditionResult")
+        report.check("boot: kubelet.service (enabled) was skipped: the node is not configured yet",
+                     skipped.get("ActiveState") == "inactive" and skipped.get("ConditionResult") == "no",
+                     f"kubelet.service: {skipped}\njournal:\n{container.journal('kubelet.service', 20)}")
+        helped = container.run(["/usr/bin/nodeboot", "--help"], timeout=30)
+        report.check("nodeboot runs in the container", helped[0] == 0, excerpt(helped))
+
+        for name in units:
+            result = container.run(["systemd-analyze", "verify", name], timeout=60)
+            report.check(f"verify in the container: {name}", result[0] == 0 and not (result[1] + result[2]).strip(),
+                         excerpt(result))
+
+        testbed, printed = start_testbed(os.path.join(bin_dir, "nodeboot-testbed"), testbed_config(scratch), scratch)
+        cloud = Cloud(printed, bin_dir)
+        report.check("testbed serving (IMDS, AWS, Kubernetes API) on the host's loopback", True,
+                     info=f"kube {printed['kube']}")
+        args = exec_start(os.path.join(UNITS, "nodeboot.service"))
+        args[0] = "/usr/bin/nodeboot"
+        (scenario_infra if opts.infra_only else scenario_full)(container, cloud, args, report, opts.bench)
+    except Fatal as error:
+        report.check("setup", False, str(error))
+    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+        report.check("setup", False, f"{type(error).__name__}: {error}\nnspawn log:\n{tail(container.log)}")
+    except KeyboardInterrupt:
+        print("systemd-test: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if testbed:
+            stop_process(testbed)
+        container.close()
+        if opts.keep:
+            print(f"systemd-test: kept {scratch}", file=sys.stderr)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    print(f"systemd: {time.monotonic() - started:.1f} s")
+    return report.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
