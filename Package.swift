@@ -75,6 +75,7 @@ let package = Package(
             dependencies: [
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
@@ -89,6 +90,7 @@ let package = Package(
                 "NodeConfig",
                 "NodeRender",
                 "Systemd",
+                "YAML",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -139,7 +141,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Systemd"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "KubeAPITests", dependencies: ["KubeAPI", "Testbed", "TestSupport"], swiftSettings: swiftSettings),
+            name: "KubeAPITests", dependencies: ["KubeAPI", "SigV4", "Testbed", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
@@ -149,7 +151,7 @@ let package = Package(
             name: "YAMLTests", dependencies: ["YAML", "TestSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "BootstrapTests", dependencies: ["Bootstrap", "NodeConfig", "NodeRender", "Systemd", "TestSupport"],
+            name: "BootstrapTests", dependencies: ["Bootstrap", "KubeAPI", "NodeConfig", "NodeRender", "Systemd", "TestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(name: "NodeRenderTests", dependencies: ["NodeRender", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(

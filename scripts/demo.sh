@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make demo: the agent against the built-in simulated instance and cloud (the testbed).
-# 1. discovery (nodeboot facts); 2. nodeboot init --skip run from IMDS user data into ./demo-node,
-# run twice (the second changes nothing); 3. --dry-run of a modified config, showing the diff;
-# 4. the token helper; 5. fault injection. The run phase (systemd) and registration join with issue 5.
+# 1. discovery (nodeboot facts); 2. nodeboot init --register-node from IMDS user data into ./demo-node
+# (cluster endpoint and CA from DescribeCluster; the Node created in the testbed's API server through
+# the node's own kubeconfig and token helper), nodeboot status, run twice (the second changes
+# nothing); 3. --dry-run of a modified config, showing the diff; 4. the token helper; 5. bad input
+# and fault injection; 6. the same agent under a real systemd (when the test tree is cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(swift build --show-bin-path)
@@ -25,9 +27,6 @@ kind: NodeConfig
 spec:
   cluster:
     name: my-cluster
-    apiServerEndpoint: https://example.com
-    certificateAuthority: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJkekNDQVIyZ0F3SUJBZ0lCQURBS0JnZ3Foa2pPUFFRREFqQWpNU0V3SHdZRFZRUUREQmhyTTNNdGMyVnkKZG1WeUxXTmhRREUzTURBd01EQXdNREF3SGhjTk1qUXdNVEF4TURBd01EQXdXaGNOTXpRd01UQXhNREF3TURBdwpXakFqTVNFd0h3WURWUVFEREJock0zTXRjMlZ5ZG1WeUxXTmhRREUzTURBd01EQXdNREF3V1RBVEJnY3Foa2pPClBRSUJCZ2dxaGtqT1BRTUJCd05DQUFRPQotLS0tLUVORCBDRVJUSUZJQ0FURS0tLS0tCg==
-    cidr: 10.100.0.0/16
   kubelet:
     config:
       maxPods: 110
@@ -60,6 +59,7 @@ for _ in $(seq 100); do grep -q '^export AWS_ENDPOINT_URL=' "$work/testbed.out" 
 cat "$work/testbed.out"
 # shellcheck disable=SC1090
 source <(grep '^export ' "$work/testbed.out")
+kube=$(sed -n 's/^kube: *//p' "$work/testbed.out")
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_REGION AWS_DEFAULT_REGION
 
 echo
@@ -75,8 +75,29 @@ echo "0-1" > "$node/sys/devices/system/cpu/online"
 touch "$node/etc/eks/image-credential-provider/ecr-credential-provider"
 
 echo
-echo "== nodeboot init --skip run --root ./demo-node   (config from the IMDS user data)"
-"$bin/nodeboot" init --skip run --root "$node"
+echo "== nodeboot init --register-node --root ./demo-node   (config from the IMDS user data; endpoint and CA from"
+echo "   DescribeCluster; under --root this machine's services are not touched; the Node is created in the API server)"
+"$bin/nodeboot" init --register-node --root "$node"
+
+echo
+echo "== nodeboot status --root ./demo-node   (/run/nodeboot/status.json, for a person)"
+"$bin/nodeboot" status --root "$node"
+
+echo
+echo "== the Node in the testbed's API server, read with the node's own token and CA"
+python3 - "$bin/nodeboot" "$node" "$kube" <<'PY'
+import json, ssl, subprocess, sys, urllib.request
+nodeboot, node, kube = sys.argv[1:]
+token = json.loads(subprocess.check_output([nodeboot, "token", "--cluster-name", "my-cluster"]))["status"]["token"]
+context = ssl.create_default_context(cafile=f"{node}/etc/kubernetes/pki/ca.crt")
+request = urllib.request.Request(f"{kube}/api/v1/nodes", headers={"Authorization": f"Bearer {token}"})
+for item in json.load(urllib.request.urlopen(request, context=context))["items"]:
+    print(f"  {item['metadata']['name']}  providerID={item['spec']['providerID']}")
+    for key, value in sorted(item["metadata"]["labels"].items()):
+        print(f"    {key}={value}")
+    print("    addresses: " + ", ".join(f"{a['type']}={a['address']}" for a in item["status"]["addresses"]))
+    print(f"    capacity: {item['status']['capacity']}")
+PY
 
 echo
 echo "== the files written (mode, size, path)"
@@ -93,8 +114,8 @@ echo "== /etc/eks/kubelet/environment"
 cat "$node/etc/eks/kubelet/environment"; echo
 
 echo
-echo "== second run, same inputs: nothing is written (every file unchanged)"
-"$bin/nodeboot" init --skip run --root "$node" | grep -E 'apply|unchanged|created|updated' | head -n 4
+echo "== second run, same inputs: nothing is written (every file unchanged), the Node is left as it is"
+"$bin/nodeboot" init --register-node --root "$node" | grep -E 'apply|register' | head -n 4
 
 echo
 echo "== --dry-run of a modified config (maxPodsExpression, a nameserver): the diff, nothing written"
@@ -138,5 +159,15 @@ set +e
 "$bin/nodeboot" facts --imds-timeout 3
 echo "exit status: $?"
 set -e
+
 echo
-echo "demo done: the node's files are in ./demo-node. Not shown yet: starting services and registration (issue 5)."
+if [ "$(id -u)" = 0 ] && [ -f /var/cache/nodeboot/bookworm-systemd/etc/nodeboot-test-tree.recipe ] && command -v systemd-nspawn >/dev/null; then
+    echo "== the same agent under a real systemd 252 (systemd-nspawn, the cached bookworm tree): containerd really"
+    echo "   started with the written config, the kubelet unit started, the Node registered, a repair run that changes"
+    echo "   nothing, the shipped nodeboot.service, and a broken containerd config reported with its journal lines"
+    python3 scripts/systemd-test.py --bin-dir "$bin" | grep -E '^(ok|FAIL|      note)|passed' | sed -n '8,60p'
+else
+    echo "== (the real-systemd scenario runs in make test: scripts/systemd-test.py builds its tree once, as root)"
+fi
+echo
+echo "demo done: the node's files are in ./demo-node (nodeboot status --root ./demo-node shows the last run)."

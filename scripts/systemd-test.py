@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """nodeboot against a real systemd 252, containerd 1.6 and D-Bus: a Debian bookworm tree booted with systemd-nspawn.
 
-    scripts/systemd-test.py --bin-dir DIR [--bench] [--infra-only] [--keep]
+    scripts/systemd-test.py --bin-dir DIR [--bench] [--infra-only] [--keep] [--units DIR]
 
 The tree (scripts/systemd-tree.sh, cached under /var/cache/nodeboot) is never written: the container runs on an overlay
 of it whose upper layer is in a temporary directory. The container shares the host's network namespace (no
@@ -11,6 +11,9 @@ reaches IMDS and AWS. Installed as a node image would have them: DIR/nodeboot as
 provider, plus two stand-ins that the output names: a kubelet (there is no kubelet binary for this machine) and
 iptables (the container has no CAP_NET_ADMIN in the host's network namespace, and must not change the host's firewall).
 
+First (not with --bench) the host-side unit checks of scripts/verify-units.py (systemd-analyze verify --root on an
+overlay of the tree); in the booted container `systemd-analyze verify` again, with the real nodeboot binary.
+
 The scenario, with the command line of units/nodeboot.service's ExecStart plus --register-node:
   a. first `nodeboot init`: exit 0; containerd running with the written config (ctr version, CRI plugin ok, the
      sandbox image of /etc/containerd/config.toml in `containerd config dump` and in the CRI plugin's start line);
@@ -18,15 +21,17 @@ The scenario, with the command line of units/nodeboot.service's ExecStart plus -
      (providerID, hostname/instance-type/zone labels); /run/nodeboot/status.json.
   b. second `nodeboot init`: exit 0, no node file changed (inode, mtime, size), containerd and the kubelet not
      restarted (MainPID, InvocationID, start time), status.json says so.
-  e. the shipped nodeboot.service started by systemd (testbed endpoints in a test drop-in): active (exited), nothing
-     restarted; a deadlock (a unit ordered after nodeboot.service) would show as a start that does not finish.
+  e. the kubelet stopped, then the shipped nodeboot.service started by systemd (testbed endpoints in a test drop-in):
+     active (exited), its sd_notify STATUS= seen, the kubelet started again from inside nodeboot.service's start job
+     (a unit ordered after nodeboot.service would deadlock here), containerd and the files untouched.
   c. a containerd config that containerd refuses (a NodeConfig drop-in in /etc/eks/nodeadm.d/ whose containerd TOML
      has `sandbox_image = 5`): exit 1, stderr names containerd.service and quotes its journal.
 --bench: boot and scenario a only, then one line: time to the Node, the agent's CPU time, the time spent waiting on
 systemd (the run phase).
 --infra-only: for a nodeboot without the systemd run phase: `init --skip run`, then containerd and the kubelet are
-started here with `systemctl start`, and the same checks on what they run with; c is the unit failing under
-`systemctl restart`.
+restarted here with `systemctl restart` (containerd already runs since the boot: the enabled kubelet.service Wants=
+it), and the same checks on what they run with; c is the unit failing under `systemctl restart`.
+--units DIR: install other units (e.g. a kubelet.service ordered After=nodeboot.service, to see e time out).
 
 One line per check, then `N passed, N failed, N skipped`; exit 1 if one failed, 2 on a usage error. Not root, no
 systemd-nspawn/overlayfs, or no tree (no debootstrap, no mirror): `systemd: skipped (<reason>)`, exit 0.
@@ -65,6 +70,7 @@ KUBELET_VERSION = "v1.31.2-eks-standin"
 BOOT_TIMEOUT = 30
 INIT_TIMEOUT = 150
 UNIT_TIMEOUT = 60
+UNIT_START_TIMEOUT = 90  # systemctl start nodeboot.service (TimeoutStartSec=15min would be the unit's own bound)
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NODE_DIRS = ("/etc/kubernetes", "/etc/eks", "/etc/containerd", "/var/lib/kubelet")
 KUBELET_LOG = "/var/log/kubelet-stand-in.log"
@@ -168,8 +174,9 @@ class Container:
 
     def boot(self):
         """systemd-nspawn -b; then wait (bounded) for systemd to finish booting. Raises Fatal with the log's tail."""
-        # containerd's state on the host's filesystem: its overlayfs snapshotter cannot put an upper directory on the
-        # container's own overlayfs root.
+        # containerd's state on the host's filesystem, as on a node: the kernel refuses an overlayfs upper directory on
+        # overlayfs ("filesystem on ... not supported as upperdir"), so on the container's root the overlayfs snapshotter
+        # would load but could not mount a container's rootfs.
         containerd_dir = os.path.join(self.scratch, "containerd")
         os.makedirs(containerd_dir, exist_ok=True)
         argv = ["systemd-nspawn", "-D", self.root, "-b", "--register=no", "--keep-unit", "-M", self.name,
@@ -225,7 +232,7 @@ class Container:
                         return pid
         return None
 
-    def run(self, argv, env=None, timeout=60, stdin=None):
+    def run(self, argv, env=None, timeout=60):
         """(status or None on timeout, stdout, stderr, wall seconds, CPU seconds of the command and nsenter) of ARGV
         in the container's namespaces (nsenter -a), with exactly ENV (a minimal one by default)."""
         environment = env or {"PATH": PATH, "LANG": "C.UTF-8", "HOME": "/root"}
@@ -236,9 +243,6 @@ class Container:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime)
         return status, out, err, wall, cpu
-
-    def sh(self, script, timeout=60):
-        return self.run(["/bin/sh", "-c", script], timeout=timeout)
 
     def path(self, node_path):
         """A node path as the host sees it (also /run, the container's tmpfs)."""
@@ -366,6 +370,15 @@ class Cloud:
             self._token = json.loads(out)["status"]["token"]
         return self._token
 
+    def create_node(self, name):
+        """POST a bare Node, as a kubelet registering would (for runs where nothing else creates it)."""
+        body = json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}).encode()
+        request = urllib.request.Request(self.printed["kube"] + "/api/v1/nodes", data=body, method="POST",
+                                         headers={"Authorization": f"Bearer {self.token()}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, context=self.ca, timeout=10) as response:
+            return response.status
+
     def kube(self, path):
         """(HTTP status, JSON body) of a GET on the testbed's API server."""
         request = urllib.request.Request(self.printed["kube"] + path,
@@ -447,9 +460,12 @@ def check_containerd(container, report):
                  f"config.toml: {written!r}, dump: {dumped!r}\n{excerpt(dump, 10)}", info=written)
     started = [line for line in container.journal("containerd.service", 400).splitlines()
                if "Start cri plugin with config" in line]
-    report.check("the running CRI plugin started with it (journal: Start cri plugin with config)",
-                 bool(started) and f"SandboxImage:{written}" in started[-1],
-                 (started[-1][:400] if started else "no 'Start cri plugin' line in containerd's journal"))
+    running = re.search(r"SandboxImage:(\S*)", started[-1]).group(1) if started and "SandboxImage:" in started[-1] \
+        else None
+    report.check("the running CRI plugin uses it (journal: Start cri plugin with config {… SandboxImage:…})",
+                 running == written,
+                 f"config.toml and config dump: {written!r}; the running CRI plugin: {running!r}\n"
+                 + (started[-1][:1500] if started else "no 'Start cri plugin' line in containerd's journal"))
     report.check("containerd.service runs in runtime.slice (the kubelet's --runtime-cgroups)",
                  state.get("ControlGroup") == "/runtime.slice/containerd.service", f"ControlGroup: {state}",
                  info=state.get("ControlGroup"))
@@ -462,11 +478,12 @@ def check_kubelet(container, report):
                  info=f"{state.get('ActiveState')}/{state.get('SubState')}, {state.get('Slice')}")
     line = wait_for(lambda: (open(container.path(KUBELET_LOG)).read().strip().splitlines() or [None])[-1]
                     if os.path.exists(container.path(KUBELET_LOG)) else None, 5)
-    argv_ok = bool(line) and "--kubeconfig=/var/lib/kubelet/kubeconfig" in line and \
-        "--config=/etc/kubernetes/kubelet/config.json" in line and int(re.search(r"argc=(\d+)", line).group(1)) > 1
+    argc = re.search(r"argc=(\d+)", line or "")
+    argv_ok = bool(argc) and int(argc.group(1)) > 1 and "--kubeconfig=/var/lib/kubelet/kubeconfig" in line and \
+        "--config=/etc/kubernetes/kubelet/config.json" in line
     report.check("the kubelet got its flags from /etc/eks/kubelet/environment, word-split"
                  " (--kubeconfig, --config)", argv_ok, f"stand-in log {KUBELET_LOG}: {line or '(none)'}",
-                 info=(re.search(r"argc=\d+", line).group(0) if line else ""))
+                 info=(argc.group(0) if argc else ""))
     try:
         with open(container.path(IPTABLES_LOG)) as f:
             iptables = f.read()
@@ -481,9 +498,10 @@ def check_kubelet(container, report):
 
 
 def check_node(container, cloud, report):
-    iid = cloud.imds("/latest/meta-data/instance-id")
-    zone = cloud.imds("/latest/meta-data/placement/availability-zone")
-    itype = cloud.imds("/latest/meta-data/instance-type")
+    # The identity document, as nodeboot (and nodeadm) read it. (The testbed's aemm defaults serve another zone under
+    # meta-data/placement/availability-zone; on EC2 both agree.)
+    document = json.loads(cloud.imds("/latest/dynamic/instance-identity/document"))
+    iid, zone, itype = document["instanceId"], document["availabilityZone"], document["instanceType"]
     status, node = cloud.kube(f"/api/v1/nodes/{NODE_NAME}")
     if not report.check(f"the Node {NODE_NAME} exists in the API server", status == 200,
                         f"GET /api/v1/nodes/{NODE_NAME}: {status} {json.dumps(node)[:400]}"):
@@ -506,9 +524,10 @@ def check_status_first(container, report):
     status, problem = read_status(container)
     if not report.check(f"{STATUS} exists", status is not None, problem or ""):
         return None
-    missing = [k for k in ("phases", "files", "units", "node", "error") if k not in status]
-    report.check("status.json has phases, files, units, node, error", not missing,
-                 f"missing keys {missing}; it has {sorted(status)}")
+    # `error` is null or absent after a successful run (nodeboot omits it); scenario c checks it when set.
+    missing = [k for k in ("phases", "files", "units", "node") if k not in status]
+    report.check("status.json has phases, files, units, node (and no error)", not missing and not status.get("error"),
+                 f"missing keys {missing}; it has {sorted(status)}; error: {status.get('error')}")
     phases = {p.get("name"): p for p in status.get("phases", [])}
     bad = [name for name in PHASES if phases.get(name, {}).get("result") != "ok"]
     report.check("status.json phases source…register, each ok", not bad and status.get("error") is None,
@@ -557,7 +576,7 @@ def check_status_quiet(container, report, label):
 # ---------------------------------------------------------------------------------------------------------------------
 # Scenarios.
 
-def first_init(container, cloud, args, report, bench):
+def first_init(container, cloud, args, report):
     result = container.run(args, env=init_env(cloud), timeout=INIT_TIMEOUT)
     status, out, err, wall, cpu = result
     ok = report.check(f"a: {' '.join(shlex.quote(a) for a in args)} exits 0", status == 0, excerpt(result),
@@ -567,7 +586,7 @@ def first_init(container, cloud, args, report, bench):
 
 def scenario_full(container, cloud, args, report, bench):
     args = args + ["--register-node"]
-    ok, result = first_init(container, cloud, args, report, bench)
+    ok, result = first_init(container, cloud, args, report)
     check_containerd(container, report)
     check_kubelet(container, report)
     check_node(container, cloud, report)
@@ -591,25 +610,52 @@ def scenario_full(container, cloud, args, report, bench):
 
 
 def scenario_unit(container, cloud, report, files, units):
-    """e: systemd runs the shipped nodeboot.service (testbed endpoints from a test drop-in)."""
+    """e: systemd runs the shipped nodeboot.service (testbed endpoints from a test drop-in). The kubelet is stopped
+    first, so nodeboot has to start it from inside nodeboot.service's own start job: with kubelet.service ordered after
+    nodeboot.service that start would wait for the job that waits for it (a deadlock until a timeout). Its ExecStart
+    has no --register-node: nodeboot waits for the kubelet's Node, which the first init created (or, in --infra-only,
+    the test creates as the kubelet would)."""
     dropin = "/etc/systemd/system/nodeboot.service.d/90-testbed.conf"
     write(container.path(dropin), "# scripts/systemd-test.py: the testbed stands in for IMDS and the AWS endpoints\n"
           "[Service]\n" + "".join(f"Environment={k}={v}\n" for k, v in sorted(cloud.env.items())))
     container.run(["systemctl", "daemon-reload"], timeout=60)
-    result = container.run(["systemctl", "start", "nodeboot.service"], timeout=INIT_TIMEOUT)
+    if cloud.kube(f"/api/v1/nodes/{NODE_NAME}")[0] == 404:
+        cloud.create_node(NODE_NAME)
+    if units is not None:
+        stopped = container.run(["systemctl", "stop", "kubelet.service"], timeout=UNIT_TIMEOUT)
+        report.check("e: systemctl stop kubelet.service (so that nodeboot.service has to start it)", stopped[0] == 0,
+                     excerpt(stopped))
+    result = container.run(["systemctl", "start", "nodeboot.service"], timeout=UNIT_START_TIMEOUT)
     state = container.show("nodeboot.service", "ActiveState", "SubState", "Result", "ExecMainStatus", "StatusText")
     detail = excerpt(result) + f"\nnodeboot.service: {state}\njournal:\n{container.journal('nodeboot.service', 40)}"
     if result[0] is None:
         jobs = container.run(["systemctl", "list-jobs", "--no-pager"], timeout=30)[1]
-        detail += f"\nthe start job did not finish within {INIT_TIMEOUT} s (an ordering deadlock?); jobs:\n{jobs}"
+        detail += f"\nthe start job did not finish within {UNIT_START_TIMEOUT} s (an ordering deadlock?); jobs:\n{jobs}"
     report.check("e: systemctl start nodeboot.service (the shipped unit) finishes: active (exited), Result=success",
                  result[0] == 0 and state.get("ActiveState") == "active" and state.get("SubState") == "exited"
                  and state.get("Result") == "success", detail, info=f"{result[3] * 1000:.0f} ms")
-    if state.get("StatusText"):
-        report.note(f"nodeboot.service StatusText (sd_notify STATUS=): {state['StatusText']}")
-    if units is not None:
-        check_nothing_changed(container, report, files, units, "e")
-        check_status_quiet(container, report, "e")
+    report.check("e: nodeboot's sd_notify STATUS= reached systemd (Type=oneshot, NotifyAccess=main)",
+                 bool(state.get("StatusText")), f"nodeboot.service: {state}", info=state.get("StatusText"))
+    if units is None:
+        return
+    after = identities(container)
+    kubelet = after["kubelet.service"]
+    report.check("e: nodeboot.service started the kubelet again from inside its own start job",
+                 kubelet.get("ActiveState") == "active"
+                 and kubelet.get("InvocationID") != units["kubelet.service"].get("InvocationID"),
+                 f"kubelet.service before: {units['kubelet.service']}\nafter: {kubelet}", info=f"pid {kubelet.get('MainPID')}")
+    report.check("e: containerd was not restarted", after["containerd.service"] == units["containerd.service"],
+                 f"before: {units['containerd.service']}\nafter: {after['containerd.service']}")
+    changed = sorted(p for p, v in snapshot(container).items() if files.get(p) != v)
+    report.check(f"e: no file under {', '.join(NODE_DIRS)} changed", not changed, "changed: " + ", ".join(changed))
+    status, problem = read_status(container)
+    actions = {a.get("unit"): a for a in (status or {}).get("units", {}).get("actions", [])}
+    written = [f for f in (status or {}).get("files", []) if f.get("action") != "unchanged"]
+    report.check("e: status.json: no file written, containerd left alone, the kubelet started (not running)",
+                 bool(status) and not written and actions.get("containerd.service", {}).get("action") == "none"
+                 and actions.get("kubelet.service", {}).get("action") == "start"
+                 and actions.get("kubelet.service", {}).get("result") == "ok",
+                 problem or f"files written: {written}\nunits: {json.dumps(status.get('units'))[:800]}")
 
 
 def write_bad_dropin(container, toml):
@@ -648,10 +694,12 @@ def scenario_failing(container, cloud, args, report):
 def scenario_infra(container, cloud, args, report, bench):
     """For a nodeboot without the systemd run phase: the config phase in the container, the units started here."""
     args = args + ["--skip", "run"]
-    ok, result = first_init(container, cloud, args, report, bench)
+    ok, result = first_init(container, cloud, args, report)
+    # restart, not start: containerd is already running since the boot, with Debian's config (kubelet.service, enabled,
+    # Wants= it; the kubelet itself was skipped by its condition).
     for unit in ("containerd.service", "kubelet.service"):
-        started = container.run(["systemctl", "start", unit], timeout=UNIT_TIMEOUT)
-        report.check(f"a: systemctl start {unit} (done here: this run has no run phase)", started[0] == 0,
+        started = container.run(["systemctl", "restart", unit], timeout=UNIT_TIMEOUT)
+        report.check(f"a: systemctl restart {unit} (done here: --skip run)", started[0] == 0,
                      excerpt(started) + f"\njournal:\n{container.journal(unit, 30)}")
     check_containerd(container, report)
     check_kubelet(container, report)
@@ -703,7 +751,11 @@ def main():
     parser.add_argument("--infra-only", action="store_true",
                         help="init --skip run; containerd and the kubelet started by the script (no run phase yet)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) and print it")
+    parser.add_argument("--units", help="the units to install (default: units/)")
     opts = parser.parse_args()
+    if opts.units:
+        global UNITS
+        UNITS = os.path.abspath(opts.units)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through the teardown below
     bin_dir = os.path.abspath(opts.bin_dir)
     report = Report()
@@ -736,6 +788,9 @@ def main():
     container, testbed = Container(tree, scratch), None
     started = time.monotonic()
     try:
+        if not opts.bench:  # the units on the host: systemd-analyze verify --root (scripts/verify-units.py)
+            with overlay(tree, os.path.join(scratch, "verify")) as verify_root:
+                load_verify_units().run_checks(verify_root, UNITS, report)
         root = container.mount()
         units = prepare_image(root, bin_dir, report)
         state = container.boot()
@@ -764,7 +819,7 @@ def main():
         (scenario_infra if opts.infra_only else scenario_full)(container, cloud, args, report, opts.bench)
     except Fatal as error:
         report.check("setup", False, str(error))
-    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+    except (OSError, RuntimeError, ValueError, KeyError, subprocess.SubprocessError) as error:
         report.check("setup", False, f"{type(error).__name__}: {error}\nnspawn log:\n{tail(container.log)}")
     except KeyboardInterrupt:
         print("systemd-test: interrupted", file=sys.stderr)

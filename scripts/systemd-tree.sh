@@ -67,9 +67,11 @@ start=$SECONDS
 echo "systemd-tree: building $TREE (debootstrap bookworm, minbase + $PACKAGES)" >&2
 mkdir -p "$tmp"
 if ! debootstrap --variant=minbase --include="$PACKAGES" bookworm "$tmp" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1; then
-    echo "systemd-tree: debootstrap failed; the end of $CACHE/debootstrap.log:" >&2
-    tail -n 20 "$CACHE/debootstrap.log" >&2
-    [[ -f $tmp/debootstrap/debootstrap.log ]] && tail -n 20 "$tmp/debootstrap/debootstrap.log" >&2
+    echo "systemd-tree: the end of $CACHE/debootstrap.log:" >&2
+    tail -n 20 "$CACHE/debootstrap.log" | sed 's/^/  /' >&2
+    if [[ -f $tmp/debootstrap/debootstrap.log ]]; then tail -n 20 "$tmp/debootstrap/debootstrap.log" | sed 's/^/  /' >&2; fi
+    why=$(grep -m1 '^E: ' "$CACHE/debootstrap.log" || tail -n 1 "$CACHE/debootstrap.log")
+    echo "systemd-tree: debootstrap failed after $((SECONDS - start)) s: ${why#E: }" >&2   # last line: the reason
     exit 1
 fi
 boot=$SECONDS
@@ -80,7 +82,8 @@ printf '127.0.0.1 localhost\n127.0.1.1 nodeboot-test\n' >"$tmp/etc/hosts"
 # cloud-init stays installed (its units are the ordering reference) but does not run: its generator leaves
 # cloud-init.target out of the boot and every cloud-* unit has ConditionPathExists=!/etc/cloud/cloud-init.disabled.
 touch "$tmp/etc/cloud/cloud-init.disabled"
-# The agent starts containerd itself (that start is part of what the test checks), so it is not running at boot.
+# The package enables containerd; here nothing starts it until the test has installed nodeboot's units (enabled
+# kubelet.service Wants= it, as on a node image), and verify-units.py sees the tree as the package left it otherwise.
 chroot "$tmp" systemctl disable containerd.service 2>&1 | sed "s/^/  /" >&2
 # shellcheck disable=SC2086
 chroot "$tmp" systemctl mask $MASK 2>&1 | sed "s/^/  /" >&2

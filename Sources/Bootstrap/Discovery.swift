@@ -60,8 +60,8 @@ public struct Discoverer: Sendable {
     }
 
     public func discover(_ config: NodeConfig, daemons: Set<Daemon>) async throws(NodeBootError) -> Discovery {
-        let kubeletVersion = try version(of: "kubelet", file: NodePaths.kubeletVersionFile, pattern: true)
-        let containerdVersion = try version(of: "containerd", file: NodePaths.containerdVersionFile, pattern: false)
+        let kubeletVersion = try await version(of: "kubelet", file: NodePaths.kubeletVersionFile, pattern: true)
+        let containerdVersion = try await version(of: "containerd", file: NodePaths.containerdVersionFile, pattern: false)
         let ipv6 = CIDR(config.spec.cluster.cidr).map { !$0.address.isIPv4 } ?? false
         let imds = session.imds
         let identity: InstanceIdentity
@@ -112,17 +112,18 @@ public struct Discoverer: Sendable {
     }
 
     /// The version in `file` (baked into the image), else from running `<name> --version`.
-    func version(of name: String, file: String, pattern: Bool) throws(NodeBootError) -> String {
+    func version(of name: String, file: String, pattern: Bool) async throws(NodeBootError) -> String {
         var text: String?
         if let bytes = try? NodeFileSystem.read(paths.node(file)) {
             text = String(decoding: bytes, as: UTF8.self)
         } else {
             let binary = paths.node("/usr/bin/\(name)")
             if NodeFileSystem.exists(binary),
-                let result = try? ExternalCommand.run(binary, ["--version"], environment: environment, timeoutSeconds: 30),
-                result.status == 0
+                let result = try? await ExternalCommand.run(
+                    binary, ["--version"], environment: environment, timeout: .seconds(30)),
+                result.status == 0, !result.timedOut
             {
-                text = result.output
+                text = result.combined
             }
         }
         guard let text else {

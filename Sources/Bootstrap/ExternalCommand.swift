@@ -1,32 +1,52 @@
+import FoundationEssentials
+
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// Runs a program with arguments (no shell), capturing stdout+stderr, with a time limit.
-/// Used for `kubelet --version`, `containerd --version` and `setup-local-disks`.
-public enum ExternalCommand {
-    public struct Result: Sendable {
-        public var status: Int32
-        public var output: String
-        public var timedOut: Bool
+/// Runs a program with arguments (no shell) with separate stdout and stderr, without blocking a
+/// thread while it runs (non-blocking pipes polled between short sleeps), killed at the time limit
+/// or on cancellation. Used for `kubelet --version`, `containerd --version`, `setup-local-disks`
+/// and the kubeconfig's exec credential plugin (which may call back into in-process servers in
+/// tests, so no thread of the pool may block on it).
+enum ExternalCommand {
+    struct Output: Sendable {
+        var status: Int32
+        var stdout: [UInt8]
+        var stderr: [UInt8]
+        var timedOut: Bool
+
+        /// stdout, then stderr, as text (for commands whose output is only shown).
+        var combined: String { String(decoding: stdout + stderr, as: UTF8.self) }
     }
 
-    public struct Failure: Error, Sendable, CustomStringConvertible {
-        public var description: String
+    struct Failure: Error, Sendable, CustomStringConvertible {
+        var description: String
     }
 
-    public static func run(
-        _ path: String, _ arguments: [String], environment: [String: String], timeoutSeconds: Int = 60
-    ) throws(Failure) -> Result {
-        var pipe: [Int32] = [0, 0]
-        guard Glibc.pipe(&pipe) == 0 else { throw Failure(description: "pipe: \(String(cString: strerror(errno)))") }
-        for fd in pipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+    static let maxOutput = 1 << 20
+
+    static func run(_ path: String, _ arguments: [String], environment: [String: String], timeout: Duration)
+        async throws(Failure) -> Output
+    {
+        var out: [Int32] = [0, 0]
+        var err: [Int32] = [0, 0]
+        guard makePipe(&out) == 0 else { throw Failure(description: "pipe: \(String(cString: strerror(errno)))") }
+        guard makePipe(&err) == 0 else {
+            close(out[0])
+            close(out[1])
+            throw Failure(description: "pipe: \(String(cString: strerror(errno)))")
+        }
+        for fd in [out[0], err[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, pipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, pipe[1], 2)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, err[1], 2)
+        // Only stdin, stdout and stderr: descriptors another thread opened without close-on-exec
+        // (its pipes) stay out of the plugin, and so out of whatever the plugin leaves running.
+        if let closeFrom = Glibc2.addCloseFrom { _ = closeFrom(&actions, 3) }
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -34,44 +54,109 @@ public enum ExternalCommand {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
-        close(pipe[1])
+        var spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        // ETXTBSY: another thread forked while it had the file open for writing (a plugin written
+        // just now); that child's copy closes at its exec, so a moment later the spawn succeeds.
+        var busyRetries = 0
+        while spawned == ETXTBSY && busyRetries < 20 {
+            busyRetries += 1
+            try? await Task.sleep(for: .milliseconds(10 * busyRetries))  // cancellation: checked below
+            if Task.isCancelled { break }
+            spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        }
+        close(out[1])
+        close(err[1])
         guard spawned == 0 else {
-            close(pipe[0])
+            close(out[0])
+            close(err[0])
             throw Failure(description: "cannot run \(path): \(String(cString: strerror(spawned)))")
         }
-        var output: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
+        defer {
+            close(out[0])
+            close(err[0])
+        }
+        let deadline = ContinuousClock.now + timeout
+        var stdout: [UInt8] = []
+        var stderr: [UInt8] = []
+        var open = [true, true]
         var timedOut = false
-        let deadline = monotonicSeconds() + Double(timeoutSeconds)
-        var descriptor = pollfd(fd: pipe[0], events: Int16(POLLIN), revents: 0)
+        var status: Int32 = 0
+        var pause = Duration.milliseconds(1)
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        /// Reads what is there now; true when something was.
+        func drain() -> Bool {
+            var progressed = false
+            for (index, fd) in [out[0], err[0]].enumerated() where open[index] {
+                while true {
+                    let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                    if count > 0 {
+                        progressed = true
+                        if index == 0 {
+                            if stdout.count < maxOutput { stdout += buffer[0..<count] }
+                        } else if stderr.count < maxOutput {
+                            stderr += buffer[0..<count]
+                        }
+                        continue
+                    }
+                    if count == 0 { open[index] = false }
+                    if count < 0 && errno == EINTR { continue }
+                    break
+                }
+            }
+            return progressed
+        }
         while true {
-            let remaining = deadline - monotonicSeconds()
-            if remaining <= 0 {
-                timedOut = true
-                kill(pid, SIGKILL)
+            let progressed = drain()
+            // Done when the plugin has exited (what it wrote is in the pipes), even if a process it
+            // left behind still holds them open.
+            var raw: Int32 = 0
+            if waitpid(pid, &raw, WNOHANG) == pid {
+                status = raw
+                _ = drain()
                 break
             }
-            let ready = poll(&descriptor, 1, Int32(min(remaining, 1) * 1000))
-            if ready < 0 && errno != EINTR { break }
-            if ready <= 0 { continue }
-            let count = buffer.withUnsafeMutableBytes { read(pipe[0], $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            if output.count < 1 << 20 { output += buffer[0..<count] }
+            if ContinuousClock.now >= deadline || Task.isCancelled {
+                timedOut = !Task.isCancelled
+                kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                break
+            }
+            if progressed {
+                pause = .milliseconds(1)
+            } else {
+                // Cancellation is checked above; the sleep's own error adds nothing.
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .milliseconds(20))
+            }
         }
-        close(pipe[0])
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let exited = status & 0x7f == 0
-        return Result(
-            status: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), output: String(decoding: output, as: UTF8.self),
-            timedOut: timedOut)
+        if Task.isCancelled { throw Failure(description: "cancelled") }
+        let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Output(status: code, stdout: stdout, stderr: stderr, timedOut: timedOut)
     }
 
-    static func monotonicSeconds() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    /// A pipe, close-on-exec from the start when the C library has `pipe2` (a program another
+    /// thread spawns meanwhile must not inherit a write end: this side would not see the end of
+    /// its output).
+    static func makePipe(_ fds: inout [Int32]) -> Int32 {
+        if let pipe2 = Glibc2.pipe2 { return pipe2(&fds, O_CLOEXEC) }
+        guard pipe(&fds) == 0 else { return -1 }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        return 0
+    }
+}
+
+/// glibc functions the Swift Glibc module does not declare (they need `_GNU_SOURCE`), looked up
+/// once at run time; nil where the C library lacks them.
+enum Glibc2 {
+    typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>?, Int32) -> Int32
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
+
+    static let pipe2: Pipe2? = symbol("pipe2")
+    /// glibc 2.34+.
+    static let addCloseFrom: AddCloseFrom? = symbol("posix_spawn_file_actions_addclosefrom_np")
+
+    static func symbol<T>(_ name: String) -> T? {
+        guard let handle = dlopen(nil, RTLD_NOW), let address = dlsym(handle, name) else { return nil }
+        return unsafeBitCast(address, to: T.self)
     }
 }

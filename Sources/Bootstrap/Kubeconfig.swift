@@ -174,9 +174,9 @@ actor ExecTokenSource {
 
     func run() async throws(NodeBootError) -> (token: String, expiration: Date?) {
         executions += 1
-        let output: PluginProcess.Output
+        let output: ExternalCommand.Output
         do {
-            output = try await PluginProcess.run(program, exec.args, environment: childEnvironment, timeout: timeout)
+            output = try await ExternalCommand.run(program, exec.args, environment: childEnvironment, timeout: timeout)
         } catch {
             throw NodeBootError(
                 RegistrationFailure.code, "cannot run the kubeconfig's exec plugin '\(commandLine)': \(error)",
@@ -274,119 +274,5 @@ actor ExecTokenSource {
 
     static func isExecutable(_ path: String) -> Bool {
         NodeFileSystem.status(path)?.isRegular == true && access(path, X_OK) == 0
-    }
-}
-
-/// Runs a program with separate stdout and stderr, without blocking a thread while it runs
-/// (non-blocking pipes polled between short sleeps), killed at the time limit or on cancellation.
-/// `ExternalCommand` merges the two streams and blocks its thread; an exec credential plugin
-/// needs stdout alone, and may call back into in-process servers in tests.
-enum PluginProcess {
-    struct Output: Sendable {
-        var status: Int32
-        var stdout: [UInt8]
-        var stderr: [UInt8]
-        var timedOut: Bool
-    }
-
-    struct Failure: Error, Sendable, CustomStringConvertible {
-        var description: String
-    }
-
-    static let maxOutput = 1 << 20
-
-    static func run(_ path: String, _ arguments: [String], environment: [String: String], timeout: Duration)
-        async throws(Failure) -> Output
-    {
-        var out: [Int32] = [0, 0]
-        var err: [Int32] = [0, 0]
-        guard pipe(&out) == 0 else { throw Failure(description: "pipe: \(String(cString: strerror(errno)))") }
-        guard pipe(&err) == 0 else {
-            close(out[0])
-            close(out[1])
-            throw Failure(description: "pipe: \(String(cString: strerror(errno)))")
-        }
-        for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        for fd in [out[0], err[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, err[1], 2)
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
-        close(out[1])
-        close(err[1])
-        guard spawned == 0 else {
-            close(out[0])
-            close(err[0])
-            throw Failure(description: "\(path): \(String(cString: strerror(spawned)))")
-        }
-        defer {
-            close(out[0])
-            close(err[0])
-        }
-        let deadline = ContinuousClock.now + timeout
-        var stdout: [UInt8] = []
-        var stderr: [UInt8] = []
-        var open = [true, true]
-        var timedOut = false
-        var status: Int32 = 0
-        var exited = false
-        var pause = Duration.milliseconds(1)
-        var buffer = [UInt8](repeating: 0, count: 16384)
-        while !exited {
-            var progressed = false
-            for (index, fd) in [out[0], err[0]].enumerated() where open[index] {
-                while true {
-                    let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                    if count > 0 {
-                        progressed = true
-                        if index == 0 {
-                            if stdout.count < maxOutput { stdout += buffer[0..<count] }
-                        } else if stderr.count < maxOutput {
-                            stderr += buffer[0..<count]
-                        }
-                        continue
-                    }
-                    if count == 0 { open[index] = false }
-                    if count < 0 && errno == EINTR { continue }
-                    break
-                }
-            }
-            if !open[0] && !open[1] {
-                var raw: Int32 = 0
-                let result = waitpid(pid, &raw, WNOHANG)
-                if result == pid {
-                    status = raw
-                    exited = true
-                    break
-                }
-            }
-            if ContinuousClock.now >= deadline || Task.isCancelled {
-                timedOut = !Task.isCancelled
-                kill(pid, SIGKILL)
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                exited = true
-                break
-            }
-            if progressed {
-                pause = .milliseconds(1)
-            } else {
-                // Cancellation is checked above; the sleep's own error adds nothing.
-                try? await Task.sleep(for: pause)
-                pause = min(pause * 2, .milliseconds(20))
-            }
-        }
-        if Task.isCancelled { throw Failure(description: "cancelled") }
-        let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Output(status: code, stdout: stdout, stderr: stderr, timedOut: timedOut)
     }
 }

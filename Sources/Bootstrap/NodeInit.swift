@@ -116,7 +116,6 @@ public struct NodeInit: Sendable {
                 report.node = StatusReport.Node(
                     name: report.nodeName, registration: "failed", detail: report.phases.last?.detail ?? "")
             }
-            logger.error("\(clock.current) failed: \(error.message)", metadata: ["phase": "\(clock.current)"])
             notify("STATUS=failed in the \(clock.current) phase")
             if clock.touchedNode {
                 writeStatus(StatusReport(startedAt: started, finishedAt: Date(), report: report, error: error))
@@ -294,7 +293,7 @@ public struct NodeInit: Sendable {
         guard !options.skip.contains(.run) else { return }
         begin("run", &clock)
         clock.touchedNode = true
-        try runPhase(located.config, report: &report)
+        try await runPhase(located.config, report: &report)
         report.services = try services(files: files.map(\.path), daemons: daemons)
         clock.record(&report, "run", Self.describe(report.services))
 
@@ -327,7 +326,7 @@ public struct NodeInit: Sendable {
         registration.timeout = options.registerTimeout
         let logger = self.logger
         let result = try await NodeRegistration().confirm(
-            options: registration, log: { logger.info("\($0)", metadata: ["phase": "register"]) })
+            options: registration, log: { logger.notice("\($0)", metadata: ["phase": "register"]) })
         return StatusReport.Node(
             name: result.nodeName, registration: result.action.rawValue, ready: options.waitReady ? result.ready : nil,
             detail: result.summary)
@@ -350,12 +349,7 @@ public struct NodeInit: Sendable {
                     "nodeboot init starts services through systemd (PID 1); on a machine without it use --skip run, or --root DIR for an image tree",
                 cause: error)
         }
-        let logger = self.logger
-        let run = ServiceRun(
-            paths: paths, manager: manager, timeout: options.unitTimeout,
-            log: { message, fields in
-                logger.info("\(message)", metadata: fields.mapValues { Logger.MetadataValue.string($0) })
-            })
+        let run = ServiceRun(paths: paths, manager: manager, timeout: options.unitTimeout, logger: logger)
         return try run.run(files: files, daemons: ordered)
     }
 
@@ -453,7 +447,7 @@ public struct NodeInit: Sendable {
     }
 
     /// The marker, then local-disk setup (nodeadm's run-phase aspects).
-    func runPhase(_ config: NodeConfig, report: inout InitReport) throws(NodeBootError) {
+    func runPhase(_ config: NodeConfig, report: inout InitReport) async throws(NodeBootError) {
         let marker = paths.node(NodePaths.runMarker)
         do {
             if !NodeFileSystem.exists(marker) { try NodeFileSystem.writeAtomically(marker, [], mode: 0o644) }
@@ -472,14 +466,15 @@ public struct NodeInit: Sendable {
             }
         }
         let script = paths.node(NodePaths.setupLocalDisks)
-        let result: ExternalCommand.Result
+        let result: ExternalCommand.Output
         do {
-            result = try ExternalCommand.run(script, arguments, environment: environment, timeoutSeconds: 600)
+            result = try await ExternalCommand.run(script, arguments, environment: environment, timeout: .seconds(600))
         } catch {
             throw NodeBootError(.io, "local disks: \(error)", hint: "install setup-local-disks in the image")
         }
-        if !result.output.isEmpty {
-            logger.info("\(result.output.hasSuffix("\n") ? String(result.output.dropLast()) : result.output)")
+        let output = result.combined
+        if !output.isEmpty {
+            logger.notice("\(output.hasSuffix("\n") ? String(output.dropLast()) : output)", metadata: ["phase": "run"])
         }
         guard result.status == 0 && !result.timedOut else {
             throw NodeBootError(

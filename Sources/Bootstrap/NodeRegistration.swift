@@ -1,7 +1,7 @@
+import Crypto
 import FoundationEssentials
 public import KubeAPI
 public import NodeRender
-import SigV4
 
 #if canImport(Glibc)
     import Glibc
@@ -299,9 +299,12 @@ struct RegistrationRun {
         -> (Node, RegistrationResult.Action, [String])
     {
         let name = nodeName
-        if let existing = try await call(client, log: log, "GET node", { client async throws(KubeError) in
-            try await client.node(named: name)
-        }) {
+        if let existing = try await call(
+            client, log: log, "GET node",
+            { client async throws(KubeError) in
+                try await client.node(named: name)
+            })
+        {
             return try await reconcile(client, existing, log: log)
         }
         let desired = plan.node(named: name)
@@ -322,9 +325,11 @@ struct RegistrationRun {
         case .failure:
             log("register: node \(name) was created meanwhile (by the kubelet?); reconciling it")
             guard
-                let existing = try await call(client, log: log, "GET node", { client async throws(KubeError) in
-                    try await client.node(named: name)
-                })
+                let existing = try await call(
+                    client, log: log, "GET node",
+                    { client async throws(KubeError) in
+                        try await client.node(named: name)
+                    })
             else {
                 throw NodeBootError(
                     RegistrationFailure.code,
@@ -364,9 +369,11 @@ struct RegistrationRun {
                 guard case .success(let patched) = result else {
                     log("register: node \(name) changed while being reconciled; reading it again")
                     guard
-                        let fresh = try await call(client, log: log, "GET node", { client async throws(KubeError) in
-                            try await client.node(named: name)
-                        })
+                        let fresh = try await call(
+                            client, log: log, "GET node",
+                            { client async throws(KubeError) in
+                                try await client.node(named: name)
+                            })
                     else {
                         throw NodeBootError(
                             RegistrationFailure.code, "node \(name) disappeared while being reconciled",
@@ -397,9 +404,12 @@ struct RegistrationRun {
         let name = nodeName
         var lastProgress = start
         while true {
-            if let node = try await call(client, log: log, "GET node", { client async throws(KubeError) in
-                try await client.node(named: name)
-            }) {
+            if let node = try await call(
+                client, log: log, "GET node",
+                { client async throws(KubeError) in
+                    try await client.node(named: name)
+                })
+            {
                 return node
             }
             let now = ContinuousClock.now
@@ -442,9 +452,12 @@ struct RegistrationRun {
                 log("register: waiting for node \(name) to become Ready (\(Self.readiness(latest)); \(progress(now)))")
             }
             try await pause(until: min(now + options.pollInterval, deadline))
-            if let fresh = try await call(client, log: log, "GET node", { client async throws(KubeError) in
-                try await client.node(named: name)
-            }) {
+            if let fresh = try await call(
+                client, log: log, "GET node",
+                { client async throws(KubeError) in
+                    try await client.node(named: name)
+                })
+            {
                 latest = fresh
             } else {
                 throw NodeBootError(
@@ -545,7 +558,8 @@ struct RegistrationRun {
         case .unauthorized:
             return NodeBootError(
                 RegistrationFailure.code,
-                "the API server \(server) refused this node's token (401 Unauthorized) for \(error.request), also after a fresh token from '\(commandLine)'",
+                "the API server \(server) refused this node's token (401 Unauthorized) for \(error.request)"
+                    + (tokens == nil ? "" : ", also after a fresh token from '\(commandLine)'"),
                 hint: accessEntryHint, cause: error)
         case .forbidden:
             return NodeBootError(
@@ -622,15 +636,8 @@ struct RegistrationRun {
             let end = text[begin.upperBound...].firstRange(of: "-----END CERTIFICATE-----"),
             let der = Data(base64Encoded: text[begin.upperBound..<end.lowerBound].filter { !$0.isWhitespace })
         else { return nil }
-        let hex = SigV4Signer.hexSHA256(Array(der)).uppercased()
-        var pairs: [String] = []
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            pairs.append(String(hex[index..<next]))
-            index = next
-        }
-        return pairs.joined(separator: ":")
+        let digits = Array("0123456789ABCDEF")
+        return SHA256.hash(data: der).map { "\(digits[Int($0 >> 4)])\(digits[Int($0 & 0xf)])" }.joined(separator: ":")
     }
 }
 

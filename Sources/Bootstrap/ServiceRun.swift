@@ -1,5 +1,6 @@
 import Crypto
 import FoundationEssentials
+import Logging
 import NodeRender
 import Systemd
 
@@ -121,7 +122,8 @@ struct ServiceRun {
     var paths: NodePaths
     var manager: any ServiceManager
     var timeout: Duration
-    var log: @Sendable (String, [String: String]) -> Void
+    /// `notice`: what is done to a unit and why; `info`: timings.
+    var logger: Logger
 
     /// `files`: every node path this run renders (written or not); `daemons`: the filter.
     func run(files: [String], daemons: [Daemon]) throws(NodeBootError) -> ServiceOutcome {
@@ -148,7 +150,7 @@ struct ServiceRun {
                     cause: error)
             }
             outcome.reloaded = true
-            log("daemon-reload", ["duration": Self.milliseconds(since: start).text])
+            logger.info("daemon-reload", metadata: ["duration": "\(Self.milliseconds(since: start).text)"])
         }
         record.systemd = systemdDigest
         try save(record)
@@ -180,7 +182,8 @@ struct ServiceRun {
         }
         if state.loadState == "not-found" {
             if unit == ServiceUnits.resolved {
-                log("\(unit) is not installed: the DNS drop-in takes effect when it is", ["unit": unit])
+                logger.notice(
+                    "\(unit) is not installed: the DNS drop-in takes effect when it is", metadata: ["unit": "\(unit)"])
                 return UnitAction(
                     unit: unit, action: .none, reason: "not installed", result: "not installed", state: "", milliseconds: 0)
             }
@@ -208,7 +211,7 @@ struct ServiceRun {
                 unit: unit, action: .none, reason: reason, result: "ok", state: "\(state.activeState)/\(state.subState)",
                 milliseconds: 0)
         }
-        log("\(operation.rawValue) \(unit): \(reason)", ["unit": unit])
+        logger.notice("\(operation.rawValue) \(unit): \(reason)", metadata: ["unit": "\(unit)"])
         let after: UnitState
         do {
             after = try manager.perform(operation, unit: unit, timeout: timeout)
@@ -216,7 +219,8 @@ struct ServiceRun {
             throw failure(unit, error)
         }
         let elapsed = Self.milliseconds(since: start)
-        log("\(unit) \(after.activeState) after \(elapsed.text) ms", ["unit": unit, "duration": elapsed.text])
+        logger.info(
+            "\(unit) \(after.activeState) after \(elapsed.text) ms", metadata: ["unit": "\(unit)", "duration": "\(elapsed.text)"])
         return UnitAction(
             unit: unit, action: operation == .restart ? .restart : .start, reason: reason, result: "ok",
             state: "\(after.activeState)/\(after.subState)", milliseconds: elapsed)

@@ -41,6 +41,9 @@ public final class KubeClient: Sendable {
         }
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.certificateVerification = .fullVerification
+        // Closing waits this long for the server's close_notify (5 s by default): a server that
+        // stopped answering would hold up shutdown.
+        tls.shutdownTimeout = .milliseconds(200)
         if let caPEM {
             let certificates: [NIOSSLCertificate]
             do {
@@ -87,7 +90,7 @@ public final class KubeClient: Sendable {
         do {
             let (request, body) = try await send(.GET, Self.nodePath(name), expect: [200])
             return try Self.decode(Node.self, body, request: request)
-        } catch where error.kind == .notFound {
+        } catch  where error.kind == .notFound {
             return nil
         }
     }
@@ -109,10 +112,9 @@ public final class KubeClient: Sendable {
         return try Self.decode(Node.self, body, request: request)
     }
 
-    /// A merge patch given as a value (nil fields are left out, so they do not change).
-    public func patchNode(_ name: String, mergePatch: some Encodable & Sendable, status: Bool = false)
-        async throws(KubeError) -> Node
-    {
+    /// A merge patch given as a Node: its nil fields are left out, so they do not change (lists
+    /// given, such as `spec.taints` or `status.addresses`, replace the server's whole list).
+    public func patchNode(_ name: String, mergePatch: Node, status: Bool = false) async throws(KubeError) -> Node {
         let bytes = try Self.encode(mergePatch, request: "PATCH \(endpoint)\(Self.nodePath(name))")
         return try await patchNode(name, mergePatch: bytes, status: status)
     }

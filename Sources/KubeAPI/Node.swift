@@ -7,7 +7,8 @@ public struct Node: Codable, Sendable, Equatable {
     public var spec: Spec?
     public var status: Status?
 
-    public init(apiVersion: String? = "v1", kind: String? = "Node", metadata: Metadata, spec: Spec? = nil, status: Status? = nil) {
+    public init(apiVersion: String? = "v1", kind: String? = "Node", metadata: Metadata, spec: Spec? = nil, status: Status? = nil)
+    {
         self.apiVersion = apiVersion
         self.kind = kind
         self.metadata = metadata

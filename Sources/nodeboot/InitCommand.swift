@@ -122,6 +122,19 @@ struct Init: AsyncParsableCommand {
         return options
     }
 
+    /// Everything from `info` to the journal (with fields), when there is one; `notice` and
+    /// above (what is done to units, registration progress) also to stderr, unless stderr is the
+    /// journal. The phase timeline is printed at the end anyway.
+    static func logger() -> Logger {
+        let journal = Journal.isAvailable
+        let stderrIsJournal = Journal.stderrIsJournal
+        return Logger(label: "nodeboot") { _ in
+            var terminal = JournalLogHandler(toJournal: false, toStandardError: !stderrIsJournal)
+            terminal.logLevel = .notice
+            return MultiplexLogHandler([JournalLogHandler(toJournal: journal, toStandardError: false), terminal])
+        }
+    }
+
     func run() async throws {
         let options = try options()
         if options.root == nil && !options.dryRun && getuid() != 0 {
@@ -130,7 +143,7 @@ struct Init: AsyncParsableCommand {
         let start = ContinuousClock.now
         let runner = NodeInit(
             options: options, environment: ProcessInfo.processInfo.environment,
-            logger: Logger(label: "nodeboot", factory: JournalLogHandler.bootstrap),
+            logger: Self.logger(),
             notify: { _ = SystemdNotifier.notify($0) })
         let report: InitReport
         do {

@@ -8,10 +8,6 @@ import TestSupport
 import Testbed
 import Testing
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// The run phase's service work through a recording service manager: what is reloaded, started
 /// and restarted for each kind of change, the order, failures with journal lines, status.json,
 /// and that a repeated run touches nothing. (The same against a real systemd: scripts/systemd-test.py.)
@@ -81,16 +77,20 @@ struct InitServiceTests {
         try await testbed.shutdown()
     }
 
-    /// inode, mtime (ns) and bytes of every regular file under the root, except /run.
+    /// inode, mtime and bytes of every regular file under the root, except the status report.
     static func snapshot(_ root: String) throws -> [String: String] {
         var result: [String: String] = [:]
         let enumerator = FileManager.default.enumerator(atPath: root)
         while let relative = enumerator?.nextObject() as? String {
-            guard !relative.hasPrefix("run/") else { continue }
-            var info = stat()
-            guard lstat(root + "/" + relative, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
-            let bytes = try Data(contentsOf: URL(fileURLWithPath: root + "/" + relative))
-            result[relative] = "\(info.st_ino) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) \(bytes.hashValue)"
+            // The report is rewritten by every run, by design.
+            guard relative != "run/nodeboot/status.json" else { continue }
+            let path = root + "/" + relative
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            guard attributes[.type] as? FileAttributeType == .typeRegular else { continue }
+            let inode = try #require(attributes[.systemFileNumber].map { "\($0)" })
+            let modified = try #require((attributes[.modificationDate] as? Date)?.timeIntervalSince1970)
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            result[relative] = "\(inode) \(modified) \(bytes.hashValue)"
         }
         return result
     }

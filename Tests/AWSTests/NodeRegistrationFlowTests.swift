@@ -38,7 +38,8 @@ struct NodeRegistrationFlowTests {
                     date: Date(), environment: [:])
             let document = ExecCredential.document(
                 apiVersion: ExecCredential.v1beta1, token: value, expiration: Date().addingTimeInterval(14 * 60))
-            var script = "#!/bin/sh\nprintf '%s|%s|%s\\n' \"$*\" \"$KUBERNETES_EXEC_INFO\" \"$FROM_KUBECONFIG\" >> '\(runsFile)'\n"
+            var script =
+                "#!/bin/sh\nprintf '%s|%s|%s\\n' \"$*\" \"$KUBERNETES_EXEC_INFO\" \"$FROM_KUBECONFIG\" >> '\(runsFile)'\n"
             if !stderr.isEmpty { script += "echo '\(stderr)' >&2\n" }
             if exitStatus != 0 {
                 script += "exit \(exitStatus)\n"
@@ -80,16 +81,21 @@ struct NodeRegistrationFlowTests {
                 requestTimeout: .seconds(5))
         }
 
-        func node() async throws -> Node? {
+        /// Runs `body` with an admin client, shut down after in every case.
+        func withAdmin<T>(_ body: (KubeClient) async throws -> T) async throws -> T {
             let client = try adminClient()
             do {
-                let node = try await client.node(named: NodeRegistrationFlowTests.nodeName)
+                let result = try await body(client)
                 await client.shutdown()
-                return node
+                return result
             } catch {
                 await client.shutdown()
                 throw error
             }
+        }
+
+        func node() async throws -> Node? {
+            try await withAdmin { try await $0.node(named: NodeRegistrationFlowTests.nodeName) }
         }
     }
 
@@ -164,6 +170,15 @@ struct NodeRegistrationFlowTests {
         let lines = Mutex<[String]>([])
         var all: [String] { lines.withLock { $0 } }
         var log: @Sendable (String) -> Void { { line in self.lines.withLock { $0.append(line) } } }
+
+        /// Returns once a line contains `text` (at most 20 s).
+        func wait(for text: String) async throws {
+            let deadline = ContinuousClock.now + .seconds(20)
+            while !all.contains(where: { $0.contains(text) }) {
+                guard ContinuousClock.now < deadline else { throw TestSupportError("no line with '\(text)': \(all)") }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
     }
 
     static func failure(_ body: () async throws -> Void) async -> NodeBootError? {
@@ -240,16 +255,17 @@ struct NodeRegistrationFlowTests {
         try await Self.withNode { node in
             _ = try await NodeRegistration().confirm(options: node.options(), log: { _ in })
             // The cloud controller initialized the node (its taint gone), someone labelled it.
-            let admin = try node.adminClient()
-            _ = try await admin.patchNode(
-                Self.nodeName,
-                mergePatch: Array(
-                    #"{"metadata":{"labels":{"owner":"ops"}},"spec":{"taints":[{"key":"dedicated","value":"infra","effect":"NoSchedule"},{"key":"gpu","effect":"NoExecute"}]}}"#
-                        .utf8))
-            _ = try await admin.patchNode(
-                Self.nodeName, mergePatch: Array(#"{"status":{"addresses":[{"type":"InternalIP","address":"172.16.34.43"}]}}"#.utf8),
-                status: true)
-            await admin.shutdown()
+            try await node.withAdmin { admin in
+                _ = try await admin.patchNode(
+                    Self.nodeName,
+                    mergePatch: Array(
+                        #"{"metadata":{"labels":{"owner":"ops"}},"spec":{"taints":[{"key":"dedicated","value":"infra","effect":"NoSchedule"},{"key":"gpu","effect":"NoExecute"}]}}"#
+                            .utf8))
+                _ = try await admin.patchNode(
+                    Self.nodeName,
+                    mergePatch: Array(#"{"status":{"addresses":[{"type":"InternalIP","address":"172.16.34.43"}]}}"#.utf8),
+                    status: true)
+            }
             var flags = Self.flags
             flags[5] = "--node-labels=team=platform,tier=system"
             flags[7] = "dedicated=infra:NoSchedule,gpu:NoExecute,spot:PreferNoSchedule"
@@ -264,7 +280,10 @@ struct NodeRegistrationFlowTests {
             let patched = try #require(try await node.node())
             #expect(patched.metadata.labels?["team"] == "platform")
             #expect(patched.metadata.labels?["owner"] == "ops")
-            #expect(patched.spec?.taints?.map(\.description) == ["dedicated=infra:NoSchedule", "gpu:NoExecute", "spot:PreferNoSchedule"])
+            #expect(
+                patched.spec?.taints?.map(\.description) == [
+                    "dedicated=infra:NoSchedule", "gpu:NoExecute", "spot:PreferNoSchedule",
+                ])
             #expect(patched.status?.addresses?.count == 3)
             #expect(lines.all.contains { $0.contains("reconciled node") })
             #expect(await node.testbed.nodes().count == 1)
@@ -275,10 +294,10 @@ struct NodeRegistrationFlowTests {
     func createRace() async throws {
         try await Self.withNode { node in
             // The GET says absent, then the kubelet's node appears before our POST.
-            let admin = try node.adminClient()
             await node.testbed.setFaults([.status(.kube, 404, path: "/api/v1/nodes/\(Self.nodeName)", action: "get", count: 1)])
-            _ = try await admin.createNode(Node(metadata: .init(name: Self.nodeName, labels: ["kubernetes.io/os": "linux"])))
-            await admin.shutdown()
+            _ = try await node.withAdmin {
+                try await $0.createNode(Node(metadata: .init(name: Self.nodeName, labels: ["kubernetes.io/os": "linux"])))
+            }
             let lines = Lines()
             let result = try await NodeRegistration().confirm(options: node.options(), log: lines.log)
             #expect(result.action == .reconciled)
@@ -294,19 +313,22 @@ struct NodeRegistrationFlowTests {
     func waitsForReady() async throws {
         try await Self.withNode { node in
             let testbed = node.testbed
-            let marker = Task {
+            let lines = Lines()
+            // The kubelet: Ready half a second after the agent started waiting for it.
+            let marker = Task { () throws -> ContinuousClock.Instant in
+                try await lines.wait(for: "to become Ready")
                 try await Task.sleep(for: .milliseconds(500))
                 try await testbed.setNodeReady(name: Self.nodeName)
+                return ContinuousClock.now
             }
-            let lines = Lines()
-            let start = ContinuousClock.now
             let result = try await NodeRegistration().confirm(options: node.options(waitReady: true), log: lines.log)
-            try await marker.value
+            let returned = ContinuousClock.now
+            let marked = try await marker.value
             #expect(result.ready)
             #expect(result.action == .created)
-            #expect(ContinuousClock.now - start >= .milliseconds(450))
-            #expect(result.milliseconds >= 450)
-            #expect(lines.all.contains { $0.contains("waiting for node \(Self.nodeName) to become Ready (no Ready condition yet") })
+            #expect(returned >= marked)
+            #expect(
+                lines.all.contains { $0.contains("waiting for node \(Self.nodeName) to become Ready (no Ready condition yet") })
             #expect(lines.all.last?.contains("is Ready") == true)
         }
     }
@@ -315,18 +337,16 @@ struct NodeRegistrationFlowTests {
     func waitsForKubelet() async throws {
         try await Self.withNode { node in
             let testbed = node.testbed
-            let admin = try node.adminClient()
+            let lines = Lines()
             let kubelet = Task {
-                try await Task.sleep(for: .milliseconds(300))
-                _ = try await admin.createNode(Node(metadata: .init(name: Self.nodeName)))
-                try await Task.sleep(for: .milliseconds(300))
+                try await lines.wait(for: "to register (")
+                _ = try await node.withAdmin { try await $0.createNode(Node(metadata: .init(name: Self.nodeName))) }
+                try await lines.wait(for: "to become Ready")
                 try await testbed.setNodeReady(name: Self.nodeName)
             }
-            let lines = Lines()
             let result = try await NodeRegistration().confirm(
                 options: node.options(register: false, waitReady: true), log: lines.log)
             try await kubelet.value
-            await admin.shutdown()
             #expect(result.action == .found)
             #expect(result.ready)
             #expect(lines.all.contains { $0.contains("waiting for node \(Self.nodeName) to register (") })
@@ -355,7 +375,8 @@ struct NodeRegistrationFlowTests {
             #expect(failure.message.contains("within 1 s"))
             #expect(failure.hint?.contains("journalctl -u kubelet") == true)
             #expect(failure.code.exitStatus == 1)
-            #expect(lines.all.contains { $0.contains("waiting for node \(Self.nodeName) to register (") && $0.contains(" of 1 s)") })
+            #expect(
+                lines.all.contains { $0.contains("waiting for node \(Self.nodeName) to register (") && $0.contains(" of 1 s)") })
         }
     }
 
@@ -422,10 +443,55 @@ struct NodeRegistrationFlowTests {
             #expect(!failure.description.contains(body))
             // openssl's fingerprint, when openssl is here to compare.
             if ChildProcess.exists("openssl") {
-                let openssl = try await ChildProcess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", node.caFile])
-                let expected = try #require(openssl.stdout.split(separator: "=", maxSplits: 1).last).trimmingCharacters(in: .whitespacesAndNewlines)
+                let openssl = try await ChildProcess.run([
+                    "openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", node.caFile,
+                ])
+                let expected = try #require(openssl.stdout.split(separator: "=", maxSplits: 1).last).trimmingCharacters(
+                    in: .whitespacesAndNewlines)
                 #expect(hint.contains(expected), "\(hint) vs \(expected)")
             }
+        }
+    }
+
+    /// Points the node's kubeconfig at another server.
+    static func setServer(_ node: NodeRoot, _ server: String) throws {
+        let path = node.root + "/var/lib/kubelet/kubeconfig"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        try Data(text.replacingOccurrences(of: node.testbed.kubeEndpoint, with: server).utf8).write(
+            to: URL(fileURLWithPath: path))
+    }
+
+    @Test("nothing listening at the endpoint: retried until the deadline, then the endpoint hint")
+    func connectionRefused() async throws {
+        try await Self.withNode { node in
+            let port = try freeLoopbackPort()
+            try Self.setServer(node, "https://127.0.0.1:\(port)")
+            let lines = Lines()
+            let start = ContinuousClock.now
+            let error = await Self.failure {
+                _ = try await NodeRegistration().confirm(options: node.options(timeout: .seconds(1)), log: lines.log)
+            }
+            #expect(ContinuousClock.now - start < .seconds(4))
+            let failure = try #require(error)
+            #expect(failure.message.contains("refused the connection (after "), "\(failure.message)")
+            #expect(failure.hint?.contains("check the endpoint (spec.cluster.apiServerEndpoint") == true)
+            #expect(lines.all.first?.contains("retrying") == true)
+        }
+    }
+
+    @Test("an endpoint that does not resolve: the DNS hint")
+    func unresolvable() async throws {
+        try await Self.withNode { node in
+            try Self.setServer(node, "https://nodeboot-test.invalid:443")
+            let error = await Self.failure {
+                _ = try await NodeRegistration().confirm(options: node.options(timeout: .milliseconds(500)), log: { _ in })
+            }
+            let failure = try #require(error)
+            #expect(failure.message.contains("cannot resolve the API server host nodeboot-test.invalid"))
+            #expect(
+                failure.hint?.hasPrefix(
+                    "cannot resolve nodeboot-test.invalid: check the endpoint (spec.cluster.apiServerEndpoint) and, for a private endpoint, that the VPC has DNS resolution and DNS hostnames enabled"
+                ) == true)
         }
     }
 

@@ -1,7 +1,8 @@
-@testable import Bootstrap
 import Foundation
 import KubeAPI
 import Testing
+
+@testable import Bootstrap
 
 @Suite("node registration: kubelet flags, kubeconfig, the desired node, the exec plugin")
 struct NodeRegistrationTests {
@@ -78,7 +79,9 @@ struct NodeRegistrationTests {
         #expect(node.metadata.labels?["x"] == "y")
         #expect(node.metadata.labels?.count == 9)
         #expect(
-            node.spec?.taints?.map(\.description) == ["a=b:NoSchedule", "node.cloudprovider.kubernetes.io/uninitialized=true:NoSchedule"])
+            node.spec?.taints?.map(\.description) == [
+                "a=b:NoSchedule", "node.cloudprovider.kubernetes.io/uninitialized=true:NoSchedule",
+            ])
         #expect(node.metadata.annotations?["alpha.kubernetes.io/provided-node-ip"] == "10.0.1.2")
         #expect(node.status?.addresses?.map(\.type) == ["InternalIP", "InternalDNS", "Hostname"])
         #expect(node.status?.capacity == ["cpu": "2", "pods": "29"])
@@ -92,7 +95,8 @@ struct NodeRegistrationTests {
 
     @Test("a node as desired differs in nothing; the kubelet's extra status and the cloud taint's removal do not count")
     func noDifference() throws {
-        let plan = try RegistrationPlan(Self.desired(flags: ["--cloud-provider=external", "--register-with-taints=a:NoSchedule"]))
+        let plan = try RegistrationPlan(
+            Self.desired(flags: ["--cloud-provider=external", "--register-with-taints=a:NoSchedule"]))
         var node = plan.node(named: Self.nodeName)
         node.spec?.taints = [Node.Taint(key: "a", value: "", effect: "NoSchedule")]
         node.metadata.labels?["extra"] = "kept"
@@ -108,7 +112,8 @@ struct NodeRegistrationTests {
         var node = plan.node(named: Self.nodeName)
         node.metadata.resourceVersion = "41"
         node.metadata.labels?["kubernetes.io/arch"] = "amd64"
-        node.spec = .init(providerID: nil, taints: [.init(key: "a", value: "old", effect: "NoSchedule"), .init(key: "b", effect: "NoExecute")])
+        node.spec = .init(
+            providerID: nil, taints: [.init(key: "a", value: "old", effect: "NoSchedule"), .init(key: "b", effect: "NoExecute")])
         node.status?.capacity?["pods"] = "110"
         let diff = plan.difference(from: node)
         #expect(
@@ -251,7 +256,8 @@ struct NodeRegistrationTests {
         let directory = try Self.directory()
         let path = try Self.script(
             directory, "helper",
-            "echo \"$*|$KUBERNETES_EXEC_INFO|$A|$KEEP\" >> \(directory)/runs\necho 'warning: something' >&2\necho '\(Self.credential)'")
+            "echo \"$*|$KUBERNETES_EXEC_INFO|$A|$KEEP\" >> \(directory)/runs\necho 'warning: something' >&2\necho '\(Self.credential)'"
+        )
         let exec = Kubeconfig.Exec(
             command: path, args: ["token", "-i", "c"], env: [.init(name: "A", value: "from-kubeconfig")],
             apiVersion: "client.authentication.k8s.io/v1beta1")
@@ -271,6 +277,18 @@ struct NodeRegistrationTests {
         )
     }
 
+    @Test("a plugin that leaves a process behind holding its stdout is done when it exits")
+    func leftBehind() async throws {
+        let directory = try Self.directory()
+        let path = try Self.script(directory, "helper", "sleep 5 &\necho '\(Self.credential)'")
+        let source = ExecTokenSource(
+            exec: .init(command: path, args: [], env: [], apiVersion: "client.authentication.k8s.io/v1beta1"),
+            kubeconfigPath: directory + "/k", paths: NodePaths(root: nil), environment: ["PATH": "/usr/bin:/bin"])
+        let start = ContinuousClock.now
+        #expect(try await source.token() == "k8s-aws-v1.abc")
+        #expect(ContinuousClock.now - start < .seconds(3))
+    }
+
     @Test("a bare command is looked up on PATH, a relative one next to the kubeconfig, an absolute one under the root")
     func commandResolution() throws {
         let directory = try Self.directory()
@@ -279,7 +297,8 @@ struct NodeRegistrationTests {
         let helper = try Self.script(bin, "helper", "true")
         let root = NodePaths(root: directory)
         #expect(
-            ExecTokenSource.resolve("helper", kubeconfigPath: "/k", paths: NodePaths(root: nil), environment: ["PATH": "/nope:\(bin)"])
+            ExecTokenSource.resolve(
+                "helper", kubeconfigPath: "/k", paths: NodePaths(root: nil), environment: ["PATH": "/nope:\(bin)"])
                 == helper)
         #expect(
             ExecTokenSource.resolve("bin/helper", kubeconfigPath: directory + "/kubeconfig", paths: root, environment: [:])
@@ -294,7 +313,10 @@ struct NodeRegistrationTests {
         arguments: [
             ("echo 'no credentials' >&2; exit 2", "exited with status 2: no credentials"),
             ("echo 'not json'", "printed no ExecCredential JSON"),
-            (#"echo '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","status":{"token":"t"}}'"#, "answered apiVersion client.authentication.k8s.io/v1"),
+            (
+                #"echo '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","status":{"token":"t"}}'"#,
+                "answered apiVersion client.authentication.k8s.io/v1"
+            ),
             (#"echo '{"kind":"ExecCredential","status":{}}'"#, "without status.token"),
         ])
     func execFailures(body: String, expected: String) async throws {
@@ -308,7 +330,7 @@ struct NodeRegistrationTests {
             Issue.record("no error")
         } catch {
             #expect(error.message.contains(expected), "\(error.message)")
-            #expect(error.hint?.contains("run '\(path)' on the node") == true)
+            #expect(error.hint?.contains("run '\(path)' on the node") == true || expected.hasPrefix("answered"))
         }
     }
 

@@ -112,7 +112,8 @@ struct KubeClientTests {
 
             let addresses = Node.Status(addresses: [.init(type: "InternalIP", address: "172.16.34.43")])
             let statusPatch = try await client.patchNode(
-                Self.nodeName, mergePatch: Array(#"{"status":{"addresses":[{"type":"InternalIP","address":"172.16.34.43"}]}}"#.utf8),
+                Self.nodeName,
+                mergePatch: Array(#"{"status":{"addresses":[{"type":"InternalIP","address":"172.16.34.43"}]}}"#.utf8),
                 status: true)
             #expect(statusPatch.status?.addresses == addresses.addresses)
             #expect(statusPatch.status?.capacity == ["pods": "58"])
@@ -143,7 +144,8 @@ struct KubeClientTests {
     func conflict() async throws {
         try await Self.withClient { _, client in
             _ = try await client.createNode(Node(metadata: .init(name: Self.nodeName)))
-            let patch = Node(apiVersion: nil, kind: nil, metadata: .init(name: Self.nodeName, labels: ["a": "b"], resourceVersion: "1"))
+            let patch = Node(
+                apiVersion: nil, kind: nil, metadata: .init(name: Self.nodeName, labels: ["a": "b"], resourceVersion: "1"))
             let error = await Self.kubeError { _ = try await client.patchNode(Self.nodeName, mergePatch: patch) }
             #expect(error?.kind == .conflict)
             #expect(error?.reason == "Conflict")
@@ -153,7 +155,9 @@ struct KubeClientTests {
     @Test("a node may not create another node: forbidden with the server's message")
     func forbiddenByRBAC() async throws {
         try await Self.withClient(token: Tokens.node) { _, client in
-            let error = await Self.kubeError { _ = try await client.createNode(Node(metadata: .init(name: "ip-10-0-0-1.ec2.internal"))) }
+            let error = await Self.kubeError {
+                _ = try await client.createNode(Node(metadata: .init(name: "ip-10-0-0-1.ec2.internal")))
+            }
             #expect(error?.kind == .forbidden)
             #expect(error?.message.contains("cannot create resource \"nodes\"") == true, "\(String(describing: error))")
             #expect(error?.reason == "Forbidden")
@@ -253,6 +257,10 @@ struct KubeClientTests {
             let error = await Self.kubeError { _ = try await client.version() }
             #expect(error?.kind == .unreachable(.timeout), "\(String(describing: error))")
             #expect(ContinuousClock.now - start < .seconds(5))
+            // Shutting down does not wait for the silent server's TLS close_notify.
+            let closing = ContinuousClock.now
+            await client.shutdown()
+            #expect(ContinuousClock.now - closing < .seconds(2))
         }
     }
 
