@@ -89,6 +89,7 @@ let package = Package(
                 "KubeAPI",
                 "NodeConfig",
                 "NodeRender",
+                "SigV4",
                 "Systemd",
                 "YAML",
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -140,13 +140,13 @@ def run_checks(root, units_dir, report):
     unit = os.path.join(root, "etc/systemd/system/kubelet.service")
     with open(unit) as f:
         original = f.read()
-    if "KillMode=" in original:
-        write(unit, original.replace("KillMode=", "KillMod=", 1))
-        status, output = verify(root, "kubelet.service")
-        write(unit, original)
-        report.check("self-check: kubelet.service with KillMod= (a typo) is reported",
-                     "Unknown key" in output and "KillMod" in output,
-                     f"systemd-analyze verify did not report the typo (exit {status}): {output or '(no output)'}")
+    # Append a typo'd key (rather than edit one the unit has) so the self-check always runs.
+    write(unit, original.replace("[Service]\n", "[Service]\nKillMod=process\n", 1))
+    status, output = verify(root, "kubelet.service")
+    write(unit, original)
+    report.check("self-check: kubelet.service with KillMod= (a typo) is reported",
+                 "[Service]\n" in original and "Unknown key" in output and "KillMod" in output,
+                 f"systemd-analyze verify did not report the typo (exit {status}): {output or '(no output)'}")
 
     # Self-check 2: the cycle nodeboot.service's [Install] avoids is found.
     unit = os.path.join(root, "etc/systemd/system/nodeboot.service")

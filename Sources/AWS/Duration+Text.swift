@@ -4,13 +4,24 @@ extension Duration {
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 
-    var seconds: Double {
+    /// The duration in seconds, fractional.
+    public var seconds: Double {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 
+    /// The duration in milliseconds, fractional (timelines, status.json, log fields).
+    public var milliseconds: Double {
+        Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
+    }
+
     /// `12.3`: seconds with one decimal, for messages.
-    public var tenthsOfSeconds: String {
-        let tenths = Int((seconds * 10).rounded())
+    public var tenthsOfSeconds: String { seconds.oneDecimal }
+}
+
+extension Double {
+    /// `12.3`: one decimal, rounded (durations in messages, timelines and log fields).
+    public var oneDecimal: String {
+        let tenths = Int((self * 10).rounded())
         return "\(tenths / 10).\(tenths % 10)"
     }
 }

@@ -53,8 +53,24 @@ enum ExternalCommand {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
+        // Its own process group (so a timeout kills what it started too: mkfs under
+        // setup-local-disks, python under aws), an empty signal mask and default dispositions
+        // (not whatever this process blocks or ignores).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        sigdelset(&defaults, SIGKILL)
+        sigdelset(&defaults, SIGSTOP)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
         var pid: pid_t = 0
-        var spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        var spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
         // ETXTBSY: another thread forked while it had the file open for writing (a plugin written
         // just now); that child's copy closes at its exec, so a moment later the spawn succeeds.
         var busyRetries = 0
@@ -62,13 +78,14 @@ enum ExternalCommand {
             busyRetries += 1
             try? await Task.sleep(for: .milliseconds(10 * busyRetries))  // cancellation: checked below
             if Task.isCancelled { break }
-            spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
+            spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
         }
         close(out[1])
         close(err[1])
         guard spawned == 0 else {
             close(out[0])
             close(err[0])
+            if Task.isCancelled { throw Failure(description: "cancelled before \(path) could start") }
             throw Failure(description: "cannot run \(path): \(String(cString: strerror(spawned)))")
         }
         defer {
@@ -117,7 +134,7 @@ enum ExternalCommand {
             }
             if ContinuousClock.now >= deadline || Task.isCancelled {
                 timedOut = !Task.isCancelled
-                kill(pid, SIGKILL)
+                kill(-pid, SIGKILL)
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
                 break
             }

@@ -67,8 +67,7 @@ public enum NodeFacts {
             report.errors.append("\(error)")
         }
         let elapsed = start.duration(to: clock.now)
-        report.durationMilliseconds = Int(
-            elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        report.durationMilliseconds = Int(elapsed.milliseconds)
         return report
     }
 

@@ -104,8 +104,8 @@ public struct NodeInit: Sendable {
         clock.onRecord = { phase in
             guard phase.result == "ok" else { return }
             logger.info(
-                "\(phase.name) \(phase.milliseconds.text) ms: \(phase.detail)",
-                metadata: ["phase": "\(phase.name)", "duration": "\(phase.milliseconds.text)"])
+                "\(phase.name) \(phase.milliseconds.oneDecimal) ms: \(phase.detail)",
+                metadata: ["phase": "\(phase.name)", "duration": "\(phase.milliseconds.oneDecimal)"])
         }
         let started = Date()
         do {
@@ -294,7 +294,7 @@ public struct NodeInit: Sendable {
         begin("run", &clock)
         clock.touchedNode = true
         try await runPhase(located.config, report: &report)
-        report.services = try services(files: files.map(\.path), daemons: daemons)
+        try services(files: files.map(\.path), daemons: daemons, into: &report.services)
         clock.record(&report, "run", Self.describe(report.services))
 
         // register: the Node object, as the API server sees it
@@ -334,9 +334,10 @@ public struct NodeInit: Sendable {
 
     /// Starts or restarts what changed (see `ServiceRun`); under `--root` nothing on this
     /// machine is touched.
-    func services(files: [String], daemons: Set<Daemon>) throws(NodeBootError) -> ServiceOutcome {
+    func services(files: [String], daemons: Set<Daemon>, into outcome: inout ServiceOutcome) throws(NodeBootError) {
         if !(options.manageServices ?? (options.root == nil)) {
-            return ServiceOutcome(managed: false, note: "--root: this machine's services are not touched")
+            outcome = ServiceOutcome(managed: false, note: "--root: this machine's services are not touched")
+            return
         }
         let ordered = Daemon.allCases.filter(daemons.contains)
         let manager: any ServiceManager
@@ -350,7 +351,7 @@ public struct NodeInit: Sendable {
                 cause: error)
         }
         let run = ServiceRun(paths: paths, manager: manager, timeout: options.unitTimeout, logger: logger)
-        return try run.run(files: files, daemons: ordered)
+        try run.run(files: files, daemons: ordered, into: &outcome)
     }
 
     static func describe(_ outcome: ServiceOutcome) -> String {
@@ -494,15 +495,11 @@ struct PhaseClock {
     /// Called with each finished phase (the executable logs it with structured fields).
     var onRecord: (PhaseRecord) -> Void = { _ in }
 
-    static func milliseconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
-    }
-
     mutating func record(_ report: inout InitReport, _ name: String, _ detail: String, result: String = "ok") {
         let now = ContinuousClock.now
         report.phases.append(
             PhaseRecord(
-                name: name, start: Self.milliseconds(last - origin), milliseconds: Self.milliseconds(now - last),
+                name: name, start: (last - origin).milliseconds, milliseconds: (now - last).milliseconds,
                 result: result, detail: detail))
         onRecord(report.phases[report.phases.count - 1])
         last = now

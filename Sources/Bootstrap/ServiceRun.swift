@@ -1,7 +1,8 @@
-import Crypto
+import AWS
 import FoundationEssentials
 import Logging
 import NodeRender
+import SigV4
 import Systemd
 
 /// What the run phase did to one unit.
@@ -98,20 +99,16 @@ struct UnitRecord: Codable, Equatable {
     /// SHA-256 over the files' paths and current bytes on the node (not the rendered bytes:
     /// between `--skip run` and `--skip config` runs a user script may have edited them).
     static func digest(_ files: [String], paths: NodePaths) -> String {
-        var hasher = SHA256()
+        var input: [UInt8] = []
         for file in files.sorted() {
-            hasher.update(data: Array(file.utf8) + [0])
+            input += Array(file.utf8) + [0]
             // An unreadable file digests as absent: the unit then restarts, which is the safe side.
             let bytes = (try? NodeFileSystem.read(paths.node(file))) ?? nil
-            if let bytes { hasher.update(data: bytes) } else { hasher.update(data: Array("<absent>".utf8)) }
-            hasher.update(data: [0])
+            input += bytes ?? Array("<absent>".utf8)
+            input.append(0)
         }
-        return hasher.finalize().map { String($0, radix: 16).leftPad2 }.joined()
+        return SigV4Signer.hexSHA256(input)
     }
-}
-
-extension String {
-    fileprivate var leftPad2: String { count == 1 ? "0" + self : self }
 }
 
 /// The run phase's service work: daemon-reload when systemd's configuration changed, then for
@@ -126,8 +123,10 @@ struct ServiceRun {
     var logger: Logger
 
     /// `files`: every node path this run renders (written or not); `daemons`: the filter.
-    func run(files: [String], daemons: [Daemon]) throws(NodeBootError) -> ServiceOutcome {
-        var outcome = ServiceOutcome(managed: true)
+    /// `outcome` grows as units are handled, so a failure leaves what was done (and the failed
+    /// unit) in it for the report.
+    func run(files: [String], daemons: [Daemon], into outcome: inout ServiceOutcome) throws(NodeBootError) {
+        outcome = ServiceOutcome(managed: true)
         var record = UnitRecord.load(paths)
         var saved = record
         /// Written only when it changed: a repeated run writes nothing but status.json.
@@ -150,7 +149,7 @@ struct ServiceRun {
                     cause: error)
             }
             outcome.reloaded = true
-            logger.info("daemon-reload", metadata: ["duration": "\(Self.milliseconds(since: start).text)"])
+            logger.info("daemon-reload", metadata: ["duration": "\((ContinuousClock.now - start).milliseconds.oneDecimal)"])
         }
         record.systemd = systemdDigest
         try save(record)
@@ -162,23 +161,37 @@ struct ServiceRun {
         units += daemons.map(ServiceUnits.unit)
         for unit in units {
             let digest = UnitRecord.digest(files.filter { ServiceUnits.units(for: $0).contains(unit) }, paths: paths)
-            let action = try act(on: unit, digest: digest, record: record)
+            let action: UnitAction
+            do {
+                action = try act(on: unit, digest: digest, record: record)
+            } catch {
+                outcome.actions.append(error.action)
+                throw error.error
+            }
             outcome.actions.append(action)
             if action.result == "ok" || action.result == "not installed" {
                 record.units[unit] = digest
                 try save(record)
             }
         }
-        return outcome
     }
 
-    func act(on unit: String, digest: String, record: UnitRecord) throws(NodeBootError) -> UnitAction {
+    /// A unit that could not be brought up: what to report, and the error.
+    struct UnitFailure: Error {
+        var action: UnitAction
+        var error: NodeBootError
+    }
+
+    func act(on unit: String, digest: String, record: UnitRecord) throws(UnitFailure) -> UnitAction {
         let start = ContinuousClock.now
         let state: UnitState
         do {
             state = try manager.state(of: unit)
         } catch {
-            throw failure(unit, error)
+            throw UnitFailure(
+                action: UnitAction(
+                    unit: unit, action: .none, reason: "state unknown", result: "failed", state: "",
+                    milliseconds: (ContinuousClock.now - start).milliseconds), error: failure(unit, error))
         }
         if state.loadState == "not-found" {
             if unit == ServiceUnits.resolved {
@@ -187,17 +200,23 @@ struct ServiceRun {
                 return UnitAction(
                     unit: unit, action: .none, reason: "not installed", result: "not installed", state: "", milliseconds: 0)
             }
-            throw NodeBootError(
+            let error = NodeBootError(
                 .io, "\(unit) is not installed on this node (systemd does not know the unit)",
                 hint:
                     "the node image must ship it: nodeboot's units/\(unit == ServiceUnits.kubelet ? "kubelet.service" : "containerd drop-ins") into /etc/systemd/system, then `systemctl daemon-reload`"
             )
+            throw UnitFailure(
+                action: UnitAction(
+                    unit: unit, action: .none, reason: "not installed", result: "not installed", state: "not-found",
+                    milliseconds: 0), error: error)
         }
         let changed = record.units[unit] != digest
         let operation: UnitOperation?
         let reason: String
         if changed {
-            operation = state.isActive ? .restart : .start
+            // A unit still activating is starting with the old files: only a restart applies the
+            // new ones (a start would merge into the running start job).
+            operation = state.activeState == "inactive" || state.activeState == "failed" ? .start : .restart
             reason = record.units[unit] == nil ? "configuration not yet applied by nodeboot" : "configuration changed"
         } else if !state.isActive {
             operation = .start
@@ -216,11 +235,16 @@ struct ServiceRun {
         do {
             after = try manager.perform(operation, unit: unit, timeout: timeout)
         } catch {
-            throw failure(unit, error)
+            throw UnitFailure(
+                action: UnitAction(
+                    unit: unit, action: operation == .restart ? .restart : .start, reason: reason,
+                    result: error.code == .timeout ? "timeout" : "failed", state: "",
+                    milliseconds: (ContinuousClock.now - start).milliseconds), error: failure(unit, error))
         }
-        let elapsed = Self.milliseconds(since: start)
+        let elapsed = (ContinuousClock.now - start).milliseconds
         logger.info(
-            "\(unit) \(after.activeState) after \(elapsed.text) ms", metadata: ["unit": "\(unit)", "duration": "\(elapsed.text)"])
+            "\(unit) \(after.activeState) after \(elapsed.oneDecimal) ms",
+            metadata: ["unit": "\(unit)", "duration": "\(elapsed.oneDecimal)"])
         return UnitAction(
             unit: unit, action: operation == .restart ? .restart : .start, reason: reason, result: "ok",
             state: "\(after.activeState)/\(after.subState)", milliseconds: elapsed)
@@ -235,29 +259,18 @@ struct ServiceRun {
         switch error.code {
         case .timeout:
             hint =
-                "\(unit) did not become active within \(timeout.seconds) s: see `journalctl -u \(unit)`; raise --unit-timeout if it is only slow"
+                "\(unit) did not become active within \(timeout.tenthsOfSeconds) s: see `journalctl -u \(unit)`; raise --unit-timeout if it is only slow"
         case .unavailable:
             hint = "run on a node booted with systemd, or use --skip run"
-        default:
+        case .bus:
+            hint = "systemd refused the request: check `systemctl status \(unit)` and `journalctl -u \(unit)`"
+        case .notFound:
+            hint = "install \(unit) in the node image (nodeboot's units/), then `systemctl daemon-reload`"
+        case .unitFailed where error.journal.isEmpty:
+            hint = "the unit left no journal lines: see `systemctl status \(unit)`, fix it, then run `nodeboot init` again"
+        case .unitFailed:
             hint = "fix the cause shown in the journal lines (`journalctl -u \(unit)`), then run `nodeboot init` again"
         }
         return NodeBootError(.io, message, hint: hint, cause: error)
     }
-
-    static func milliseconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-    }
-}
-
-extension Double {
-    /// One decimal, for log fields and lines.
-    var text: String {
-        let tenths = Int((self * 10).rounded())
-        return "\(tenths / 10).\(tenths % 10)"
-    }
-}
-
-extension Duration {
-    var seconds: Int64 { components.seconds }
 }

@@ -1,3 +1,4 @@
+import AWS
 public import FoundationEssentials
 
 /// `/run/nodeboot/status.json`: what the last `init` that reached the node did. Written at the
@@ -12,8 +13,8 @@ public struct StatusReport: Sendable, Codable, Equatable {
 
     public struct Node: Sendable, Codable, Equatable {
         public var name: String
-        /// `created`, `reconciled`, `unchanged` (with --register-node), `registered` (the
-        /// kubelet's Node was found), `not checked`, `failed`.
+        /// `created`, `reconciled`, `unchanged` (with --register-node), `found` (the kubelet's
+        /// Node was found), `not checked`, `failed`.
         public var registration: String
         /// nil when Ready was not waited for.
         public var ready: Bool?
@@ -81,7 +82,7 @@ public struct StatusReport: Sendable, Codable, Equatable {
         out += "phases:\n"
         for phase in phases {
             let name = phase.name + String(repeating: " ", count: max(0, 9 - phase.name.count))
-            let time = phase.milliseconds.text
+            let time = phase.milliseconds.oneDecimal
             out +=
                 "  \(name) \(String(repeating: " ", count: max(0, 8 - time.count)))\(time) ms  \(phase.result)  \(phase.detail)\n"
         }

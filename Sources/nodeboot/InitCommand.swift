@@ -1,3 +1,4 @@
+import AWS
 import ArgumentParser
 import Bootstrap
 import FoundationEssentials
@@ -160,22 +161,13 @@ struct Init: AsyncParsableCommand {
 
 /// How a run is shown to a person (or a program).
 enum InitText {
-    static func milliseconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
-    }
-
-    static func format(_ value: Double) -> String {
-        let tenths = Int((value * 10).rounded())
-        return "\(tenths / 10).\(tenths % 10)"
-    }
-
     static func text(_ report: InitReport, total: Duration, dryRun: Bool) -> String {
         var out = ""
         for warning in report.warnings { out += "warning: \(warning)\n" }
         for note in report.notes { out += "note: \(note)\n" }
         for phase in report.phases {
             let name = phase.name.padding(10)
-            out += "  \(name) \(format(phase.milliseconds).leftPadding(7)) ms  \(phase.detail)\n"
+            out += "  \(name) \(phase.milliseconds.oneDecimal.leftPadding(7)) ms  \(phase.detail)\n"
         }
         for file in report.files {
             if dryRun {
@@ -186,7 +178,7 @@ enum InitText {
             }
         }
         if dryRun && !report.files.contains(where: { $0.action != .unchanged }) { out += "no file would change\n" }
-        out += "done in \(format(milliseconds(total))) ms\(report.nodeName.isEmpty ? "" : ": node \(report.nodeName)")\n"
+        out += "done in \(total.milliseconds.oneDecimal) ms\(report.nodeName.isEmpty ? "" : ": node \(report.nodeName)")\n"
         return out
     }
 
@@ -211,7 +203,7 @@ enum InitText {
             files: report.files.map {
                 File(path: $0.path, action: $0.action.rawValue, mode: String($0.mode, radix: 8), size: $0.size, diff: $0.diff)
             }, warnings: report.warnings, notes: report.notes, nodeName: report.nodeName,
-            totalMilliseconds: milliseconds(total))
+            totalMilliseconds: total.milliseconds)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return ((try? encoder.encode(output)).map { String(decoding: $0, as: UTF8.self) } ?? "{}") + "\n"

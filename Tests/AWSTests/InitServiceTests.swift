@@ -90,7 +90,7 @@ struct InitServiceTests {
             let inode = try #require(attributes[.systemFileNumber].map { "\($0)" })
             let modified = try #require((attributes[.modificationDate] as? Date)?.timeIntervalSince1970)
             let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-            result[relative] = "\(inode) \(modified) \(bytes.hashValue)"
+            result[relative] = "\(inode) \(modified) \(bytes.base64EncodedString())"
         }
         return result
     }
@@ -206,11 +206,45 @@ struct InitServiceTests {
             #expect(status.phases.last?.name == "run")
             #expect(status.phases.last?.result == "failed")
             #expect(status.error?.message.contains("Main process exited") == true)
+            #expect(status.units.managed)
+            #expect(status.units.actions.map(\.unit) == ["containerd.service"])
+            #expect(status.units.actions.first?.result == "failed")
 
             // Repair: the next run retries containerd (its configuration was never confirmed), then the kubelet.
             node.manager.clearCalls()
             _ = try await node.run().get()
             #expect(node.manager.actions == ["start containerd.service", "start kubelet.service"])
+        }
+    }
+
+    @Test("the kubelet fails after containerd started: status.json keeps containerd's start and the kubelet's failure")
+    func partialRunIsReported() async throws {
+        try await Self.withNode { node in
+            node.manager.fail("kubelet.service", journal: ["kubelet: failed to run Kubelet: invalid configuration"])
+            guard case .failure(let error) = await node.run() else {
+                Issue.record("init succeeded with a failing kubelet")
+                return
+            }
+            #expect(error.message.contains("kubelet.service"))
+            let status = try node.status()
+            #expect(status.units.actions.map(\.unit) == ["containerd.service", "kubelet.service"])
+            #expect(status.units.actions.map(\.result) == ["ok", "failed"])
+            #expect(status.units.restarted == ["containerd.service"])
+            #expect(status.node.registration == "not checked")
+        }
+    }
+
+    @Test("the configuration changes while a unit is still activating: it is restarted, not merged into the old start")
+    func activatingUnitIsRestarted() async throws {
+        try await Self.withNode { node in
+            _ = try await node.run().get()
+            node.manager.set(
+                "containerd.service", UnitState(loadState: "loaded", activeState: "activating", subState: "start"))
+            try node.write(
+                "  containerd:\n    config: |\n      [plugins.\"io.containerd.grpc.v1.cri\"]\n      max_concurrent_downloads = 5")
+            node.manager.clearCalls()
+            _ = try await node.run().get()
+            #expect(node.manager.actions == ["restart containerd.service"])
         }
     }
 
