@@ -283,6 +283,11 @@ public struct NodeInit: Sendable {
                     report.warnings.append("could not write the config cache \(path): \(error)")
                 }
             }
+            for file in report.files where file.action != .unchanged {
+                logger.info(
+                    "\(file.action.rawValue) \(file.path) (\(String(file.mode, radix: 8)), \(file.size) bytes)",
+                    metadata: ["phase": "apply", "file": "\(file.path)"])
+            }
             let written = report.files.filter { $0.action != .unchanged }.count
             clock.record(&report, "apply", "\(written) written, \(report.files.count - written) unchanged")
         } else {
