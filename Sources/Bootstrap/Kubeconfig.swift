@@ -1,3 +1,4 @@
+import AWS
 import FoundationEssentials
 import YAML
 
@@ -92,6 +93,11 @@ struct Kubeconfig: Sendable, Equatable {
         return config
     }
 
+    /// The directory a kubeconfig-relative path (CA, exec command) is taken in: `path`'s own.
+    static func directory(of path: String) -> String {
+        path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+    }
+
     /// The cluster name the exec plugin asks a token for (`--cluster-name`, `--cluster-id`, `-i`).
     var clusterName: String? {
         guard let args = exec?.args else { return nil }
@@ -125,7 +131,10 @@ actor ExecTokenSource {
     /// The program to run (the command resolved: node root, kubeconfig directory, `PATH`).
     let program: String
     let environment: [String: String]
+    /// Bound on one run of the plugin.
     let timeout: Duration
+    /// The caller's deadline (`--register-timeout`): a run is also killed there.
+    let deadline: ContinuousClock.Instant?
     /// How long a token is reused at most.
     let maxAge: Duration
     private var cached: (token: String, until: ContinuousClock.Instant)?
@@ -133,12 +142,13 @@ actor ExecTokenSource {
 
     init(
         exec: Kubeconfig.Exec, kubeconfigPath: String, paths: NodePaths, environment: [String: String],
-        timeout: Duration = .seconds(60), maxAge: Duration = .seconds(300)
+        timeout: Duration = .seconds(60), deadline: ContinuousClock.Instant? = nil, maxAge: Duration = .seconds(300)
     ) {
         self.exec = exec
         self.program = Self.resolve(exec.command, kubeconfigPath: kubeconfigPath, paths: paths, environment: environment)
         self.environment = environment
         self.timeout = timeout
+        self.deadline = deadline
         self.maxAge = maxAge
     }
 
@@ -173,10 +183,21 @@ actor ExecTokenSource {
     }
 
     func run() async throws(NodeBootError) -> (token: String, expiration: Date?) {
+        // The plugin's own bound, or what is left until the caller's deadline when that is sooner.
+        let remaining = deadline.map { max($0 - ContinuousClock.now, .zero) }
+        let limit = min(timeout, remaining ?? timeout)
+        let limitText =
+            limit < timeout ? "\(limit.tenthsOfSeconds) s (the rest of the registration timeout)" : "\(limit.tenthsOfSeconds) s"
+        guard limit > .zero else {
+            throw NodeBootError(
+                RegistrationFailure.code,
+                "no time left to run the kubeconfig's exec plugin '\(commandLine)': the registration timeout has passed",
+                hint: "raise --register-timeout")
+        }
         executions += 1
         let output: ExternalCommand.Output
         do {
-            output = try await ExternalCommand.run(program, exec.args, environment: childEnvironment, timeout: timeout)
+            output = try await ExternalCommand.run(program, exec.args, environment: childEnvironment, timeout: limit)
         } catch {
             throw NodeBootError(
                 RegistrationFailure.code, "cannot run the kubeconfig's exec plugin '\(commandLine)': \(error)",
@@ -186,7 +207,7 @@ actor ExecTokenSource {
         if output.timedOut {
             throw NodeBootError(
                 RegistrationFailure.code,
-                "the kubeconfig's exec plugin '\(commandLine)' did not finish within \(timeout.components.seconds) s"
+                "the kubeconfig's exec plugin '\(commandLine)' did not finish within \(limitText)"
                     + (stderr.isEmpty ? "" : ": \(stderr)"), hint: hint(notFound: false))
         }
         guard output.status == 0 else {
@@ -229,8 +250,20 @@ actor ExecTokenSource {
                 RegistrationFailure.code, "the exec plugin '\(commandLine)' printed an ExecCredential without status.token",
                 hint: hint(notFound: false))
         }
-        let expiration = credential.status?.expirationTimestamp.flatMap { try? Date($0, strategy: .iso8601) }
-        return (token, expiration)
+        return (token, credential.status?.expirationTimestamp.flatMap(Self.timestamp))
+    }
+
+    /// An RFC 3339 `expirationTimestamp`, with or without fractional seconds; nil when it is not
+    /// one (the token is then kept for `maxAge` at most, and a 401 runs the plugin again).
+    static func timestamp(_ text: String) -> Date? {
+        for style in [Date.ISO8601FormatStyle(), Date.ISO8601FormatStyle(includingFractionalSeconds: true)] {
+            do {
+                return try Date(text, strategy: style)
+            } catch {
+                continue  // the other style, then nil
+            }
+        }
+        return nil
     }
 
     func hint(notFound: Bool) -> String {
@@ -261,8 +294,7 @@ actor ExecTokenSource {
             return !paths.root.isEmpty && isExecutable(underRoot) ? underRoot : command
         }
         if command.contains("/") {
-            let directory = kubeconfigPath.lastIndex(of: "/").map { String(kubeconfigPath[..<$0]) } ?? "."
-            return directory + "/" + command
+            return Kubeconfig.directory(of: kubeconfigPath) + "/" + command
         }
         let search = environment["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         for directory in search.split(separator: ":") where !directory.isEmpty {

@@ -263,6 +263,7 @@ public struct NodeInit: Sendable {
                 report.files.append(
                     try applier.ensureLink(NodePaths.authenticatorLink, target: options.nodebootPath, dryRun: true))
             }
+            if !options.skip.contains(.run) { report.notes += Self.serviceDryRun(report.files, daemons: daemons) }
             clock.record(&report, "apply", "dry run: nothing written")
             return
         }
@@ -357,6 +358,23 @@ public struct NodeInit: Sendable {
         }
         let run = ServiceRun(paths: paths, manager: manager, timeout: options.unitTimeout, logger: logger)
         try run.run(files: files, daemons: ordered, into: &outcome)
+    }
+
+    /// What the run phase would do about the files a dry run would change (without asking
+    /// systemd: a unit that is down would also be started).
+    static func serviceDryRun(_ files: [FileChange], daemons: Set<Daemon>) -> [String] {
+        let changed = files.filter { $0.action != .unchanged }.map(\.path)
+        var notes: [String] = []
+        if changed.contains(where: ServiceUnits.isSystemdConfiguration) { notes.append("the run phase would daemon-reload") }
+        let units = [ServiceUnits.resolved] + Daemon.allCases.filter(daemons.contains).map(ServiceUnits.unit)
+        for unit in units {
+            let causes = changed.filter { ServiceUnits.units(for: $0).contains(unit) }
+            if !causes.isEmpty {
+                notes.append("the run phase would restart \(unit) (\(causes.joined(separator: ", ")) would change)")
+            }
+        }
+        if notes.isEmpty { notes.append("the run phase would restart nothing (no unit's files would change)") }
+        return notes
     }
 
     static func describe(_ outcome: ServiceOutcome) -> String {

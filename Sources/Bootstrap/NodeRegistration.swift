@@ -1,7 +1,8 @@
-import Crypto
+import AWS
 import FoundationEssentials
-public import KubeAPI
-public import NodeRender
+import KubeAPI
+import NodeRender
+import SigV4
 
 #if canImport(Glibc)
     import Glibc
@@ -9,29 +10,29 @@ public import NodeRender
 
 /// The node as this instance should register it: what the kubelet would put into its Node
 /// object at registration (`kubelet_node_status.go`'s initial node), from the discovered facts.
-public struct DesiredNode: Sendable, Equatable {
+package struct DesiredNode: Sendable, Equatable {
     /// `aws:///<az>/<instance-id>`.
-    public var providerID: String
+    var providerID: String
     /// The `kubernetes.io/hostname` label and the `Hostname` address (the kubelet's
     /// `--hostname-override`, i.e. the node name).
-    public var hostname: String
-    public var region: String
-    public var zone: String
-    public var instanceType: String
-    public var os = "linux"
+    var hostname: String
+    var region: String
+    var zone: String
+    var instanceType: String
+    var os = "linux"
     /// `amd64` or `arm64` (``DesiredNode/hostArchitecture``).
-    public var arch: String
-    public var privateIPv4: String?
-    public var privateIPv6: String?
-    public var privateDNSName: String?
-    public var maxPods: Int
+    var arch: String
+    var privateIPv4: String?
+    var privateIPv6: String?
+    var privateDNSName: String?
+    var maxPods: Int
     /// Online CPUs; nil or 0 leaves `cpu` out of capacity.
-    public var cpus: Int?
+    var cpus: Int?
     /// The kubelet's flags as `NODEADM_KUBELET_ARGS` has them (`--node-labels`,
     /// `--register-with-taints`, `--node-ip` and `--cloud-provider` are read).
-    public var kubeletFlags: [String]
+    var kubeletFlags: [String]
 
-    public init(
+    package init(
         providerID: String, hostname: String, region: String, zone: String, instanceType: String,
         arch: String = DesiredNode.hostArchitecture, privateIPv4: String? = nil, privateIPv6: String? = nil,
         privateDNSName: String? = nil, maxPods: Int, cpus: Int? = nil, kubeletFlags: [String] = []
@@ -52,7 +53,7 @@ public struct DesiredNode: Sendable, Equatable {
 
     /// From the render context `init` used: the same provider ID, node name, node IP, max pods
     /// and kubelet flags as the files it wrote.
-    public init(context: RenderContext, arch: String = DesiredNode.hostArchitecture) {
+    init(context: RenderContext, arch: String = DesiredNode.hostArchitecture) {
         let instance = context.instance
         self.init(
             providerID: "aws:///\(instance.availabilityZone)/\(instance.id)", hostname: context.nodeName,
@@ -63,7 +64,7 @@ public struct DesiredNode: Sendable, Equatable {
     }
 
     /// The host's architecture as Kubernetes names it (`uname -m`: x86_64 → amd64, aarch64 → arm64).
-    public static var hostArchitecture: String {
+    package static var hostArchitecture: String {
         var names = utsname()
         guard uname(&names) == 0 else { return "amd64" }
         let machine = withUnsafeBytes(of: &names.machine) { raw in
@@ -82,30 +83,30 @@ public struct DesiredNode: Sendable, Equatable {
 }
 
 /// What `confirm` is asked to do.
-public struct RegistrationOptions: Sendable {
+package struct RegistrationOptions: Sendable {
     /// Node path of the kubelet's kubeconfig (as `init` wrote it).
-    public var kubeconfigPath = KubeletConfig.kubeconfigPath
+    var kubeconfigPath = KubeletConfig.kubeconfigPath
     /// `--root` (nil: `/`); every node path in the kubeconfig is taken under it.
-    public var root: String?
+    var root: String?
     /// The agent's environment: the exec plugin runs with it (plus the kubeconfig's `env`).
-    public var environment: [String: String]
-    public var nodeName: String
+    package var environment: [String: String]
+    var nodeName: String
     /// `--register-node`: create (or reconcile) the Node object ourselves instead of waiting for
     /// the kubelet to register it.
-    public var register = false
+    package var register = false
     /// `--wait-ready`: wait until the node's `Ready` condition is `True`.
-    public var waitReady = false
-    /// One deadline for everything (registration and readiness).
-    public var timeout: Duration = .seconds(300)
+    package var waitReady = false
+    /// One deadline for everything (registration and readiness), the exec plugin's runs included.
+    package var timeout: Duration = .seconds(300)
     /// Between two polls of the node, and the first pause before retrying a failed request.
-    public var pollInterval: Duration = .seconds(1)
+    package var pollInterval: Duration = .seconds(1)
     /// Between two progress lines while waiting.
-    public var progressInterval: Duration = .seconds(10)
+    package var progressInterval: Duration = .seconds(10)
     /// Bound on each API request.
-    public var requestTimeout: Duration = .seconds(10)
-    public var node: DesiredNode
+    package var requestTimeout: Duration = .seconds(10)
+    var node: DesiredNode
 
-    public init(root: String?, environment: [String: String], nodeName: String, node: DesiredNode) {
+    package init(root: String?, environment: [String: String], nodeName: String, node: DesiredNode) {
         self.root = root
         self.environment = environment
         self.nodeName = nodeName
@@ -114,8 +115,9 @@ public struct RegistrationOptions: Sendable {
 }
 
 /// What `confirm` found and did.
-public struct RegistrationResult: Sendable, Equatable, Codable {
-    public enum Action: String, Sendable, Codable {
+package struct RegistrationResult: Sendable, Equatable {
+    /// status.json's `node.registration`.
+    package enum Action: String, Sendable {
         /// `--register-node`: the Node did not exist; it was created.
         case created
         /// `--register-node`: the Node existed and was patched (``RegistrationResult/changes``).
@@ -126,22 +128,21 @@ public struct RegistrationResult: Sendable, Equatable, Codable {
         case found
     }
 
-    public var nodeName: String
-    public var action: Action
+    package var nodeName: String
+    package var action: Action
     /// What was changed (`label topology.kubernetes.io/zone`, `taint dedicated=infra:NoSchedule`, …).
-    public var changes: [String]
+    package var changes: [String]
     /// The node's `Ready` condition was `True` when `confirm` returned.
-    public var ready: Bool
+    package var ready: Bool
     /// The API server's version (`v1.31.0-eks-…`).
-    public var serverVersion: String
+    package var serverVersion: String
     /// Requests made (retries and polls included).
-    public var attempts: Int
+    package var attempts: Int
     /// Executions of the exec credential plugin.
-    public var tokenExecutions: Int
-    public var milliseconds: Int
+    package var tokenExecutions: Int
 
     /// One line for the phase timeline: `node ip-… created, Ready (3 requests)`.
-    public var summary: String {
+    var summary: String {
         var text = "node \(nodeName) \(action.rawValue)"
         if !changes.isEmpty { text += " (\(changes.joined(separator: ", ")))" }
         text += ready ? ", Ready" : ", not Ready yet"
@@ -157,10 +158,10 @@ enum RegistrationFailure {
 
 /// The register phase: the Node object exists (created or reconciled with `register`, else
 /// registered by the kubelet), and is Ready with `waitReady`, within one deadline.
-public struct NodeRegistration: Sendable {
-    public init() {}
+package struct NodeRegistration: Sendable {
+    package init() {}
 
-    public func confirm(options: RegistrationOptions, log: @Sendable (String) -> Void) async throws(NodeBootError)
+    package func confirm(options: RegistrationOptions, log: @Sendable (String) -> Void) async throws(NodeBootError)
         -> RegistrationResult
     {
         var run = try RegistrationRun(options: options)
@@ -211,6 +212,14 @@ struct RegistrationRun {
 
     init(options: RegistrationOptions) throws(NodeBootError) {
         self.options = options
+        guard Node.isValidName(options.nodeName) else {
+            throw NodeBootError(
+                .badInput,
+                "node name '\(options.nodeName)' is not a valid Kubernetes node name (a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', at most 253 characters)",
+                hint:
+                    "the node name is the instance's private DNS name, or its instance ID with the InstanceIdNodeName feature gate"
+            )
+        }
         paths = NodePaths(root: options.root)
         kubeconfigFile = paths.node(options.kubeconfigPath)
         let bytes: [UInt8]
@@ -231,7 +240,7 @@ struct RegistrationRun {
             caPEM = data
             caSource = "the kubeconfig's certificate-authority-data (\(kubeconfigFile))"
         } else if let path = kubeconfig.certificateAuthority {
-            let file = path.hasPrefix("/") ? paths.node(path) : Self.directory(of: kubeconfigFile) + "/" + path
+            let file = path.hasPrefix("/") ? paths.node(path) : Kubeconfig.directory(of: kubeconfigFile) + "/" + path
             do {
                 guard let read = try NodeFileSystem.read(file) else {
                     throw NodeBootError(
@@ -251,15 +260,12 @@ struct RegistrationRun {
         }
         if let exec = kubeconfig.exec {
             tokens = ExecTokenSource(
-                exec: exec, kubeconfigPath: kubeconfigFile, paths: paths, environment: options.environment)
+                exec: exec, kubeconfigPath: kubeconfigFile, paths: paths, environment: options.environment,
+                deadline: start + options.timeout)
         } else {
             tokens = nil
         }
         plan = try RegistrationPlan(options.node)
-    }
-
-    static func directory(of path: String) -> String {
-        path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
     }
 
     // MARK: The phase
@@ -281,17 +287,17 @@ struct RegistrationRun {
         } else {
             node = try await waitForNode(client, log: log)
             action = .found
-            log("register: node \(nodeName) is registered (\(Self.seconds(ContinuousClock.now - start)))")
+            log("register: node \(nodeName) is registered (\((ContinuousClock.now - start).tenthsOfSeconds) s)")
         }
         if options.waitReady && !node.isReady {
             node = try await waitForReady(client, node: node, log: log)
         }
-        if options.waitReady { log("register: node \(nodeName) is Ready (\(Self.seconds(ContinuousClock.now - start)))") }
-        let elapsed = ContinuousClock.now - start
+        if options.waitReady {
+            log("register: node \(nodeName) is Ready (\((ContinuousClock.now - start).tenthsOfSeconds) s)")
+        }
         return RegistrationResult(
             nodeName: nodeName, action: action, changes: changes, ready: node.isReady, serverVersion: version,
-            attempts: attempts, tokenExecutions: await tokens?.executions ?? 0,
-            milliseconds: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000))
+            attempts: attempts, tokenExecutions: await tokens?.executions ?? 0)
     }
 
     /// `--register-node`: create the Node as the kubelet would, or reconcile the one that exists.
@@ -340,15 +346,20 @@ struct RegistrationRun {
         }
     }
 
-    /// Patches what differs from the plan (labels and spec, then status); a 409 Conflict (the
-    /// object changed since it was read) reads it again, at most three times.
+    /// Patches what differs from the plan (labels and spec, then status) until nothing does: the
+    /// node each patch returns is compared again. A 409 Conflict (the object changed since it was
+    /// read) reads it again, at most three times; a patch the server does not keep (an admission
+    /// webhook or controller reverting it) is given up after three rounds.
     mutating func reconcile(_ client: KubeClient, _ existing: Node, log: @Sendable (String) -> Void)
         async throws(NodeBootError) -> (Node, RegistrationResult.Action, [String])
     {
         let name = nodeName
+        let limit = 3
         var current = existing
         var changes: [String] = []
-        for _ in 0..<3 {
+        var conflicts = 0
+        var rounds = 0
+        while true {
             if let other = current.spec?.providerID, !other.isEmpty, other != plan.providerID {
                 throw NodeBootError(
                     RegistrationFailure.code,
@@ -362,11 +373,26 @@ struct RegistrationRun {
                 if changes.isEmpty { log("register: node \(name) exists and is as desired") }
                 return (current, changes.isEmpty ? .unchanged : .reconciled, changes)
             }
+            guard rounds < limit else {
+                throw NodeBootError(
+                    RegistrationFailure.code,
+                    "node \(name) still differs after \(limit) patches: \(diff.changes.joined(separator: ", "))",
+                    hint:
+                        "the API server accepts the patch but the Node does not keep it: an admission webhook or a controller reverts it; look for one that manages Node labels, taints or status"
+                )
+            }
             if let patch = diff.objectPatch {
                 let result = try await callResult(client, log: log, "PATCH node", accepting: [.conflict]) {
                     client async throws(KubeError) in try await client.patchNode(name, mergePatch: patch)
                 }
                 guard case .success(let patched) = result else {
+                    conflicts += 1
+                    guard conflicts < limit else {
+                        throw NodeBootError(
+                            RegistrationFailure.code,
+                            "node \(name) kept changing while it was being reconciled (\(conflicts) conflicts)",
+                            hint: "another agent is updating this Node object; run nodeboot init again")
+                    }
                     log("register: node \(name) changed while being reconciled; reading it again")
                     guard
                         let fresh = try await call(
@@ -389,12 +415,10 @@ struct RegistrationRun {
                     try await client.patchNode(name, mergePatch: patch, status: true)
                 }
             }
-            changes += diff.changes
+            rounds += 1
+            changes += diff.changes.filter { !changes.contains($0) }
             log("register: reconciled node \(name): \(diff.changes.joined(separator: ", "))")
         }
-        throw NodeBootError(
-            RegistrationFailure.code, "node \(name) kept changing while it was being reconciled (3 conflicts)",
-            hint: "another agent is updating this Node object; run nodeboot init again")
     }
 
     /// Without `--register-node`: poll until the kubelet has registered the node.
@@ -416,7 +440,7 @@ struct RegistrationRun {
             if now >= deadline {
                 throw NodeBootError(
                     RegistrationFailure.code,
-                    "node \(name) did not register with the API server \(kubeconfig.server) within \(Self.seconds(options.timeout))",
+                    "node \(name) did not register with the API server \(kubeconfig.server) within \(options.timeout.tenthsOfSeconds) s",
                     hint:
                         "the kubelet did not register: check 'journalctl -u kubelet' (is it running, can it reach the API server, is its node name \(name)?); --register-node creates the Node object without the kubelet"
                 )
@@ -442,7 +466,7 @@ struct RegistrationRun {
             if now >= deadline {
                 throw NodeBootError(
                     RegistrationFailure.code,
-                    "node \(name) is registered but was not Ready within \(Self.seconds(options.timeout)) (\(Self.readiness(latest)))",
+                    "node \(name) is registered but was not Ready within \(options.timeout.tenthsOfSeconds) s (\(Self.readiness(latest)))",
                     hint:
                         "the kubelet reports readiness: check 'journalctl -u kubelet' and the container runtime and network plugin (journalctl -u containerd); a node is Ready once its CNI is"
                 )
@@ -536,15 +560,7 @@ struct RegistrationRun {
     }
 
     func progress(_ now: ContinuousClock.Instant) -> String {
-        "\(Self.seconds(now - start)) of \(Self.seconds(options.timeout))"
-    }
-
-    /// `12 s`, or `0.5 s` below ten seconds.
-    static func seconds(_ duration: Duration) -> String {
-        let (whole, attoseconds) = duration.components
-        if whole >= 10 || attoseconds == 0 { return "\(whole) s" }
-        let tenths = Int((Double(whole) * 10 + Double(attoseconds) / 1e17).rounded())
-        return "\(tenths / 10).\(tenths % 10) s"
+        "\((now - start).tenthsOfSeconds) s of \(options.timeout.tenthsOfSeconds) s"
     }
 
     // MARK: Explanations
@@ -553,7 +569,8 @@ struct RegistrationRun {
     func explain(_ error: KubeError, failures: Int) -> NodeBootError {
         let server = kubeconfig.server
         let host = URL(string: server)?.host() ?? server
-        let retried = failures > 1 ? " (after \(failures) attempts in \(Self.seconds(ContinuousClock.now - start)))" : ""
+        let retried =
+            failures > 1 ? " (after \(failures) attempts in \((ContinuousClock.now - start).tenthsOfSeconds) s)" : ""
         switch error.kind {
         case .unauthorized:
             return NodeBootError(
@@ -600,6 +617,10 @@ struct RegistrationRun {
             return NodeBootError(.internal, "node registration was cancelled", cause: error)
         case .configuration:
             return NodeBootError(.badInput, "kubeconfig \(kubeconfigFile): \(error.message)", cause: error)
+        case .invalidName:
+            return NodeBootError(
+                .badInput, "\(error.request): \(error.message)",
+                hint: "the node name is the instance's private DNS name, or its instance ID", cause: error)
         default:
             var message = "the API server \(server) failed \(error.request)\(retried): "
             message += error.status.map { "\($0) " } ?? ""
@@ -636,8 +657,8 @@ struct RegistrationRun {
             let end = text[begin.upperBound...].firstRange(of: "-----END CERTIFICATE-----"),
             let der = Data(base64Encoded: text[begin.upperBound..<end.lowerBound].filter { !$0.isWhitespace })
         else { return nil }
-        let digits = Array("0123456789ABCDEF")
-        return SHA256.hash(data: der).map { "\(digits[Int($0 >> 4)])\(digits[Int($0 & 0xf)])" }.joined(separator: ":")
+        let hex = Array(SigV4Signer.hexSHA256(Array(der)).uppercased())
+        return stride(from: 0, to: hex.count, by: 2).map { String(hex[$0..<$0 + 2]) }.joined(separator: ":")
     }
 }
 
@@ -786,15 +807,15 @@ struct RegistrationPlan: Sendable, Equatable {
 
 /// The kubelet's flags as systemd passes `$NODEADM_KUBELET_ARGS`: split at whitespace;
 /// `--flag=value` or `--flag value`.
-public struct KubeletFlags: Sendable {
-    public var words: [String]
+struct KubeletFlags: Sendable {
+    var words: [String]
 
-    public init(_ flags: [String]) {
+    init(_ flags: [String]) {
         words = flags.flatMap { $0.split(whereSeparator: \.isWhitespace).map(String.init) }
     }
 
     /// Every value given to `name`, in order.
-    public func values(_ name: String) -> [String] {
+    func values(_ name: String) -> [String] {
         var result: [String] = []
         var index = 0
         while index < words.count {
@@ -810,11 +831,11 @@ public struct KubeletFlags: Sendable {
         return result
     }
 
-    public func last(_ name: String) -> String? { values(name).last }
+    func last(_ name: String) -> String? { values(name).last }
 
     /// `--node-labels=k=v,k2=v2`: every occurrence, later keys winning (the kubelet's map flag
     /// accumulates).
-    public func nodeLabels() throws(NodeBootError) -> [String: String] {
+    func nodeLabels() throws(NodeBootError) -> [String: String] {
         var labels: [String: String] = [:]
         for value in values("--node-labels") {
             for pair in value.split(separator: ",") where !pair.isEmpty {
@@ -831,7 +852,7 @@ public struct KubeletFlags: Sendable {
 
     /// `--register-with-taints=key=value:Effect,key2:Effect`: the last occurrence (the flag is
     /// set, not appended).
-    public func taints() throws(NodeBootError) -> [Node.Taint] {
+    func taints() throws(NodeBootError) -> [Node.Taint] {
         guard let value = last("--register-with-taints") else { return [] }
         var taints: [Node.Taint] = []
         for spec in value.split(separator: ",") where !spec.isEmpty {

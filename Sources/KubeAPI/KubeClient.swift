@@ -27,7 +27,7 @@ public final class KubeClient: Sendable {
     ///   - endpoint: `https://…` (the kubeconfig's `server`).
     ///   - caPEM: the CA bundle to trust, alone; nil trusts the system's roots.
     ///   - token: the bearer token, asked for on every request (cache it).
-    ///   - requestTimeout: bound on each request, connect and TLS included.
+    ///   - requestTimeout: bound on each request, connect, TLS and the whole response body included.
     public init(
         endpoint: String, caPEM: [UInt8]?, token: @escaping @Sendable () async throws -> String,
         requestTimeout: Duration
@@ -60,7 +60,10 @@ public final class KubeClient: Sendable {
         configuration.redirectConfiguration = .disallow
         configuration.httpVersion = .http1Only
         configuration.decompression = .disabled
-        configuration.timeout = .init(connect: Self.timeAmount(requestTimeout))
+        // The whole request, body included, is bounded in `send`; `read` (a pause between two reads)
+        // is only the backstop that closes the connection should that bound not stop the read.
+        configuration.timeout = .init(
+            connect: Self.timeAmount(requestTimeout), read: Self.timeAmount(requestTimeout * 2))
         // Fail a request with the connection's own error (refused, DNS, TLS) at once instead of
         // retrying the connection until the deadline: the caller retries, and explains.
         configuration.connectionPool.retryConnectionEstablishment = false
@@ -81,14 +84,15 @@ public final class KubeClient: Sendable {
     /// `GET /version`: the server's `gitVersion` (`v1.31.0-eks-…`).
     public func version() async throws(KubeError) -> String {
         struct Version: Decodable { var gitVersion: String }
-        let (request, body) = try await send(.GET, "/version", expect: [200])
+        let (request, body) = try await get("/version")
         return try Self.decode(Version.self, body, request: request).gitVersion
     }
 
     /// `GET /api/v1/nodes/NAME`; nil when there is no such node.
     public func node(named name: String) async throws(KubeError) -> Node? {
+        let path = try nodePath(name)
         do {
-            let (request, body) = try await send(.GET, Self.nodePath(name), expect: [200])
+            let (request, body) = try await get(path)
             return try Self.decode(Node.self, body, request: request)
         } catch  where error.kind == .notFound {
             return nil
@@ -106,7 +110,7 @@ public final class KubeClient: Sendable {
     /// `PATCH /api/v1/nodes/NAME[/status]` with a JSON merge patch (RFC 7386). With `status`,
     /// the status subresource (only `status` changes, as the kubelet reports it).
     public func patchNode(_ name: String, mergePatch: [UInt8], status: Bool = false) async throws(KubeError) -> Node {
-        let path = Self.nodePath(name) + (status ? "/status" : "")
+        let path = try nodePath(name) + (status ? "/status" : "")
         let (request, body) = try await send(
             .PATCH, path, body: mergePatch, contentType: "application/merge-patch+json", expect: [200])
         return try Self.decode(Node.self, body, request: request)
@@ -115,36 +119,33 @@ public final class KubeClient: Sendable {
     /// A merge patch given as a Node: its nil fields are left out, so they do not change (lists
     /// given, such as `spec.taints` or `status.addresses`, replace the server's whole list).
     public func patchNode(_ name: String, mergePatch: Node, status: Bool = false) async throws(KubeError) -> Node {
-        let bytes = try Self.encode(mergePatch, request: "PATCH \(endpoint)\(Self.nodePath(name))")
+        let path = try nodePath(name)
+        let bytes = try Self.encode(mergePatch, request: "PATCH \(endpoint)\(path)")
         return try await patchNode(name, mergePatch: bytes, status: status)
     }
 
     // MARK: Transport
 
-    static func nodePath(_ name: String) -> String {
-        "/api/v1/nodes/" + percentEncoded(name)
-    }
-
-    /// Node names are RFC 1123 subdomains; anything else is escaped rather than trusted.
-    static func percentEncoded(_ text: String) -> String {
-        var result = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                UInt8(ascii: "~"):
-                result.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = Array("0123456789ABCDEF".utf8)
-                result += "%" + String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 0xf)]], as: UTF8.self)
-            }
+    /// `/api/v1/nodes/NAME`, for a name the API server accepts (so it needs no escaping).
+    func nodePath(_ name: String) throws(KubeError) -> String {
+        guard Node.isValidName(name) else {
+            throw KubeError(
+                .invalidName, request: "\(endpoint)/api/v1/nodes",
+                message:
+                    "'\(name)' is not a valid node name (lowercase letters, digits, '-' and '.', at most 253 characters, starting and ending with a letter or digit)"
+            )
         }
-        return result
+        return "/api/v1/nodes/" + name
     }
 
     static func timeAmount(_ duration: Duration) -> TimeAmount {
         let (seconds, attoseconds) = duration.components
         return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    /// `GET path` (with its query), answered 200.
+    func get(_ path: String) async throws(KubeError) -> (request: String, body: [UInt8]) {
+        try await send(.GET, path, expect: [200])
     }
 
     /// One request; a status outside `expect` becomes the ``KubeError`` the `Status` body explains.
@@ -172,15 +173,38 @@ public final class KubeClient: Sendable {
         }
         let status: Int
         let received: [UInt8]
+        let deadline = ContinuousClock.now + requestTimeout
         do {
+            // AsyncHTTPClient's deadline ends with the response head; the body gets the rest.
             let response = try await http.execute(outgoing, timeout: Self.timeAmount(requestTimeout))
             status = Int(response.status.code)
-            received = Array(buffer: try await response.body.collect(upTo: Self.maxResponseBytes))
+            received = try await Self.collect(response.body, until: deadline, request: request)
         } catch {
             throw Self.classify(error, request: request, host: host)
         }
         guard expect.contains(status) else { throw Self.statusError(status, received, request: request) }
         return (request, received)
+    }
+
+    /// The whole body, or a timeout error at `deadline` (a server that sent the head, then
+    /// stalled or trickles): reading stops, which closes the connection.
+    static func collect(_ body: HTTPClientResponse.Body, until deadline: ContinuousClock.Instant, request: String)
+        async throws -> [UInt8]
+    {
+        try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+            group.addTask { Array(buffer: try await body.collect(upTo: maxResponseBytes)) }
+            group.addTask {
+                try await Task.sleep(until: deadline, clock: .continuous)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let bytes = first else {
+                throw KubeError(
+                    .unreachable(.timeout), request: request,
+                    message: "the answer's body did not arrive in time (the server sent the head, then stalled)")
+            }
+            return bytes
+        }
     }
 
     /// The API server's `Status` body, for the message and reason.

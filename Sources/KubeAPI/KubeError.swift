@@ -38,6 +38,8 @@ public struct KubeError: Error, Sendable, Equatable, CustomStringConvertible {
         case credentials
         /// The client cannot be built (endpoint not https, no certificate in the CA PEM).
         case configuration
+        /// The node name is not one the API server accepts (``Node/isValidName(_:)``); nothing was sent.
+        case invalidName
         /// The task was cancelled.
         case cancelled
     }
@@ -81,7 +83,7 @@ public struct KubeError: Error, Sendable, Equatable, CustomStringConvertible {
         switch kind {
         case .configuration:
             return "Kubernetes API client for \(request): \(message)"
-        case .unreachable, .tls, .credentials, .cancelled, .invalidResponse:
+        case .unreachable, .tls, .credentials, .cancelled, .invalidResponse, .invalidName:
             return "\(request): \(message)"
         default:
             let status = self.status.map { "\($0) " } ?? ""

@@ -117,4 +117,20 @@ public struct Node: Codable, Sendable, Equatable {
 
     /// The `Ready` condition is `True`.
     public var isReady: Bool { condition("Ready")?.status == "True" }
+
+    /// A name the API server accepts for a Node: a DNS-1123 subdomain (lowercase letters, digits,
+    /// `-` and `.`, at most 253 characters; each dot-separated part starts and ends with a letter
+    /// or digit), as `IsDNS1123Subdomain` checks it.
+    public static func isValidName(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 253 else { return false }
+        return name.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).allSatisfy { part in
+            func isAlphanumeric(_ byte: UInt8) -> Bool {
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            }
+            guard let first = part.first, let last = part.last, isAlphanumeric(first), isAlphanumeric(last) else {
+                return false
+            }
+            return part.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") }
+        }
+    }
 }

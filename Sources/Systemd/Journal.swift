@@ -1,33 +1,34 @@
 import CSystemd
 import Glibc
 
-/// The systemd journal (sd-journal): structured entries written over journald's socket, and a
-/// unit's last messages read back for error reports.
-public enum Journal {
+/// The systemd journal (sd-journal): entries written over journald's socket, and a unit's last
+/// messages read back for error reports.
+enum Journal {
     /// syslog priorities, as journald stores them in `PRIORITY=`.
-    public enum Priority: Int32, Sendable, CaseIterable {
+    enum Priority: Int32, Sendable, CaseIterable {
         case emergency = 0, alert, critical, error, warning, notice, info, debug
     }
 
     /// journald's socket for native-protocol entries (`sd_journal_sendv` sends there).
     static let socketPath = "/run/systemd/journal/socket"
 
-    /// The identifier of every entry nodeboot writes (`journalctl -t nodeboot`).
-    public static let identifier = "nodeboot"
+    /// The identifier of structured entries (`journalctl -t nodeboot`). Plain messages get the
+    /// program's name, which is `nodeboot` too.
+    static let identifier = "nodeboot"
 
     /// Fields `send` sets itself: a caller field with one of these names is renamed `NODEBOOT_…`.
     static let reservedFields: Set<String> = ["MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER"]
 
     /// Whether entries sent now would reach a journald: the host was booted with systemd and
     /// journald's socket exists.
-    public static var isAvailable: Bool {
+    static var isAvailable: Bool {
         sd_booted() > 0 && access(socketPath, F_OK) == 0
     }
 
     /// Whether this process's stderr is connected to the journal already (systemd sets
     /// `JOURNAL_STREAM=<dev>:<inode>` for a unit whose output goes to journald): anything written
     /// to stderr then becomes a journal entry, and writing the same message twice is noise.
-    public static var stderrIsJournal: Bool {
+    static var stderrIsJournal: Bool {
         stderrIsJournal(journalStream: getenv("JOURNAL_STREAM").map { String(cString: $0) }, descriptor: 2)
     }
 
@@ -41,13 +42,20 @@ public enum Journal {
         return UInt64(status.st_dev) == device && UInt64(status.st_ino) == inode
     }
 
-    /// Sends one structured entry: `MESSAGE`, `PRIORITY`, `SYSLOG_IDENTIFIER=nodeboot` and
-    /// `fields` (names made valid by `fieldName`). Returns whether it was sent to journald;
-    /// without a journald (no socket) it returns false at once. Values may contain newlines.
+    /// Sends one entry. Without `fields` it is a plain message (`sd_journal_print`: `MESSAGE`,
+    /// `PRIORITY`, `SYSLOG_IDENTIFIER` the program's name, trailing whitespace dropped); with
+    /// them, a structured entry (`sd_journal_sendv`): `MESSAGE`, `PRIORITY`,
+    /// `SYSLOG_IDENTIFIER=nodeboot` and `fields` (names made valid by `fieldName`). Returns whether
+    /// it was sent to journald; without a journald (no socket) it returns false at once. Values
+    /// may contain newlines.
     @discardableResult
-    public static func send(_ message: String, priority: Priority, fields: [(name: String, value: String)] = []) -> Bool {
-        // sd_journal_sendv reports success when journald's socket is missing (it drops the entry).
+    static func send(_ message: String, priority: Priority, fields: [(name: String, value: String)] = []) -> Bool {
+        // Both report success when journald's socket is missing (they drop the entry).
         guard access(socketPath, F_OK) == 0 else { return false }
+        // sd_journal_print drops a message that is empty once trailing whitespace is cut: send it whole.
+        if fields.isEmpty && !message.allSatisfy(\.isWhitespace) {
+            return csd_journal_print(priority.rawValue, message) >= 0
+        }
         var buffer: [UInt8] = []
         var ranges: [Range<Int>] = []
         for item in entry(message, priority: priority, fields: fields) {
@@ -72,7 +80,7 @@ public enum Journal {
     /// A valid journal field name for `key`: uppercase ASCII letters, digits and `_`, starting
     /// with a letter, at most 64 characters. Anything else becomes `_`; a name that does not
     /// start with a letter, or that `send` sets itself, gets the prefix `NODEBOOT_`.
-    public static func fieldName(_ key: String) -> String {
+    static func fieldName(_ key: String) -> String {
         var name = String(
             String.UnicodeScalarView(
                 key.unicodeScalars.map { scalar -> Unicode.Scalar in
@@ -91,13 +99,30 @@ public enum Journal {
 
 /// Reads the journal (sd-journal): the local machine's, or the files under a directory.
 /// One reader is not thread-safe; open one where needed.
-public final class JournalReader {
+final class JournalReader {
+    /// Which of a unit's entries to read.
+    struct Filter: Equatable {
+        /// Only this invocation's entries (32 hex digits): the unit's processes'
+        /// (`_SYSTEMD_INVOCATION_ID`) and systemd's about it (`INVOCATION_ID`).
+        var invocation: String?
+        /// Without `invocation`: only entries of this boot (`_BOOT_ID`, 32 hex digits)…
+        var boot: String?
+        /// …and only those received at or after this time (microseconds since the epoch).
+        var since: UInt64?
+
+        init(invocation: String? = nil, boot: String? = nil, since: UInt64? = nil) {
+            self.invocation = invocation
+            self.boot = boot
+            self.since = since
+        }
+    }
+
     private let journal: OpaquePointer
     private let source: String
 
     /// Opens the local journal (`directory` nil: `/run/log/journal` and `/var/log/journal`) or the
     /// journal files under `directory` (`journalctl --directory`).
-    public init(directory: String? = nil) throws(SystemdError) {
+    init(directory: String? = nil) throws(SystemdError) {
         var journal: OpaquePointer?
         let r: Int32
         if let directory {
@@ -120,25 +145,43 @@ public final class JournalReader {
         sd_journal_close(journal)
     }
 
-    /// The last `count` messages of `unit`, oldest first: what the unit's processes wrote
-    /// (`_SYSTEMD_UNIT=`) and what others wrote about it (`UNIT=`, e.g. systemd's "Failed with
-    /// result 'exit-code'"). Each line is `<UTC time> <identifier>[<pid>]: <message>`, control
-    /// characters escaped.
-    public func lines(unit: String, count: Int) throws(SystemdError) -> [String] {
+    /// The last `count` messages of `unit` that `filter` lets through, oldest first: what the
+    /// unit's processes wrote (`_SYSTEMD_UNIT=`) and what others wrote about it (`UNIT=`, e.g.
+    /// systemd's "Failed with result 'exit-code'"), or with `filter.invocation` what belongs to
+    /// that run. Each line is `<UTC time> <identifier>[<pid>]: <message>`, control characters
+    /// escaped.
+    func lines(unit: String, count: Int, filter: Filter = Filter()) throws(SystemdError) -> [String] {
         guard count > 0 else { return [] }
         sd_journal_flush_matches(journal)
-        try check(add("_SYSTEMD_UNIT=" + unit), "sd_journal_add_match _SYSTEMD_UNIT=\(unit)")
-        try check(sd_journal_add_disjunction(journal), "sd_journal_add_disjunction")
-        try check(add("UNIT=" + unit), "sd_journal_add_match UNIT=\(unit)")
+        if let invocation = filter.invocation {
+            try match("_SYSTEMD_INVOCATION_ID=" + invocation)
+            try check(sd_journal_add_disjunction(journal), "sd_journal_add_disjunction")
+            try match("INVOCATION_ID=" + invocation)
+        } else {
+            try match("_SYSTEMD_UNIT=" + unit)
+            try check(sd_journal_add_disjunction(journal), "sd_journal_add_disjunction")
+            try match("UNIT=" + unit)
+            if let boot = filter.boot {
+                try check(sd_journal_add_conjunction(journal), "sd_journal_add_conjunction")
+                try match("_BOOT_ID=" + boot)
+            }
+        }
         try check(sd_journal_seek_tail(journal), "sd_journal_seek_tail")
         var lines: [String] = []
         while lines.count < count {
             let r = sd_journal_previous(journal)
             try check(r, "sd_journal_previous")
             if r == 0 { break }
-            lines.append(currentLine())
+            var usec: UInt64 = 0
+            let timed = sd_journal_get_realtime_usec(journal, &usec) >= 0
+            if filter.invocation == nil, let since = filter.since, timed, usec < since { break }
+            lines.append(currentLine(realtime: timed ? usec : nil))
         }
         return lines.reversed()
+    }
+
+    private func match(_ match: String) throws(SystemdError) {
+        try check(add(match), "sd_journal_add_match \(match)")
     }
 
     private func add(_ match: String) -> Int32 {
@@ -152,12 +195,11 @@ public final class JournalReader {
     }
 
     /// The current entry as one line.
-    private func currentLine() -> String {
+    private func currentLine(realtime: UInt64?) -> String {
         let message = field("MESSAGE") ?? ""
         let identifier = field("SYSLOG_IDENTIFIER") ?? field("_COMM") ?? "?"
         let pid = field("_PID").map { "[\($0)]" } ?? ""
-        var usec: UInt64 = 0
-        let time = sd_journal_get_realtime_usec(journal, &usec) >= 0 ? Self.utc(usec) : "?"
+        let time = realtime.map(Self.utc) ?? "?"
         return "\(time) \(identifier)\(pid): \(Self.escaped(message))"
     }
 

@@ -3,33 +3,44 @@ public import Logging
 import Synchronization
 
 /// nodeboot's swift-log handler: each message goes to stderr as `nodeboot: <message> key=value…`
-/// (cloud-init and the unit's journal stream capture it) and, on a systemd host, to the journal
-/// as a structured entry: `MESSAGE`, `PRIORITY`, `SYSLOG_IDENTIFIER=nodeboot`, and the metadata
-/// as fields (`phase`, `duration`, `file`, `unit` → `NODEBOOT_PHASE`, `NODEBOOT_DURATION_MS`,
-/// `NODEBOOT_FILE`, `NODEBOOT_UNIT`; other keys uppercased, e.g. `instance-id` → `INSTANCE_ID`).
-/// When stderr already is the journal (`JOURNAL_STREAM`), the stderr copy is left out (unless
-/// journald refused the entry).
-/// Only the message and the metadata are written: no source locations, no attached errors.
+/// (cloud-init and the unit's journal stream capture it) and/or, on a systemd host, to the
+/// journal: a plain message without metadata, otherwise a structured entry with `MESSAGE`,
+/// `PRIORITY`, `SYSLOG_IDENTIFIER=nodeboot`, and the metadata as fields (`phase`, `duration`,
+/// `file`, `unit` → `NODEBOOT_PHASE`, `NODEBOOT_DURATION_MS`, `NODEBOOT_FILE`, `NODEBOOT_UNIT`;
+/// other keys uppercased, e.g. `instance-id` → `INSTANCE_ID`). A message journald refused goes to
+/// stderr instead. Only the message and the metadata are written: no source locations, no
+/// attached errors. `handler(terminalLevel:)` makes the process's handler.
 public struct JournalLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
     public var metadataProvider: Logger.MetadataProvider?
 
-    /// Send structured entries to journald.
-    public let toJournal: Bool
+    /// Send entries to journald.
+    let toJournal: Bool
     /// Write lines to stderr.
-    public let toStandardError: Bool
+    let toStandardError: Bool
 
-    public init(toJournal: Bool, toStandardError: Bool, metadataProvider: Logger.MetadataProvider? = nil) {
+    init(toJournal: Bool, toStandardError: Bool, logLevel: Logger.Level = .info) {
         self.toJournal = toJournal
         self.toStandardError = toStandardError
-        self.metadataProvider = metadataProvider
+        self.logLevel = logLevel
     }
 
-    /// The handler for this process, for `LoggingSystem.bootstrap(JournalLogHandler.bootstrap)`:
-    /// journal entries when a journald is there, stderr unless stderr is the journal.
-    public static func bootstrap(label: String) -> any LogHandler {
-        JournalLogHandler(toJournal: destinations.journal, toStandardError: !destinations.stderrIsJournal)
+    /// The handler of this process, for `Logger(label:factory:)` or `LoggingSystem.bootstrap`:
+    /// everything from `info` to the journal (with fields) when there is a journald;
+    /// `terminalLevel` and above also to stderr, unless stderr is the journal already
+    /// (`JOURNAL_STREAM`).
+    public static func handler(terminalLevel: Logger.Level = .notice) -> any LogHandler {
+        handler(
+            terminalLevel: terminalLevel, journal: destinations.journal, stderrIsJournal: destinations.stderrIsJournal)
+    }
+
+    /// `handler(terminalLevel:)` with the destinations given.
+    static func handler(terminalLevel: Logger.Level, journal: Bool, stderrIsJournal: Bool) -> MultiplexLogHandler {
+        MultiplexLogHandler([
+            JournalLogHandler(toJournal: journal, toStandardError: false, logLevel: .info),
+            JournalLogHandler(toJournal: false, toStandardError: !stderrIsJournal, logLevel: terminalLevel),
+        ])
     }
 
     /// Looked up once per process.

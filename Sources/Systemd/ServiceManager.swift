@@ -42,7 +42,7 @@ public struct SystemdError: Error, Sendable, Equatable, CustomStringConvertible 
     public var code: Code
     public var unit: String?
     public var message: String
-    /// The unit's last journal lines (already read when the error is made), oldest first.
+    /// The journal lines of the failed run (already read when the error is made), oldest first.
     public var journal: [String]
 
     public init(_ code: Code, unit: String? = nil, _ message: String, journal: [String] = []) {
@@ -66,10 +66,9 @@ public protocol ServiceManager: Sendable {
     func state(of unit: String) throws(SystemdError) -> UnitState
 
     /// Queues `operation` for `unit` in mode `replace`, waits until the job finished and the unit
-    /// is `active` (`inactive` for stop), all within `timeout`. A failed job or unit throws
-    /// `.unitFailed` with the unit's last journal lines; running out of time throws `.timeout`.
+    /// is `active` (`inactive` for stop), all within `timeout`. `inactive` after a start counts
+    /// only for a `Type=oneshot` service that ran and exited with success. A failed job or unit,
+    /// or a start skipped because a condition failed, throws `.unitFailed` with the run's last
+    /// journal lines; running out of time throws `.timeout`.
     func perform(_ operation: UnitOperation, unit: String, timeout: Duration) throws(SystemdError) -> UnitState
-
-    /// The unit's last `lines` journal messages, oldest first (empty when there is no journal).
-    func journal(unit: String, lines: Int) -> [String]
 }

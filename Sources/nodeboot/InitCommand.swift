@@ -127,13 +127,7 @@ struct Init: AsyncParsableCommand {
     /// above (what is done to units, registration progress) also to stderr, unless stderr is the
     /// journal. The phase timeline is printed at the end anyway.
     static func logger() -> Logger {
-        let journal = Journal.isAvailable
-        let stderrIsJournal = Journal.stderrIsJournal
-        return Logger(label: "nodeboot") { _ in
-            var terminal = JournalLogHandler(toJournal: false, toStandardError: !stderrIsJournal)
-            terminal.logLevel = .notice
-            return MultiplexLogHandler([JournalLogHandler(toJournal: journal, toStandardError: false), terminal])
-        }
+        Logger(label: "nodeboot") { _ in JournalLogHandler.handler(terminalLevel: .notice) }
     }
 
     func run() async throws {

@@ -131,6 +131,21 @@ struct InitServiceTests {
         }
     }
 
+    @Test("--dry-run says which units the change would restart, and asks nothing of systemd")
+    func dryRunNamesUnits() async throws {
+        try await Self.withNode { node in
+            _ = try await node.run().get()
+            try node.write("  kubelet:\n    flags: [--v=4]")
+            node.manager.clearCalls()
+            var options = node.options()
+            options.dryRun = true
+            let report = try await node.run(options).get()
+            #expect(node.manager.calls.isEmpty)
+            #expect(report.notes.contains { $0.hasPrefix("the run phase would restart kubelet.service") })
+            #expect(!report.notes.contains { $0.contains("containerd.service") || $0.contains("daemon-reload") })
+        }
+    }
+
     @Test("a containerd setting changes: only containerd restarts")
     func containerdChange() async throws {
         try await Self.withNode { node in

@@ -2,35 +2,58 @@ import Bootstrap
 import ExecCredential
 import Foundation
 import KubeAPI
+import NodeConfig
+import NodeRender
 import SigV4
 import Synchronization
 import TestSupport
 import Testbed
 import Testing
 
-/// The register phase end to end: a node root with the kubeconfig `init` writes (its exec plugin
-/// a script printing a real `k8s-aws-v1` token of the instance role), against the testbed's
-/// API server.
+/// The register phase end to end: a node root with the kubeconfig `init` writes (the real
+/// renderer's, its exec plugin a script printing a real `k8s-aws-v1` token of the instance role),
+/// against the testbed's API server.
 @Suite("node registration against the testbed API server")
 struct NodeRegistrationFlowTests {
     static let nodeName = "ip-172-16-34-43.us-west-2.compute.internal"
     static let providerID = "aws:///us-west-2f/i-1234567890abcdef0"
     static let helper = "/usr/local/bin/test-token-helper"
 
-    /// A node root: CA, kubeconfig (nodeadm's layout) and the token plugin, which records each
-    /// run (arguments, `KUBERNETES_EXEC_INFO`, the kubeconfig's env) in `runs.log`.
+    /// A node root: CA, kubeconfig (as `init` renders it) and the token plugin, which records each
+    /// run (arguments and `KUBERNETES_EXEC_INFO`) in `runs.log`.
     struct NodeRoot {
         var testbed: Testbed
         var root: String
         var runsFile: String { root + "/runs.log" }
-        var caFile: String { root + "/etc/kubernetes/pki/ca.crt" }
+        var caFile: String { root + KubeletConfig.caPath }
 
         func runs() -> [String] {
+            // No file: the plugin never ran.
             ((try? String(contentsOfFile: runsFile, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
         }
 
-        /// Replaces the plugin: it prints `token` (a fresh instance-role token when nil), or fails.
-        func writePlugin(token: String? = nil, exitStatus: Int = 0, stderr: String = "") throws {
+        /// Renders the kubeconfig `init` writes, for `server` (the testbed's by default), its exec
+        /// plugin `plugin` (the test's script by default).
+        func writeKubeconfig(server: String? = nil, plugin: String? = nil) throws {
+            var config = NodeConfig()
+            config.spec.cluster.name = testbed.kubeClusterName
+            config.spec.cluster.apiServerEndpoint = server ?? testbed.kubeEndpoint
+            var context = RenderContext(
+                config: config,
+                instance: InstanceDetails(
+                    id: "i-1234567890abcdef0", region: testbed.region, type: "m4.xlarge", availabilityZone: "us-west-2f",
+                    mac: "0e:49:61:0f:c3:11", privateDnsName: NodeRegistrationFlowTests.nodeName, nodeIP: "172.16.34.43"),
+                kubeletVersion: ComponentVersion(1, 31, 0), containerdVersion: ComponentVersion(1, 7, 27), maxPods: 58,
+                onlineCPUs: 4)
+            context.tokenHelper = .nodeboot
+            context.nodebootPath = plugin ?? NodeRegistrationFlowTests.helper
+            try Data(KubeletConfig.kubeconfig(context).utf8).write(
+                to: URL(fileURLWithPath: root + KubeletConfig.kubeconfigPath))
+        }
+
+        /// Replaces the plugin: it prints `token` (a fresh instance-role token when nil) after
+        /// `delay` seconds, or fails.
+        func writePlugin(token: String? = nil, exitStatus: Int = 0, stderr: String = "", delay: Int = 0) throws {
             let value =
                 try token
                 ?? ExecCredential.token(
@@ -38,8 +61,8 @@ struct NodeRegistrationFlowTests {
                     date: Date(), environment: [:])
             let document = ExecCredential.document(
                 apiVersion: ExecCredential.v1beta1, token: value, expiration: Date().addingTimeInterval(14 * 60))
-            var script =
-                "#!/bin/sh\nprintf '%s|%s|%s\\n' \"$*\" \"$KUBERNETES_EXEC_INFO\" \"$FROM_KUBECONFIG\" >> '\(runsFile)'\n"
+            var script = "#!/bin/sh\nprintf '%s|%s\\n' \"$*\" \"$KUBERNETES_EXEC_INFO\" >> '\(runsFile)'\n"
+            if delay > 0 { script += "sleep \(delay)\n" }
             if !stderr.isEmpty { script += "echo '\(stderr)' >&2\n" }
             if exitStatus != 0 {
                 script += "exit \(exitStatus)\n"
@@ -105,42 +128,6 @@ struct NodeRegistrationFlowTests {
         "--node-labels=team=infra,tier=system", "--register-with-taints", "dedicated=infra:NoSchedule,gpu:NoExecute",
     ]
 
-    static func kubeconfig(server: String, cluster: String) -> String {
-        """
-        ---
-        apiVersion: v1
-        kind: Config
-        clusters:
-          - name: kubernetes
-            cluster:
-              certificate-authority: /etc/kubernetes/pki/ca.crt
-              server: \(server)
-        current-context: kubelet
-        contexts:
-          - name: kubelet
-            context:
-              cluster: kubernetes
-              user: kubelet
-        users:
-          - name: kubelet
-            user:
-              exec:
-                apiVersion: client.authentication.k8s.io/v1beta1
-                command: \(helper)
-                args:
-                  - "token"
-                  - "--cluster-name"
-                  - "\(cluster)"
-                  - "--region"
-                  - "us-west-2"
-                env:
-                  - name: FROM_KUBECONFIG
-                    value: "yes"
-                interactiveMode: Never
-
-        """
-    }
-
     /// Starts a testbed and a node root for it; shuts the testbed down after `body`.
     static func withNode<T>(
         _ configuration: TestbedConfiguration = .default, _ body: (NodeRoot) async throws -> T
@@ -151,10 +138,9 @@ struct NodeRegistrationFlowTests {
             for directory in ["/etc/kubernetes/pki", "/var/lib/kubelet", "/usr/local/bin"] {
                 try FileManager.default.createDirectory(atPath: root + directory, withIntermediateDirectories: true)
             }
-            try Data(testbed.kubeCACertificatePEM.utf8).write(to: URL(fileURLWithPath: root + "/etc/kubernetes/pki/ca.crt"))
-            try Data(kubeconfig(server: testbed.kubeEndpoint, cluster: testbed.kubeClusterName).utf8).write(
-                to: URL(fileURLWithPath: root + "/var/lib/kubelet/kubeconfig"))
+            try Data(testbed.kubeCACertificatePEM.utf8).write(to: URL(fileURLWithPath: root + KubeletConfig.caPath))
             let node = NodeRoot(testbed: testbed, root: root)
+            try node.writeKubeconfig()
             try node.writePlugin()
             let result = try await body(node)
             try await testbed.shutdown()
@@ -230,7 +216,7 @@ struct NodeRegistrationFlowTests {
             // The plugin ran once, as kubectl runs it.
             #expect(
                 node.runs() == [
-                    #"token --cluster-name my-cluster --region us-west-2|{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","spec":{"interactive":false}}|yes"#
+                    #"token --cluster-name my-cluster --region us-west-2|{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","spec":{"interactive":false}}"#
                 ])
             #expect(lines.all.contains { $0.contains("created node \(Self.nodeName)") })
         }
@@ -287,6 +273,61 @@ struct NodeRegistrationFlowTests {
             #expect(patched.status?.addresses?.count == 3)
             #expect(lines.all.contains { $0.contains("reconciled node") })
             #expect(await node.testbed.nodes().count == 1)
+        }
+    }
+
+    @Test("two 409 Conflicts on the patch, then success: reconciled, the diff checked again after the patch")
+    func conflictsThenSuccess() async throws {
+        try await Self.withNode { node in
+            _ = try await NodeRegistration().confirm(options: node.options(), log: { _ in })
+            var flags = Self.flags
+            flags[5] = "--node-labels=team=platform,tier=system"
+            let patchPath = "/api/v1/nodes/\(Self.nodeName)"
+            await node.testbed.setFaults([.status(.kube, 409, path: patchPath, action: "patch", count: 2)])
+            await node.testbed.clearRequests()
+            let lines = Lines()
+            let result = try await NodeRegistration().confirm(options: node.options(flags: flags), log: lines.log)
+            #expect(result.action == .reconciled)
+            #expect(result.changes == ["label team=platform"])
+            #expect(lines.all.filter { $0.contains("changed while being reconciled") }.count == 2)
+            let verbs = await node.testbed.requests().filter { $0.endpoint == "kube" }.map(\.action)
+            // version, get, then per conflict a patch and a get, then the patch that passes.
+            #expect(verbs == ["get", "get", "patch", "get", "patch", "get", "patch"])
+            #expect(try await node.node()?.metadata.labels?["team"] == "platform")
+        }
+    }
+
+    @Test("three 409 Conflicts in a row: the node kept changing")
+    func conflictsGiveUp() async throws {
+        try await Self.withNode { node in
+            _ = try await NodeRegistration().confirm(options: node.options(), log: { _ in })
+            var flags = Self.flags
+            flags[5] = "--node-labels=team=platform,tier=system"
+            await node.testbed.setFaults([
+                .status(.kube, 409, path: "/api/v1/nodes/\(Self.nodeName)", action: "patch", count: 3)
+            ])
+            let error = await Self.failure {
+                _ = try await NodeRegistration().confirm(options: node.options(flags: flags), log: { _ in })
+            }
+            let failure = try #require(error)
+            #expect(failure.message == "node \(Self.nodeName) kept changing while it was being reconciled (3 conflicts)")
+            #expect(failure.hint?.contains("another agent is updating this Node object") == true)
+            #expect(try await node.node()?.metadata.labels?["team"] == "infra")
+        }
+    }
+
+    @Test("a plugin slower than --register-timeout is killed at that deadline, not at its own 60 s")
+    func pluginBoundByDeadline() async throws {
+        try await Self.withNode { node in
+            try node.writePlugin(delay: 30)
+            let start = ContinuousClock.now
+            let error = await Self.failure {
+                _ = try await NodeRegistration().confirm(options: node.options(timeout: .seconds(1)), log: { _ in })
+            }
+            #expect(ContinuousClock.now - start < .seconds(4))
+            let failure = try #require(error)
+            #expect(failure.message.contains("did not finish within"), "\(failure.message)")
+            #expect(failure.message.contains("(the rest of the registration timeout)"), "\(failure.message)")
         }
     }
 
@@ -372,11 +413,12 @@ struct NodeRegistrationFlowTests {
             #expect(elapsed < .seconds(4))
             let failure = try #require(error)
             #expect(failure.message.contains("node \(Self.nodeName) did not register with the API server"))
-            #expect(failure.message.contains("within 1 s"))
+            #expect(failure.message.contains("within 1.0 s"))
             #expect(failure.hint?.contains("journalctl -u kubelet") == true)
             #expect(failure.code.exitStatus == 1)
             #expect(
-                lines.all.contains { $0.contains("waiting for node \(Self.nodeName) to register (") && $0.contains(" of 1 s)") })
+                lines.all.contains { $0.contains("waiting for node \(Self.nodeName) to register (") && $0.contains(" of 1.0 s)") }
+            )
         }
     }
 
@@ -453,19 +495,11 @@ struct NodeRegistrationFlowTests {
         }
     }
 
-    /// Points the node's kubeconfig at another server.
-    static func setServer(_ node: NodeRoot, _ server: String) throws {
-        let path = node.root + "/var/lib/kubelet/kubeconfig"
-        let text = try String(contentsOfFile: path, encoding: .utf8)
-        try Data(text.replacingOccurrences(of: node.testbed.kubeEndpoint, with: server).utf8).write(
-            to: URL(fileURLWithPath: path))
-    }
-
     @Test("nothing listening at the endpoint: retried until the deadline, then the endpoint hint")
     func connectionRefused() async throws {
         try await Self.withNode { node in
             let port = try freeLoopbackPort()
-            try Self.setServer(node, "https://127.0.0.1:\(port)")
+            try node.writeKubeconfig(server: "https://127.0.0.1:\(port)")
             let lines = Lines()
             let start = ContinuousClock.now
             let error = await Self.failure {
@@ -482,7 +516,7 @@ struct NodeRegistrationFlowTests {
     @Test("an endpoint that does not resolve: the DNS hint")
     func unresolvable() async throws {
         try await Self.withNode { node in
-            try Self.setServer(node, "https://nodeboot-test.invalid:443")
+            try node.writeKubeconfig(server: "https://nodeboot-test.invalid:443")
             let error = await Self.failure {
                 _ = try await NodeRegistration().confirm(options: node.options(timeout: .milliseconds(500)), log: { _ in })
             }
@@ -529,11 +563,7 @@ struct NodeRegistrationFlowTests {
             "nodeboot is not built"))
     func realTokenHelper() async throws {
         try await Self.withNode { node in
-            let binary = Paths.debugBinaries.appendingPathComponent("nodeboot").path
-            let kubeconfig = node.root + "/var/lib/kubelet/kubeconfig"
-            let text = try String(contentsOfFile: kubeconfig, encoding: .utf8)
-            try Data(text.replacingOccurrences(of: Self.helper, with: binary).utf8).write(
-                to: URL(fileURLWithPath: kubeconfig))
+            try node.writeKubeconfig(plugin: Paths.debugBinaries.appendingPathComponent("nodeboot").path)
             var options = node.options(waitReady: false)
             options.environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = node.testbed.imdsEndpoint
             let result = try await NodeRegistration().confirm(options: options, log: { _ in })

@@ -1,5 +1,7 @@
 import Foundation
 import KubeAPI
+import NodeConfig
+import NodeRender
 import Testing
 
 @testable import Bootstrap
@@ -138,46 +140,37 @@ struct NodeRegistrationTests {
 
     // MARK: Kubeconfig
 
-    static let nodeadmKubeconfig = """
-        ---
-        apiVersion: v1
-        kind: Config
-        clusters:
-          - name: kubernetes
-            cluster:
-              certificate-authority: /etc/kubernetes/pki/ca.crt
-              server: https://ABC.gr7.us-west-2.eks.amazonaws.com
-        current-context: kubelet
-        contexts:
-          - name: kubelet
-            context:
-              cluster: kubernetes
-              user: kubelet
-        users:
-          - name: kubelet
-            user:
-              exec:
-                apiVersion: client.authentication.k8s.io/v1beta1
-                command: aws
-                args:
-                  - "eks"
-                  - "get-token"
-                  - "--cluster-name"
-                  - "my-cluster"
-                  - "--region"
-                  - "us-west-2"
+    /// The kubeconfig `init` writes, from the real renderer.
+    static func renderedKubeconfig(_ helper: TokenHelper) -> String {
+        var config = NodeConfig()
+        config.spec.cluster.name = "my-cluster"
+        config.spec.cluster.apiServerEndpoint = "https://ABC.gr7.us-west-2.eks.amazonaws.com"
+        var context = RenderContext(
+            config: config,
+            instance: InstanceDetails(
+                id: "i-0abc", region: "us-west-2", type: "m5.large", availabilityZone: "us-west-2a",
+                mac: "0e:49:61:0f:c3:11", privateDnsName: nodeName, nodeIP: "10.0.1.2"),
+            kubeletVersion: ComponentVersion(1, 31, 0), containerdVersion: ComponentVersion(1, 7, 27), maxPods: 29,
+            onlineCPUs: 2)
+        context.tokenHelper = helper
+        context.nodebootPath = "/opt/bin/nodeboot"
+        return KubeletConfig.kubeconfig(context)
+    }
 
-        """
-
-    @Test("nodeadm's kubeconfig: server, CA path, exec command and args")
-    func parsesNodeadmKubeconfig() throws {
-        let config = try Kubeconfig.parse(Self.nodeadmKubeconfig, source: "k")
+    @Test(
+        "the kubeconfig init writes: server, CA path, exec command and args",
+        arguments: [(TokenHelper.aws, "aws", "eks get-token"), (.nodeboot, "/opt/bin/nodeboot", "token")])
+    func parsesRenderedKubeconfig(helper: TokenHelper, command: String, verb: String) throws {
+        let config = try Kubeconfig.parse(Self.renderedKubeconfig(helper), source: "k")
         #expect(config.server == "https://ABC.gr7.us-west-2.eks.amazonaws.com")
-        #expect(config.certificateAuthority == "/etc/kubernetes/pki/ca.crt")
+        #expect(config.certificateAuthority == KubeletConfig.caPath)
         #expect(config.certificateAuthorityData == nil)
+        #expect(config.token == nil)
         let exec = try #require(config.exec)
-        #expect(exec.command == "aws")
-        #expect(exec.args == ["eks", "get-token", "--cluster-name", "my-cluster", "--region", "us-west-2"])
+        #expect(exec.command == command)
+        #expect(
+            exec.args
+                == verb.split(separator: " ").map(String.init) + ["--cluster-name", "my-cluster", "--region", "us-west-2"])
         #expect(exec.apiVersion == "client.authentication.k8s.io/v1beta1")
         #expect(exec.env.isEmpty)
         #expect(config.clusterName == "my-cluster")
@@ -361,11 +354,65 @@ struct NodeRegistrationTests {
         }
     }
 
-    @Test("durations in messages: whole seconds, tenths below ten")
-    func seconds() {
-        #expect(RegistrationRun.seconds(.seconds(300)) == "300 s")
-        #expect(RegistrationRun.seconds(.milliseconds(12_400)) == "12 s")
-        #expect(RegistrationRun.seconds(.milliseconds(500)) == "0.5 s")
-        #expect(RegistrationRun.seconds(.seconds(1)) == "1 s")
+    @Test("the plugin is killed at the caller's deadline when that comes before its own time limit")
+    func execDeadline() async throws {
+        let directory = try Self.directory()
+        let path = try Self.script(directory, "helper", "sleep 30")
+        let source = ExecTokenSource(
+            exec: .init(command: path, args: [], env: [], apiVersion: "client.authentication.k8s.io/v1beta1"),
+            kubeconfigPath: directory + "/k", paths: NodePaths(root: nil), environment: [:],
+            deadline: ContinuousClock.now + .milliseconds(300))
+        let start = ContinuousClock.now
+        do {
+            _ = try await source.token()
+            Issue.record("no error")
+        } catch {
+            #expect(error.message.contains("did not finish within 0.3 s (the rest of the registration timeout)"), "\(error)")
+        }
+        #expect(ContinuousClock.now - start < .seconds(5))
+        // Past the deadline the plugin is not started at all.
+        do {
+            _ = try await source.token()
+            Issue.record("no error")
+        } catch {
+            #expect(error.message.contains("no time left to run the kubeconfig's exec plugin"), "\(error)")
+            #expect(error.hint == "raise --register-timeout")
+        }
+        #expect(await source.executions == 1)
+    }
+
+    @Test(
+        "expirationTimestamp: RFC 3339 with or without fractions; anything else is no expiration",
+        arguments: [
+            ("2024-01-01T00:14:00Z", 1_704_068_040.0), ("2024-01-01T00:14:00.250Z", 1_704_068_040.25),
+            ("2024-01-01T01:14:00+01:00", 1_704_068_040.0), ("tomorrow", nil), ("", nil),
+        ])
+    func expirationTimestamp(text: String, seconds: Double?) {
+        #expect(ExecTokenSource.timestamp(text)?.timeIntervalSince1970 == seconds)
+    }
+
+    @Test("a node name the API server would refuse is bad input before anything is read")
+    func invalidNodeName() {
+        let options = RegistrationOptions(
+            root: "/nonexistent", environment: [:], nodeName: "IP-10-0-1-2.EC2.internal", node: Self.desired())
+        do {
+            _ = try RegistrationRun(options: options)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.code == .badInput)
+            #expect(error.message.contains("node name 'IP-10-0-1-2.EC2.internal' is not a valid Kubernetes node name"))
+        }
+    }
+
+    @Test("the CA fingerprint is openssl's: SHA-256 of the DER, uppercase pairs joined by colons")
+    func fingerprint() throws {
+        let der: [UInt8] = Array("not really DER".utf8)
+        let pem = "-----BEGIN CERTIFICATE-----\n\(Data(der).base64EncodedString())\n-----END CERTIFICATE-----\n"
+        let fingerprint = try #require(RegistrationRun.fingerprint(pem: Array(pem.utf8)))
+        // `printf 'not really DER' | sha256sum`: 4765b990…9cc6.
+        #expect(
+            fingerprint
+                == "47:65:B9:90:E2:73:23:6D:89:41:86:64:D5:18:37:B9:F0:D0:76:6B:7B:A1:29:C6:98:A3:CB:22:25:EB:9C:C6")
+        #expect(RegistrationRun.fingerprint(pem: Array("no certificate".utf8)) == nil)
     }
 }

@@ -1,9 +1,10 @@
 import Foundation
-import KubeAPI
 import SigV4
 import TestSupport
 import Testbed
 import Testing
+
+@testable import KubeAPI
 
 /// Tokens the testbed's API server accepts: presigned STS GetCallerIdentity URLs, as
 /// `aws eks get-token` makes them.
@@ -265,6 +266,38 @@ struct KubeClientTests {
     }
 
     @Test(
+        "a server that sends the head, then stalls the body, is a timeout within the request timeout",
+        .timeLimit(.minutes(1)))
+    func stalledBody() async throws {
+        try await Self.withClient(requestTimeout: .milliseconds(500)) { _, client in
+            // A watch of an empty node list: the testbed sends the head at once, then a line per
+            // event, and there is none.
+            let start = ContinuousClock.now
+            let error = await Self.kubeError {
+                _ = try await client.get("/api/v1/nodes?watch=true&timeoutSeconds=600")
+            }
+            let elapsed = ContinuousClock.now - start
+            #expect(error?.kind == .unreachable(.timeout), "\(String(describing: error))")
+            #expect(error?.message.contains("the answer's body did not arrive in time") == true, "\(String(describing: error))")
+            #expect(error?.isTransient == true)
+            #expect(elapsed >= .milliseconds(500))
+            #expect(elapsed < .seconds(3))
+        }
+    }
+
+    @Test("a node name that is not a DNS-1123 subdomain is refused before anything is sent")
+    func invalidNodeName() async throws {
+        try await Self.withClient { testbed, client in
+            for name in ["../version", "ip-10-0-0-1.ec2.internal/status", "IP-10-0-0-1", ""] {
+                let error = await Self.kubeError { _ = try await client.node(named: name) }
+                #expect(error?.kind == .invalidName, "\(name): \(String(describing: error))")
+                #expect(error?.message.contains("is not a valid node name") == true)
+            }
+            #expect(await testbed.requests().filter { $0.endpoint == "kube" }.isEmpty)
+        }
+    }
+
+    @Test(
         "injected faults become the matching error kinds",
         arguments: [
             (403, KubeError.Kind.forbidden, "forbidden (injected by the testbed)", false),
@@ -334,6 +367,18 @@ struct NodeJSONTests {
         encoder.outputFormatting = [.sortedKeys]
         let patch = Node(apiVersion: nil, kind: nil, metadata: .init(name: "n1", labels: ["x": "y"]))
         #expect(String(decoding: try encoder.encode(patch), as: UTF8.self) == #"{"metadata":{"labels":{"x":"y"},"name":"n1"}}"#)
+    }
+
+    @Test(
+        "node names: DNS-1123 subdomains as the API server validates them",
+        arguments: [
+            ("ip-172-16-34-43.us-west-2.compute.internal", true), ("i-1234567890abcdef0", true), ("a", true),
+            ("0.1-x", true), (String(repeating: "a", count: 253), true), (String(repeating: "a", count: 254), false),
+            ("", false), ("Ip-10-0-0-1", false), ("-a", false), ("a-", false), ("a..b", false), (".a", false),
+            ("a.", false), ("a_b", false), ("a/b", false), ("a b", false), ("é", false),
+        ])
+    func nodeNames(name: String, valid: Bool) {
+        #expect(Node.isValidName(name) == valid)
     }
 
     @Test("taints print as key=value:Effect and match with an empty value as absent")

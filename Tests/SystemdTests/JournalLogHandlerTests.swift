@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import TestSupport
 import Testing
 
 @testable import Systemd
@@ -62,8 +63,9 @@ struct JournalLogHandlerTests {
         logger.debug("nothing is written")
     }
 
-    @Test("a logger writes `nodeboot: <message> key=value` lines to stderr, and nothing else")
-    func writesStandardError() throws {
+    /// What `body` writes to file descriptor 2 (only the `nodeboot: ` lines: the test runner
+    /// may write to stderr meanwhile).
+    static func standardErrorLines(_ body: () -> Void) throws -> [String] {
         let directory = try temporaryDirectory("nodeboot-log")
         defer { removeTree(directory) }
         let path = directory + "/stderr"
@@ -73,11 +75,7 @@ struct JournalLogHandlerTests {
         try #require(saved >= 0)
         dup2(file, 2)
         close(file)
-        var logger = Logger(label: "test", factory: { _ in JournalLogHandler(toJournal: false, toStandardError: true) })
-        logger[metadataKey: "phase"] = "run"
-        logger.info("containerd.service active after 41.0 ms", metadata: ["unit": "containerd.service", "duration": "41.0"])
-        logger.debug("below the level")
-        logger.error("daemon-reload failed")
+        body()
         dup2(saved, 2)
         close(saved)
 
@@ -91,11 +89,61 @@ struct JournalLogHandlerTests {
             if n <= 0 { break }
             bytes += buffer[..<n]
         }
-        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").filter { $0.hasPrefix("nodeboot: ") }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").filter { $0.hasPrefix("nodeboot: ") }.map(
+            String.init)
+    }
+
+    @Test("a logger writes `nodeboot: <message> key=value` lines to stderr, and nothing else")
+    func writesStandardError() throws {
+        let lines = try Self.standardErrorLines {
+            var logger = Logger(label: "test") { _ in JournalLogHandler(toJournal: false, toStandardError: true) }
+            logger[metadataKey: "phase"] = "run"
+            logger.info(
+                "containerd.service active after 41.0 ms", metadata: ["unit": "containerd.service", "duration": "41.0"])
+            logger.debug("below the level")
+            logger.error("daemon-reload failed")
+        }
         #expect(
             lines == [
                 "nodeboot: containerd.service active after 41.0 ms duration=41.0 phase=run unit=containerd.service",
                 "nodeboot: daemon-reload failed phase=run",
             ])
+    }
+
+    @Test("the process's handler shows notice and above on the terminal, not info")
+    func handlerTerminalLevel() throws {
+        let lines = try Self.standardErrorLines {
+            let logger = Logger(label: "nodeboot") { _ in
+                JournalLogHandler.handler(terminalLevel: .notice, journal: false, stderrIsJournal: false)
+            }
+            logger.info("kubelet.service active after 812.0 ms")
+            logger.notice("restart kubelet.service: configuration changed")
+            logger.error("kubelet.service failed")
+        }
+        #expect(lines == ["nodeboot: restart kubelet.service: configuration changed", "nodeboot: kubelet.service failed"])
+        let handler = JournalLogHandler.handler(terminalLevel: .notice, journal: true, stderrIsJournal: false)
+        #expect(handler.logLevel == .info)  // the journal part takes info
+    }
+
+    @Test("the process's handler writes nothing to stderr when stderr is the journal")
+    func handlerStderrIsJournal() throws {
+        let lines = try Self.standardErrorLines {
+            let logger = Logger(label: "nodeboot") { _ in
+                JournalLogHandler.handler(terminalLevel: .notice, journal: false, stderrIsJournal: true)
+            }
+            logger.notice("restart kubelet.service: configuration changed")
+        }
+        #expect(lines == [])
+    }
+
+    @Test("the public factory on this host: the terminal part drops info and keeps notice")
+    func publicHandler() throws {
+        try #require(!Journal.stderrIsJournal, "stderr of this test process is the journal")
+        let lines = try Self.standardErrorLines {
+            let logger = Logger(label: "nodeboot") { _ in JournalLogHandler.handler() }
+            logger.info("an info line")
+            logger.notice("a notice line")
+        }
+        #expect(lines == ["nodeboot: a notice line"])
     }
 }

@@ -1,5 +1,6 @@
 import Glibc
 import Systemd
+import TestSupport
 import Testing
 
 /// sd_notify against a real AF_UNIX datagram socket standing in for systemd's notify socket.
@@ -15,7 +16,7 @@ struct NotifierTests {
             directory = try temporaryDirectory("nodeboot-notify")
             path = directory + "/notify.sock"
             descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-            guard descriptor >= 0 else { throw POSIXFailure(operation: "socket", code: errno) }
+            guard descriptor >= 0 else { throw TestSupportError("socket: \(String(cString: strerror(errno)))") }
             var address = sockaddr_un()
             address.sun_family = sa_family_t(AF_UNIX)
             withUnsafeMutableBytes(of: &address.sun_path) { bytes in
@@ -26,7 +27,7 @@ struct NotifierTests {
                     bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
                 }
             }
-            guard bound == 0 else { throw POSIXFailure(operation: "bind \(path)", code: errno) }
+            guard bound == 0 else { throw TestSupportError("bind \(path): \(String(cString: strerror(errno)))") }
             var timeout = timeval(tv_sec: 5, tv_usec: 0)
             setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         }

@@ -1,3 +1,5 @@
+import Foundation
+import TestSupport
 import Testing
 
 @testable import Systemd
@@ -76,5 +78,44 @@ struct ServiceManagerTests {
                 == "active/mounted")
         #expect(SystemdServiceManager.text(.seconds(90)) == "90 s")
         #expect(SystemdServiceManager.text(.milliseconds(2500)) == "2.5 s")
+    }
+
+    @Test("conditions and asserts are named as in the unit file")
+    func checks() {
+        #expect(
+            UnitCheck(
+                type: "ConditionPathExists", trigger: false, negate: false, parameter: "/etc/eks/kubelet/environment",
+                state: -1
+            ).text == "ConditionPathExists=/etc/eks/kubelet/environment")
+        #expect(
+            UnitCheck(type: "AssertPathIsDirectory", trigger: true, negate: true, parameter: "/run/x", state: 1).text
+                == "AssertPathIsDirectory=|!/run/x")
+    }
+
+    @Test("128-bit ids are 32 lowercase hex digits; the boot id is the kernel's")
+    func ids() throws {
+        #expect(SystemdServiceManager.hex([0x00, 0x0f, 0xa0, 0xff]) == "000fa0ff")
+        let boot = try #require(SystemdServiceManager.bootID())
+        let kernel = try String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)
+        #expect(boot == kernel.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "-", with: ""))
+        let now = SystemdServiceManager.realtimeMicroseconds()
+        #expect(abs(Double(now) / 1e6 - Date().timeIntervalSince1970) < 5)
+    }
+}
+
+@Suite("recording service manager")
+struct RecordingServiceManagerTests {
+    @Test("a job's outcome can be scripted: a start that did nothing, a unit still activating")
+    func afterJob() throws {
+        let manager = RecordingServiceManager()
+        manager.set("kubelet.service", UnitState(loadState: "loaded", activeState: "activating", subState: "start"))
+        #expect(try manager.state(of: "kubelet.service").activeState == "activating")
+        let dead = UnitState(loadState: "loaded", activeState: "inactive", subState: "dead", result: "success")
+        manager.setAfterJob("kubelet.service", dead)
+        #expect(try manager.perform(.restart, unit: "kubelet.service", timeout: .seconds(1)) == dead)
+        #expect(try manager.state(of: "kubelet.service") == dead)
+        // Only the next job: the one after that starts it as usual.
+        #expect(try manager.perform(.start, unit: "kubelet.service", timeout: .seconds(1)).activeState == "active")
+        #expect(manager.actions == ["restart kubelet.service", "start kubelet.service"])
     }
 }

@@ -1,8 +1,9 @@
 import Synchronization
 public import Systemd
 
-/// A `ServiceManager` for tests: keeps unit states in memory, records every call in order, and
-/// fails the units it is told to fail (with journal lines, like the real one).
+/// A `ServiceManager` for tests: keeps unit states in memory, records every call in order, fails
+/// the units it is told to fail (with journal lines, like the real one), and leaves a unit in the
+/// state it is told to after its next job.
 public final class RecordingServiceManager: ServiceManager {
     public enum Call: Sendable, Equatable, CustomStringConvertible {
         case daemonReload
@@ -22,6 +23,7 @@ public final class RecordingServiceManager: ServiceManager {
         var units: [String: UnitState]
         var calls: [Call] = []
         var failing: [String: [String]] = [:]
+        var afterJob: [String: UnitState] = [:]
     }
 
     private let state: Mutex<State>
@@ -46,8 +48,16 @@ public final class RecordingServiceManager: ServiceManager {
     /// The next start/restart of `unit` fails and leaves it `failed`, with these journal lines.
     public func fail(_ unit: String, journal: [String]) { state.withLock { $0.failing[unit] = journal } }
 
-    /// Sets a unit's state, e.g. to simulate a crash (`inactive`/`failed`) between runs.
+    /// Sets a unit's state now, any state: a crash between runs (`failed`), a unit still starting
+    /// (`activating/start`), one being stopped. Setting an unknown unit installs it.
     public func set(_ unit: String, _ unitState: UnitState) { state.withLock { $0.units[unit] = unitState } }
+
+    /// The next job of `unit` (start, restart or stop) leaves it in `unitState` and returns that,
+    /// whatever it is, instead of `active/running` (`inactive/dead` for stop): e.g. a start that
+    /// did nothing (`inactive/dead`), or a unit still `activating/start`. `fail(_:journal:)` wins.
+    public func setAfterJob(_ unit: String, _ unitState: UnitState) {
+        state.withLock { $0.afterJob[unit] = unitState }
+    }
 
     public func daemonReload() throws(SystemdError) {
         state.withLock { $0.calls.append(.daemonReload) }
@@ -75,17 +85,14 @@ public final class RecordingServiceManager: ServiceManager {
                         "\(unit) failed to \(operation.rawValue): job failed; the unit is failed (Result exit-code)",
                         journal: journal))
             }
-            let after =
+            let usual =
                 operation == .stop
                 ? UnitState(loadState: "loaded", activeState: "inactive", subState: "dead", result: "success")
                 : UnitState(loadState: "loaded", activeState: "active", subState: "running", result: "success")
+            let after = state.afterJob.removeValue(forKey: unit) ?? usual
             state.units[unit] = after
             return .success(after)
         }
         return try result.get()
-    }
-
-    public func journal(unit: String, lines: Int) -> [String] {
-        state.withLock { Array(($0.failing[unit] ?? []).suffix(lines)) }
     }
 }
