@@ -142,7 +142,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Systemd"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "KubeAPITests", dependencies: ["KubeAPI", "SigV4", "Testbed", "TestSupport"], swiftSettings: swiftSettings),
+            name: "KubeAPITests", dependencies: ["ExecCredential", "KubeAPI", "SigV4", "Testbed", "TestSupport"],
+            swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(

@@ -42,20 +42,9 @@ struct InitServiceTests {
             }
         }
 
+        /// InitBehaviourTests' NodeConfig plus `spec` (lines under `spec:`).
         func write(_ spec: String) throws {
-            try Data(
-                """
-                apiVersion: node.eks.aws/v1alpha1
-                kind: NodeConfig
-                spec:
-                  cluster:
-                    name: my-cluster
-                    apiServerEndpoint: https://example.com
-                    certificateAuthority: Y2VydGlmaWNhdGVBdXRob3JpdHk=
-                    cidr: 10.100.0.0/16
-                \(spec)
-                """.utf8
-            ).write(to: URL(fileURLWithPath: config))
+            try Data((InitBehaviourTests.config + "\n" + spec).utf8).write(to: URL(fileURLWithPath: config))
         }
 
         func status() throws -> StatusReport {

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Sets (or, with nil, unsets) an environment variable of this process for the duration of
 /// `body`, then puts back what was there. The environment is the whole process's: suites that
