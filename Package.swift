@@ -92,7 +92,6 @@ let package = Package(
                 "SigV4",
                 "Systemd",
                 "YAML",
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
