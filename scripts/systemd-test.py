@@ -88,6 +88,14 @@ if [ "$1" = "--version" ]; then echo "Kubernetes {KUBELET_VERSION}"; exit 0; fi
 echo "pid=$$ argc=$# argv=$*" >> {KUBELET_LOG}
 exec sleep infinity
 """
+KUBELET_CRASHING = f"""#!/bin/sh
+# kubelet stand-in for scenario f (scripts/systemd-test.py): exits a second after it started (so systemd has called it
+# started and nodeboot is already waiting for the Node), as a kubelet that fails during its start-up does.
+if [ "$1" = "--version" ]; then echo "Kubernetes {KUBELET_VERSION}"; exit 0; fi
+sleep 1
+echo "kubelet stand-in: failed to parse kubelet flag: unknown flag: --bogus (scenario f)" >&2
+exit 1
+"""
 IPTABLES_STAND_IN = f"""#!/bin/sh
 # iptables stand-in installed by scripts/systemd-test.py: the container shares the host's network namespace without
 # CAP_NET_ADMIN, and the test must not change the host's firewall. It logs its arguments (kubelet.service's
@@ -603,6 +611,7 @@ def scenario_full(container, cloud, args, report, bench):
     check_status_quiet(container, report, "b")
 
     scenario_unit(container, cloud, report, files, units)
+    scenario_crashing_kubelet(container, cloud, args, report)
     scenario_failing(container, cloud, args, report)
 
 
@@ -652,6 +661,27 @@ def scenario_unit(container, cloud, report, files, units):
                  and actions.get("kubelet.service", {}).get("action") == "start"
                  and actions.get("kubelet.service", {}).get("result") == "ok",
                  problem or f"files written: {written}\nunits: {json.dumps(status.get('units'))[:800]}")
+
+
+def scenario_crashing_kubelet(container, cloud, args, report):
+    """f: a kubelet that exits a second after systemd started it (Type=simple: systemd calls it active once forked).
+    init --wait-ready must not wait out its timeout: the register phase watches kubelet.service and fails at once,
+    naming it and quoting its journal."""
+    standin = container.path("/usr/bin/kubelet")
+    with open(standin) as f:
+        good = f.read()
+    write(standin, KUBELET_CRASHING, 0o755)
+    container.run(["systemctl", "stop", "kubelet.service"], timeout=UNIT_TIMEOUT)
+    result = container.run(args + ["--wait-ready", "--register-timeout", "120"], env=init_env(cloud),
+                           timeout=INIT_TIMEOUT)
+    status, _, err, seconds = result[:4]
+    report.check("f: init --wait-ready with a kubelet that exits after 1 s fails (exit 1) well before its 120 s timeout",
+                 status == 1 and seconds < 30, excerpt(result), info=f"{seconds:.1f} s")
+    report.check("f: its stderr names kubelet.service and quotes the kubelet's journal",
+                 "kubelet.service" in err and "unknown flag: --bogus" in err, excerpt(result),
+                 info=next((line.strip()[:160] for line in err.splitlines() if "error:" in line), ""))
+    write(standin, good, 0o755)
+    container.run(["systemctl", "reset-failed", "kubelet.service"], timeout=UNIT_TIMEOUT)
 
 
 def write_bad_dropin(container, toml):

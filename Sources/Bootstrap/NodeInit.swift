@@ -300,7 +300,7 @@ public struct NodeInit: Sendable {
         begin("run", &clock)
         clock.touchedNode = true
         try await runPhase(located.config, report: &report)
-        try services(files: files.map(\.path), daemons: daemons, into: &report.services)
+        let manager = try services(files: files.map(\.path), daemons: daemons, into: &report.services)
         clock.record(&report, "run", Self.describe(report.services))
 
         // register: the Node object, as the API server sees it
@@ -316,20 +316,26 @@ public struct NodeInit: Sendable {
             return
         }
         begin("register", &clock)
-        report.node = try await register(context, environment: apiEnvironment)
+        report.node = try await register(context, environment: apiEnvironment, manager: manager)
         clock.record(&report, "register", "node \(report.node.name) \(report.node.registration)")
     }
 
     /// Confirms the Node through the node's own kubeconfig and token helper (see
     /// `NodeRegistration`); with `--register-node` creates or reconciles it.
-    func register(_ context: RenderContext, environment: [String: String]) async throws(NodeBootError)
-        -> StatusReport.Node
+    func register(_ context: RenderContext, environment: [String: String], manager: (any ServiceManager)?)
+        async throws(NodeBootError) -> StatusReport.Node
     {
         var registration = RegistrationOptions(
             root: options.root, environment: environment, nodeName: context.nodeName, node: DesiredNode(context: context))
         registration.register = options.registerNode
         registration.waitReady = options.waitReady
         registration.timeout = options.registerTimeout
+        if let manager {
+            let watcher = ServiceRun(paths: paths, manager: manager, timeout: options.unitTimeout, logger: logger)
+            registration.kubeletHealth = {
+                manager.failure(of: ServiceUnits.kubelet).map { watcher.failure(ServiceUnits.kubelet, $0) }
+            }
+        }
         let logger = self.logger
         let result = try await NodeRegistration().confirm(
             options: registration, log: { logger.notice("\($0)", metadata: ["phase": "register"]) })
@@ -340,10 +346,14 @@ public struct NodeInit: Sendable {
 
     /// Starts or restarts what changed (see `ServiceRun`); under `--root` nothing on this
     /// machine is touched.
-    func services(files: [String], daemons: Set<Daemon>, into outcome: inout ServiceOutcome) throws(NodeBootError) {
+    /// Returns the service manager when services are managed (the register phase watches the
+    /// kubelet through it).
+    func services(files: [String], daemons: Set<Daemon>, into outcome: inout ServiceOutcome) throws(NodeBootError)
+        -> (any ServiceManager)?
+    {
         if !(options.manageServices ?? (options.root == nil)) {
             outcome = ServiceOutcome(managed: false, note: "--root: this machine's services are not touched")
-            return
+            return nil
         }
         let ordered = Daemon.allCases.filter(daemons.contains)
         let manager: any ServiceManager
@@ -358,6 +368,7 @@ public struct NodeInit: Sendable {
         }
         let run = ServiceRun(paths: paths, manager: manager, timeout: options.unitTimeout, logger: logger)
         try run.run(files: files, daemons: ordered, into: &outcome)
+        return manager
     }
 
     /// What the run phase would do about the files a dry run would change (without asking

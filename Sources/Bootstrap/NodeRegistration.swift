@@ -105,6 +105,10 @@ package struct RegistrationOptions: Sendable {
     /// Bound on each API request.
     package var requestTimeout: Duration = .seconds(10)
     var node: DesiredNode
+    /// Asked at each poll while waiting for the kubelet's Node or for Ready: an error when the
+    /// kubelet has stopped running (it crashed after systemd called it started), so the wait
+    /// ends with its journal lines instead of a timeout.
+    var kubeletHealth: (@Sendable () -> NodeBootError?)?
 
     package init(root: String?, environment: [String: String], nodeName: String, node: DesiredNode) {
         self.root = root
@@ -445,6 +449,7 @@ struct RegistrationRun {
                         "the kubelet did not register: check 'journalctl -u kubelet' (is it running, can it reach the API server, is its node name \(name)?); --register-node creates the Node object without the kubelet"
                 )
             }
+            if let failure = options.kubeletHealth?() { throw failure }
             if now - lastProgress >= options.progressInterval {
                 lastProgress = now
                 log("register: waiting for node \(name) to register (\(progress(now)))")
@@ -471,6 +476,7 @@ struct RegistrationRun {
                         "the kubelet reports readiness: check 'journalctl -u kubelet' and the container runtime and network plugin (journalctl -u containerd); a node is Ready once its CNI is"
                 )
             }
+            if let failure = options.kubeletHealth?() { throw failure }
             if now - lastProgress >= options.progressInterval {
                 lastProgress = now
                 log("register: waiting for node \(name) to become Ready (\(Self.readiness(latest)); \(progress(now)))")

@@ -71,4 +71,10 @@ public protocol ServiceManager: Sendable {
     /// or a start skipped because a condition failed, throws `.unitFailed` with the run's last
     /// journal lines; running out of time throws `.timeout`.
     func perform(_ operation: UnitOperation, unit: String, timeout: Duration) throws(SystemdError) -> UnitState
+
+    /// Whether `unit` stopped running since it was started: nil while it is active or
+    /// activating normally (and when its state cannot be read: that is no evidence); otherwise a
+    /// `.unitFailed` error with its state and the journal lines of its last run. For watching a
+    /// `Type=simple` daemon (the kubelet), which systemd calls active as soon as it is forked.
+    func failure(of unit: String) -> SystemdError?
 }

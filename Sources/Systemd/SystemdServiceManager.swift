@@ -52,6 +52,25 @@ public final class SystemdServiceManager: ServiceManager {
         }
     }
 
+    public func failure(of unit: String) -> SystemdError? {
+        let deadline = ContinuousClock.now + .seconds(5)
+        // A state that cannot be read right now is no evidence of a failure: the caller goes on waiting.
+        let read = try? withBus(deadline: deadline) { bus throws(SystemdError) -> (UnitState, String) in
+            let path = try Self.load(unit, bus: bus, deadline: deadline)
+            let state = try Self.state(of: unit, path: path, bus: bus, deadline: deadline)
+            return (state, try Self.invocationID(of: unit, path: path, bus: bus, deadline: deadline))
+        }
+        guard let (state, invocation) = read else { return nil }
+        let restarting = state.activeState == "activating" && state.subState == "auto-restart"
+        guard state.activeState == "failed" || state.activeState == "inactive" || restarting else { return nil }
+        let filter =
+            invocation.isEmpty ? JournalReader.Filter(boot: Self.bootID()) : JournalReader.Filter(invocation: invocation)
+        let what = restarting ? "keeps failing (systemd restarts it)" : "is no longer running"
+        return SystemdError(
+            .unitFailed, unit: unit, "\(unit) \(what) since it was started: \(Self.describe(state))",
+            journal: Self.journal(unit: unit, filter: filter, lines: Self.journalLines))
+    }
+
     /// The unit's last `lines` journal messages that `filter` lets through, oldest first (empty
     /// when there is no journal).
     static func journal(unit: String, filter: JournalReader.Filter, lines: Int) -> [String] {

@@ -252,6 +252,32 @@ struct InitServiceTests {
         }
     }
 
+    @Test("the kubelet crashes after systemd called it started: the register wait ends at once with its journal lines")
+    func kubeletCrashEndsTheWait() async throws {
+        try await Self.withNode { node in
+            // No endpoint or CA: DescribeCluster names the testbed's API server, which the token helper can reach.
+            try Data("apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: my-cluster\n".utf8)
+                .write(to: URL(fileURLWithPath: node.config))
+            node.manager.crash("kubelet.service", after: 2, journal: ["kubelet: unknown flag: --bogus"])
+            var options = node.options()
+            options.waitReady = true
+            options.registerTimeout = .seconds(60)
+            options.nodebootPath = Paths.debugBinaries.appendingPathComponent("nodeboot").path
+            let start = ContinuousClock.now
+            guard case .failure(let error) = await node.run(options) else {
+                Issue.record("init succeeded although the kubelet crashed")
+                return
+            }
+            #expect(ContinuousClock.now - start < .seconds(20))
+            #expect(error.message.contains("kubelet.service keeps failing"))
+            #expect(error.message.contains("unknown flag: --bogus"))
+            #expect(error.hint?.contains("journalctl -u kubelet.service") == true)
+            let status = try node.status()
+            #expect(status.node.registration == "failed")
+            #expect(status.phases.last?.name == "register")
+        }
+    }
+
     @Test("kubelet.service missing from the image: a clear error naming the unit and the fix")
     func missingUnit() async throws {
         try await Self.withNode { node in

@@ -24,6 +24,7 @@ public final class RecordingServiceManager: ServiceManager {
         var calls: [Call] = []
         var failing: [String: [String]] = [:]
         var afterJob: [String: UnitState] = [:]
+        var crashes: [String: (after: Int, journal: [String])] = [:]
     }
 
     private let state: Mutex<State>
@@ -44,6 +45,12 @@ public final class RecordingServiceManager: ServiceManager {
     }
 
     public func clearCalls() { state.withLock { $0.calls = [] } }
+
+    /// `unit` starts fine but is found failed (`activating/auto-restart`) from the `after`-th
+    /// `failure(of:)` check on, with these journal lines: a Type=simple daemon that crashes.
+    public func crash(_ unit: String, after checks: Int = 1, journal: [String]) {
+        state.withLock { $0.crashes[unit] = (checks, journal) }
+    }
 
     /// The next start/restart of `unit` fails and leaves it `failed`, with these journal lines.
     public func fail(_ unit: String, journal: [String]) { state.withLock { $0.failing[unit] = journal } }
@@ -94,5 +101,24 @@ public final class RecordingServiceManager: ServiceManager {
             return .success(after)
         }
         return try result.get()
+    }
+
+    public func failure(of unit: String) -> SystemdError? {
+        state.withLock { state in
+            if var crash = state.crashes[unit] {
+                crash.after -= 1
+                state.crashes[unit] = crash
+                if crash.after <= 0 {
+                    state.units[unit] = UnitState(
+                        loadState: "loaded", activeState: "activating", subState: "auto-restart", result: "exit-code")
+                    return SystemdError(
+                        .unitFailed, unit: unit,
+                        "\(unit) keeps failing (systemd restarts it) since it was started: activating/auto-restart (Result=exit-code)",
+                        journal: crash.journal)
+                }
+            }
+            guard let current = state.units[unit], current.activeState == "failed" else { return nil }
+            return SystemdError(.unitFailed, unit: unit, "\(unit) is no longer running since it was started: failed")
+        }
     }
 }
