@@ -547,6 +547,8 @@ struct RegistrationRun {
                 guard error.isTransient, now + delay < deadline else {
                     throw explain(error, failures: failures)
                 }
+                // A kubelet that stopped running says more than the next retry would.
+                if let failure = options.kubeletHealth?() { throw failure }
                 if lastLog.map({ now - $0 >= options.progressInterval }) ?? true {
                     lastLog = now
                     log("register: \(error) — retrying (\(progress(now)))")
