@@ -8,6 +8,7 @@ import Testing
 
 @Suite("journal: writing and JOURNAL_STREAM", .serialized)
 struct JournalWritingTests {
+
     @Test("an entry is MESSAGE, PRIORITY, SYSLOG_IDENTIFIER=nodeboot, then the caller's fields")
     func entry() {
         let items = Journal.entry(
@@ -97,20 +98,7 @@ struct JournalReadingTests {
     /// entries with `UNIT=` to it, and stops it after `journalctl --sync`. Before entry `i` it
     /// writes the time (microseconds since the epoch) to `directory/mark<i>`.
     static func writeJournal(to directory: String, entries: [[String]]) async throws -> ChildProcess.Result {
-        var script = """
-            set -e
-            T='\(directory)'
-            mkdir -p "$T/journal"
-            printf '[Journal]\\nStorage=volatile\\nReadKMsg=no\\nForwardToSyslog=no\\nForwardToWall=no\\nForwardToConsole=no\\nForwardToKMsg=no\\n' > "$T/journald.conf"
-            mount -t tmpfs tmpfs /run
-            mkdir -p /run/systemd/journal /run/log/journal
-            mount --bind "$T/journal" /run/log/journal
-            mount --bind "$T/journald.conf" /etc/systemd/journald.conf
-            /lib/systemd/systemd-journald &
-            journald=$!
-            for i in $(seq 50); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
-
-            """
+        var script = PrivateJournald.prologue(directory) + "\n"
         for (index, fields) in entries.enumerated() {
             script += "printf '%s\\n' \(fields.map(Self.quoted).joined(separator: " ")) > \"$T/entry\(index)\"\n"
             // Synced first, so that the mark comes after journald received the entries before it.
@@ -233,25 +221,15 @@ struct JournalSendingTests {
     static func withJournald(
         in directory: String, _ body: @escaping () -> [Bool]
     ) async throws -> ([Bool], [[String: Any]]) {
-        let script = """
-            set -e
-            T='\(directory)'
-            mkdir -p "$T/journal" "$T/run"
-            printf '[Journal]\\nStorage=volatile\\nReadKMsg=no\\nForwardToSyslog=no\\nForwardToWall=no\\nForwardToConsole=no\\nForwardToKMsg=no\\nRateLimitBurst=0\\n' > "$T/journald.conf"
-            mount --bind "$T/run" /run
-            mkdir -p /run/systemd/journal /run/log/journal
-            mount --bind "$T/journal" /run/log/journal
-            mount --bind "$T/journald.conf" /etc/systemd/journald.conf
-            /lib/systemd/systemd-journald &
-            journald=$!
-            for i in $(seq 50); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
-            touch "$T/ready"
-            for i in $(seq 300); do [ -e "$T/sent" ] && break; sleep 0.1; done
-            journalctl --sync
-            kill -TERM $journald
-            wait $journald || true
+        let script =
+            PrivateJournald.prologue(directory) + """
+                touch "$T/ready"
+                for i in $(seq 300); do [ -e "$T/sent" ] && break; sleep 0.1; done
+                journalctl --sync
+                kill -TERM $journald
+                wait $journald || true
 
-            """
+                """
         async let child = ChildProcess.run(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", script], timeout: 60)
         var sent: (any Error)?
@@ -394,5 +372,27 @@ private final class ThreadWork: @unchecked Sendable {
         try check(
             mount(runDirectory + "/systemd/journal", "/run/systemd/journal", nil, UInt(MS_BIND), nil),
             "mount --bind \(runDirectory)/systemd/journal /run/systemd/journal")
+    }
+}
+
+enum PrivateJournald {
+    /// Shell lines that start a private journald (volatile storage under `directory`, its own
+    /// /run, no forwarding, no rate limit) and wait for its socket; `$journald` is its pid.
+    /// Run inside `unshare --mount`.
+    static func prologue(_ directory: String) -> String {
+        """
+        set -e
+        T='\(directory)'
+        mkdir -p "$T/journal" "$T/run"
+        printf '[Journal]\\nStorage=volatile\\nReadKMsg=no\\nForwardToSyslog=no\\nForwardToWall=no\\nForwardToConsole=no\\nForwardToKMsg=no\\nRateLimitBurst=0\\n' > "$T/journald.conf"
+        mount --bind "$T/run" /run
+        mkdir -p /run/systemd/journal /run/log/journal
+        mount --bind "$T/journal" /run/log/journal
+        mount --bind "$T/journald.conf" /etc/systemd/journald.conf
+        /lib/systemd/systemd-journald &
+        journald=$!
+        for i in $(seq 50); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
+
+        """
     }
 }
