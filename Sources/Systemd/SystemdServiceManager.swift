@@ -43,10 +43,8 @@ public final class SystemdServiceManager: ServiceManager {
                 return try Self.perform(operation, unit: unit, timeout: timeout, deadline: deadline, bus: bus, job: &job)
             } catch  where error.code == .unitFailed || error.code == .timeout {
                 let filter = Self.journalFilter(job, unit: unit, bus: bus)
-                // journald takes the unit's last output from its stdout stream asynchronously: give it a moment.
-                Self.sleep(.milliseconds(200))
                 var failure = error
-                failure.journal = Self.journal(unit: unit, filter: filter, lines: Self.journalLines)
+                failure.journal = Self.journalAfterExit(unit: unit, filter: filter)
                 throw failure
             }
         }
@@ -68,7 +66,20 @@ public final class SystemdServiceManager: ServiceManager {
         let what = restarting ? "keeps failing (systemd restarts it)" : "is no longer running"
         return SystemdError(
             .unitFailed, unit: unit, "\(unit) \(what) since it was started: \(Self.describe(state))",
-            journal: Self.journal(unit: unit, filter: filter, lines: Self.journalLines))
+            journal: Self.journalAfterExit(unit: unit, filter: filter))
+    }
+
+    /// The unit's last journal lines after it failed. journald gets the unit's own output
+    /// through its stdout stream, which can trail systemd's messages about the exit: read again
+    /// (for at most a second) until a line of the unit itself is there, or give what there is.
+    static func journalAfterExit(unit: String, filter: JournalReader.Filter) -> [String] {
+        var lines: [String] = []
+        for pause in [200, 200, 300, 300] {
+            sleep(.milliseconds(pause))
+            lines = journal(unit: unit, filter: filter, lines: journalLines)
+            if lines.contains(where: { !$0.contains(" systemd[1]: ") }) { break }
+        }
+        return lines
     }
 
     /// The unit's last `lines` journal messages that `filter` lets through, oldest first (empty
