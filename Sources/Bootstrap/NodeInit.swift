@@ -341,7 +341,7 @@ public struct NodeInit: Sendable {
             options: registration, log: { logger.notice("\($0)", metadata: ["phase": "register"]) })
         return StatusReport.Node(
             name: result.nodeName, registration: result.action.rawValue, ready: options.waitReady ? result.ready : nil,
-            detail: result.summary)
+            detail: (result.changes.isEmpty ? "" : result.changes.joined(separator: ", ") + "; ") + result.details)
     }
 
     /// Starts or restarts what changed (see `ServiceRun`); under `--root` nothing on this

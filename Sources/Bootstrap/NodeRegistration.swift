@@ -145,12 +145,9 @@ package struct RegistrationResult: Sendable, Equatable {
     /// Executions of the exec credential plugin.
     package var tokenExecutions: Int
 
-    /// One line for the phase timeline: `node ip-… created, Ready (3 requests)`.
-    var summary: String {
-        var text = "node \(nodeName) \(action.rawValue)"
-        if !changes.isEmpty { text += " (\(changes.joined(separator: ", ")))" }
-        text += ready ? ", Ready" : ", not Ready yet"
-        return text + "; API server \(serverVersion), \(attempts) request(s)"
+    /// Readiness, the API server's version and the requests made (status.json's `node.detail`).
+    var details: String {
+        (ready ? "Ready" : "not Ready yet") + "; API server \(serverVersion), \(attempts) request(s)"
     }
 }
 
