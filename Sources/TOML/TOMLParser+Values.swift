@@ -5,16 +5,11 @@ extension Parser {
             throw error(at: position, "missing value for \(context)")
         }
         switch byte {
-        case .quote:
-            if peek(at: position + 1) == .quote && peek(at: position + 2) == .quote {
-                return .string(try parseMultilineBasicString())
+        case .quote, .apostrophe:
+            if peek(at: position + 1) == byte && peek(at: position + 2) == byte {
+                return .string(try parseMultilineString(quote: byte))
             }
-            return .string(try parseBasicString())
-        case .apostrophe:
-            if peek(at: position + 1) == .apostrophe && peek(at: position + 2) == .apostrophe {
-                return .string(try parseMultilineLiteralString())
-            }
-            return .string(try parseLiteralString())
+            return .string(byte == .quote ? try parseBasicString() : try parseLiteralString())
         case .leftBracket:
             return try parseArray(depth: depth)
         case .leftBrace:
@@ -142,23 +137,25 @@ extension Parser {
         }
     }
 
-    /// Reads `"""…"""`: a newline right after the opening quotes is dropped, and a backslash at the end of a line
-    /// removes it together with the whitespace and newlines that follow.
-    mutating func parseMultilineBasicString() throws(TOMLError) -> String {
+    /// Reads `"""…"""` (basic: escapes, and a backslash at the end of a line removes it together with the
+    /// whitespace and newlines that follow) or `'''…'''` (literal: no escapes). A newline right after the opening
+    /// quotes is dropped.
+    mutating func parseMultilineString(quote: UInt8) throws(TOMLError) -> String {
         let open = position
         position += 3
         try skipNewlineAfterOpeningQuotes()
+        let closing = quote == .quote ? "'\"\"\"'" : "\"'''\""
         var text: [UInt8] = []
         while true {
             guard let byte = current else {
-                throw error(at: open, "unterminated multi-line string: expected '\"\"\"' before the end of the document")
+                throw error(at: open, "unterminated multi-line string: expected \(closing) before the end of the document")
             }
             switch byte {
-            case .quote:
-                if try closeMultilineString(quote: .quote, into: &text) {
+            case quote:
+                if try closeMultilineString(quote: quote, into: &text) {
                     return String(decoding: text, as: UTF8.self)
                 }
-            case .backslash:
+            case .backslash where quote == .quote:
                 if try skipLineEndingBackslash() { continue }
                 try parseEscape(into: &text)
             case .lineFeed, .carriageReturn:
@@ -192,31 +189,6 @@ extension Parser {
                 )
             default:
                 try checkStringByte(byte)
-                position += 1
-            }
-        }
-    }
-
-    /// Reads `'''…'''`: no escapes; a newline right after the opening quotes is dropped.
-    mutating func parseMultilineLiteralString() throws(TOMLError) -> String {
-        let open = position
-        position += 3
-        try skipNewlineAfterOpeningQuotes()
-        var text: [UInt8] = []
-        while true {
-            guard let byte = current else {
-                throw error(at: open, "unterminated multi-line string: expected \"'''\" before the end of the document")
-            }
-            switch byte {
-            case .apostrophe:
-                if try closeMultilineString(quote: .apostrophe, into: &text) {
-                    return String(decoding: text, as: UTF8.self)
-                }
-            case .lineFeed, .carriageReturn:
-                try appendNewline(to: &text)
-            default:
-                try checkStringByte(byte)
-                text.append(byte)
                 position += 1
             }
         }
