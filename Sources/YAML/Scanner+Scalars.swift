@@ -161,21 +161,9 @@ extension Scanner {
                 }
             }
             if check(quote) { break }
-            while isBlank() || isBreak() {
-                if isBlank() {
-                    if leadingBlanks {
-                        skip()
-                    } else {
-                        read(into: &whitespaces)
-                    }
-                } else if leadingBlanks {
-                    readLine(into: &trailingBreaks)
-                } else {
-                    whitespaces.removeAll(keepingCapacity: true)
-                    readLine(into: &leadingBreak)
-                    leadingBlanks = true
-                }
-            }
+            try scanScalarSpace(
+                leadingBlanks: &leadingBlanks, whitespaces: &whitespaces, leadingBreak: &leadingBreak,
+                trailingBreaks: &trailingBreaks)
             if leadingBlanks {
                 fold(into: &string, leadingBreak: &leadingBreak, trailingBreaks: &trailingBreaks)
             } else {
@@ -190,6 +178,37 @@ extension Scanner {
     }
 
     /// Joins lines: one line break becomes a space, more keep all but the first.
+    /// The blanks and line breaks inside a quoted or plain scalar (libyaml's folding state): blanks before the first
+    /// break are kept in `whitespaces`, blanks after a break are skipped; the first break goes to `leadingBreak`,
+    /// later ones to `trailingBreaks`. `plain`: in a plain scalar (starting at `start`) a tab where indentation
+    /// (below `indent`) is expected is an error.
+    private mutating func scanScalarSpace(
+        leadingBlanks: inout Bool, whitespaces: inout [UInt8], leadingBreak: inout [UInt8],
+        trailingBreaks: inout [UInt8], plain: (start: Position, indent: Int)? = nil
+    ) throws(YAMLError) {
+        while isBlank() || isBreak() {
+            if isBlank() {
+                if let plain, leadingBlanks && mark.column < plain.indent && isTab() {
+                    throw YAMLError(
+                        mark,
+                        "found a tab character where indentation is expected (in the plain value that starts at "
+                            + "\(plain.start.text)); indent with spaces")
+                }
+                if leadingBlanks {
+                    skip()
+                } else {
+                    read(into: &whitespaces)
+                }
+            } else if leadingBlanks {
+                readLine(into: &trailingBreaks)
+            } else {
+                whitespaces.removeAll(keepingCapacity: true)
+                readLine(into: &leadingBreak)
+                leadingBlanks = true
+            }
+        }
+    }
+
     private func fold(into string: inout [UInt8], leadingBreak: inout [UInt8], trailingBreaks: inout [UInt8]) {
         if leadingBreak.first == 0x0A {
             if trailingBreaks.isEmpty {
@@ -335,27 +354,9 @@ extension Scanner {
                 end = mark
             }
             if !(isBlank() || isBreak()) { break }
-            while isBlank() || isBreak() {
-                if isBlank() {
-                    if leadingBlanks && mark.column < indent && isTab() {
-                        throw YAMLError(
-                            mark,
-                            "found a tab character where indentation is expected (in the plain value that starts at "
-                                + "\(start.text)); indent with spaces")
-                    }
-                    if leadingBlanks {
-                        skip()
-                    } else {
-                        read(into: &whitespaces)
-                    }
-                } else if leadingBlanks {
-                    readLine(into: &trailingBreaks)
-                } else {
-                    whitespaces.removeAll(keepingCapacity: true)
-                    readLine(into: &leadingBreak)
-                    leadingBlanks = true
-                }
-            }
+            try scanScalarSpace(
+                leadingBlanks: &leadingBlanks, whitespaces: &whitespaces, leadingBreak: &leadingBreak,
+                trailingBreaks: &trailingBreaks, plain: (start: start, indent: indent))
             if flowLevel == 0 && mark.column < indent { break }
         }
         if leadingBlanks { simpleKeyAllowed = true }
