@@ -1,21 +1,14 @@
 import Foundation
+import TestSupport
 import Testing
 import YAML
 
 /// The shared conformance data, `<project root>/../shared/conformance`, read in place and never modified.
 enum Conformance {
-    /// Found by walking up from this file to a folder holding `shared/conformance`, with `/work/shared/conformance` as
-    /// the last resort for a package checked out elsewhere.
-    static let directory: URL? = {
-        var candidates: [URL] = []
-        var folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while folder.path != "/" && !folder.path.isEmpty {
-            candidates.append(folder.appendingPathComponent("shared/conformance"))
-            folder = folder.deletingLastPathComponent()
-        }
-        candidates.append(URL(fileURLWithPath: "/work/shared/conformance"))
-        return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("nodeadm").path) }
-    }()
+    /// nil when the data is not there (the tests that need it say so).
+    static let directory: URL? =
+        FileManager.default.fileExists(atPath: Paths.conformance.appendingPathComponent("nodeadm").path)
+        ? Paths.conformance : nil
 
     /// Every `.yaml`, `.yml` and `.json` file under `nodeadm/`, as paths relative to it, sorted.
     static func yamlFiles() -> [String] {
