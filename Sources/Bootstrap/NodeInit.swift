@@ -331,9 +331,11 @@ public struct NodeInit: Sendable {
         registration.waitReady = options.waitReady
         registration.timeout = options.registerTimeout
         if let manager {
-            let watcher = ServiceRun(paths: paths, manager: manager, timeout: options.unitTimeout, logger: logger)
+            let timeout = options.unitTimeout
             registration.kubeletHealth = {
-                manager.failure(of: ServiceUnits.kubelet).map { watcher.failure(ServiceUnits.kubelet, $0) }
+                manager.failure(of: ServiceUnits.kubelet).map {
+                    ServiceRun.failure(ServiceUnits.kubelet, $0, timeout: timeout)
+                }
             }
         }
         let logger = self.logger

@@ -191,7 +191,7 @@ struct ServiceRun {
             throw UnitFailure(
                 action: UnitAction(
                     unit: unit, action: .none, reason: "state unknown", result: "failed", state: "",
-                    milliseconds: (ContinuousClock.now - start).milliseconds), error: failure(unit, error))
+                    milliseconds: (ContinuousClock.now - start).milliseconds), error: Self.failure(unit, error, timeout: timeout))
         }
         if state.loadState == "not-found" {
             if unit == ServiceUnits.resolved {
@@ -239,7 +239,7 @@ struct ServiceRun {
                 action: UnitAction(
                     unit: unit, action: operation == .restart ? .restart : .start, reason: reason,
                     result: error.code == .timeout ? "timeout" : "failed", state: "",
-                    milliseconds: (ContinuousClock.now - start).milliseconds), error: failure(unit, error))
+                    milliseconds: (ContinuousClock.now - start).milliseconds), error: Self.failure(unit, error, timeout: timeout))
         }
         let elapsed = (ContinuousClock.now - start).milliseconds
         logger.info(
@@ -250,7 +250,9 @@ struct ServiceRun {
             state: "\(after.activeState)/\(after.subState)", milliseconds: elapsed)
     }
 
-    func failure(_ unit: String, _ error: SystemdError) -> NodeBootError {
+    /// A unit's failure as the agent reports it: the message with the unit's journal lines, and a
+    /// hint for the kind of failure (`timeout`: the limit it ran into).
+    static func failure(_ unit: String, _ error: SystemdError, timeout: Duration) -> NodeBootError {
         var message = error.message
         if !error.journal.isEmpty {
             message += "\n  last journal lines of \(unit):\n" + error.journal.map { "    \($0)" }.joined(separator: "\n")
