@@ -1,5 +1,5 @@
 import FoundationEssentials
-public import NodeConfig
+import NodeConfig
 import TOML
 
 /// `/etc/containerd/config.toml`: nodeadm's template for the containerd major version (schema 2

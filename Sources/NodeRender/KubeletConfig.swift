@@ -1,4 +1,4 @@
-public import NodeConfig
+import NodeConfig
 
 /// The kubelet's files: `config.json` (nodeadm's defaults), the user drop-in, and the
 /// environment file holding the flags.

@@ -1,4 +1,4 @@
-public import NodeConfig
+import NodeConfig
 
 /// Every file the config phase writes, from a fully decided context. Pure: no I/O.
 public enum NodeRenderer {
