@@ -26,11 +26,18 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
+        // The agent's small cross-cutting helpers, written once: the retry policy, duration text,
+        // hex and SHA-256, the process runner, stdout/stderr writers. A leaf: no project imports.
+        .target(
+            name: "Support",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         // Pure AWS Signature Version 4: signing and verification, no I/O.
         // Shared by the AWS client (signing) and the testbed (verifying).
         .target(
             name: "SigV4",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Support", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // zlib, for gzip-compressed user data (Debian zlib1g-dev). Only NodeConfig imports it.
@@ -51,6 +58,7 @@ let package = Package(
             name: "AWS",
             dependencies: [
                 "SigV4",
+                "Support",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -65,7 +73,7 @@ let package = Package(
         // Unit control over sd-bus, sd_notify and the journal; the ServiceManager seam.
         .target(
             name: "Systemd",
-            dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CSystemd", "Support", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The few Kubernetes API calls the agent makes (version, get/create/patch Node) over TLS
@@ -73,6 +81,7 @@ let package = Package(
         .target(
             name: "KubeAPI",
             dependencies: [
+                "Support",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -89,7 +98,7 @@ let package = Package(
                 "KubeAPI",
                 "NodeConfig",
                 "NodeRender",
-                "SigV4",
+                "Support",
                 "Systemd",
                 "YAML",
                 .product(name: "Logging", package: "swift-log"),
@@ -122,6 +131,7 @@ let package = Package(
                 "SigV4",
                 "NodeConfig",
                 "NodeRender",
+                "Support",
                 "Systemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -143,10 +153,11 @@ let package = Package(
         .testTarget(
             name: "KubeAPITests", dependencies: ["ExecCredential", "KubeAPI", "SigV4", "Testbed", "TestSupport"],
             swiftSettings: swiftSettings),
-        .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
+        .testTarget(name: "SupportTests", dependencies: ["Support"], swiftSettings: swiftSettings),
+        .testTarget(name: "SigV4Tests", dependencies: ["SigV4", "Support"], swiftSettings: swiftSettings),
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "ExecCredentialTests", dependencies: ["AWS", "ExecCredential", "SigV4", "TestSupport"],
+            name: "ExecCredentialTests", dependencies: ["AWS", "ExecCredential", "SigV4", "Support", "TestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "YAMLTests", dependencies: ["YAML", "TestSupport", .product(name: "Yams", package: "Yams")],
@@ -160,12 +171,13 @@ let package = Package(
         .testTarget(
             name: "AWSTests",
             dependencies: [
-                "AWS", "Bootstrap", "ExecCredential", "KubeAPI", "NodeConfig", "NodeRender", "SigV4", "Systemd", "Testbed",
-                "TestSupport",
+                "AWS", "Bootstrap", "ExecCredential", "KubeAPI", "NodeConfig", "NodeRender", "SigV4", "Support", "Systemd",
+                "Testbed", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "TestbedTests", dependencies: ["AWS", "SigV4", "Testbed", "TestSupport"], swiftSettings: swiftSettings),
+            name: "TestbedTests", dependencies: ["AWS", "SigV4", "Support", "Testbed", "TestSupport"],
+            swiftSettings: swiftSettings),
     ]
 )

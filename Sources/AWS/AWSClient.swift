@@ -1,5 +1,6 @@
 public import FoundationEssentials
 import SigV4
+public import Support
 
 /// Signed calls to EC2, EKS and STS: endpoint resolution, SigV4, the retry policy, and errors
 /// turned into `AWSError` with the service's code, message and request id.

@@ -1,3 +1,5 @@
+import Support
+
 /// An AWS call (IMDS included) that did not give a usable answer. The description is a full
 /// sentence naming the operation and endpoint; `hint` says what the operator can do.
 public struct AWSError: Error, Sendable, CustomStringConvertible {

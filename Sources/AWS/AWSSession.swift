@@ -1,4 +1,5 @@
 import FoundationEssentials
+public import Support
 
 /// The AWS effects of one agent run: the environment it reads, the IMDS client (direct, never
 /// proxied), the API transport (proxied per `HTTP(S)_PROXY`/`NO_PROXY`), the retry policies.

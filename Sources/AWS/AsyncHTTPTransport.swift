@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import FoundationEssentials
 import NIOCore
 import NIOHTTP1
+import Support
 
 /// `HTTPTransport` over AsyncHTTPClient. One instance per proxy setting; call `shutdown()` once.
 public final class AsyncHTTPTransport: HTTPTransport {

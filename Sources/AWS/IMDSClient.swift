@@ -1,4 +1,5 @@
 import FoundationEssentials
+public import Support
 
 /// IMDSv2 client: a session token from `PUT /latest/api/token`, sent on every request, renewed
 /// before it expires and once on a 401. No IMDSv1 fallback. Never goes through a proxy (the

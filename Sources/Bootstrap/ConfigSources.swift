@@ -18,14 +18,14 @@ public enum ConfigSource: Sendable, Equatable, CustomStringConvertible {
             let path = String(uri.dropFirst(7))
             guard !path.isEmpty else {
                 throw NodeBootError(
-                    .badInput, "config source '\(uri)' names no path",
+                    .input, "config source '\(uri)' names no path",
                     hint: "use file:///etc/eks/nodeadm.d/ or file://config.yaml")
             }
             self = .file(path)
         } else {
             let scheme = uri.firstRange(of: "://").map { String(uri[..<$0.lowerBound]) } ?? uri
             throw NodeBootError(
-                .badInput, "config source '\(uri)': unsupported scheme '\(scheme)'",
+                .input, "config source '\(uri)': unsupported scheme '\(scheme)'",
                 hint: "use imds://user-data or file://PATH")
         }
     }
@@ -76,7 +76,7 @@ public struct ConfigChain: Sendable {
         guard !errors.isEmpty else { return nil }
         let count = errors.count == 1 ? "1 problem" : "\(errors.count) problems"
         return NodeBootError(
-            .badInput, "the NodeConfig has \(count); nothing was written:\n" + errors.map { "  \($0)" }.joined(separator: "\n"))
+            .input, "the NodeConfig has \(count); nothing was written:\n" + errors.map { "  \($0)" }.joined(separator: "\n"))
     }
 
     public func load() async throws(NodeBootError) -> Result {
@@ -92,7 +92,7 @@ public struct ConfigChain: Sendable {
                     bytes = try await userData()
                 } catch let error as AWSError where error.kind == .malformedResponse && error.message.contains("too large") {
                     throw NodeBootError(
-                        .badInput, "user data: larger than the \(UserData.maxBytes) bytes accepted",
+                        .input, "user data: larger than the \(UserData.maxBytes) bytes accepted",
                         hint: "EC2 user data is at most 16 KiB; put large settings in files under /etc/eks/nodeadm.d")
                 } catch {
                     throw NodeBootError(
@@ -115,7 +115,7 @@ public struct ConfigChain: Sendable {
                         notes.append("imds://user-data: \(error.message)")
                         continue
                     }
-                    throw NodeBootError(.badInput, "\(error)")
+                    throw NodeBootError(.input, "\(error)")
                 }
             }
         }
@@ -154,7 +154,7 @@ public struct ConfigChain: Sendable {
     static func fileDocuments(_ path: String, notes: inout [String]) throws(NodeBootError) -> [RawDocument] {
         guard let status = NodeFileSystem.status(path) else {
             throw NodeBootError(
-                .badInput, "config source file://\(path): no such file or directory",
+                .input, "config source file://\(path): no such file or directory",
                 hint: "check the path; a relative path is relative to the current directory")
         }
         var files: [String] = [path]
@@ -173,22 +173,22 @@ public struct ConfigChain: Sendable {
         for file in files {
             if let size = NodeFileSystem.status(file)?.size, size > UserData.maxBytes {
                 throw NodeBootError(
-                    .badInput, "config source file://\(file): \(size) bytes is more than the \(UserData.maxBytes) bytes accepted",
+                    .input, "config source file://\(file): \(size) bytes is more than the \(UserData.maxBytes) bytes accepted",
                     hint: "a NodeConfig is a few KiB; split settings over several files in the directory")
             }
             let bytes: [UInt8]?
             do {
                 bytes = try NodeFileSystem.read(file, limit: UserData.maxBytes)
             } catch {
-                throw NodeBootError(.badInput, "config source file://\(file): \(error)", hint: "make the file readable")
+                throw NodeBootError(.input, "config source file://\(file): \(error)", hint: "make the file readable")
             }
             guard let bytes else {
-                throw NodeBootError(.badInput, "config source file://\(file): no such file")
+                throw NodeBootError(.input, "config source file://\(file): no such file")
             }
             do {
                 documents += try UserData.documents(bytes, source: "file://\(file)")
             } catch {
-                throw NodeBootError(.badInput, "\(error)")
+                throw NodeBootError(.input, "\(error)")
             }
         }
         return documents

@@ -2,6 +2,7 @@ public import AWS
 import FoundationEssentials
 public import NodeConfig
 public import NodeRender
+import Support
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,6 @@
 import AWS
 import FoundationEssentials
+import Support
 import YAML
 
 #if canImport(Glibc)
@@ -33,7 +34,7 @@ struct Kubeconfig: Sendable, Equatable {
     static func parse(_ text: String, source: String) throws(NodeBootError) -> Kubeconfig {
         func invalid(_ message: String) -> NodeBootError {
             NodeBootError(
-                .badInput, "kubeconfig \(source): \(message)",
+                .input, "kubeconfig \(source): \(message)",
                 hint: "nodeboot init writes this file; run it again, or fix the file by hand")
         }
         let root: YAMLNode

@@ -1,5 +1,6 @@
 public import AWS
 public import FoundationEssentials
+import Support
 
 /// What the agent sees on this instance: the `nodeboot facts` report. Holds no secret.
 public struct NodeFactsReport: Codable, Sendable {

@@ -3,6 +3,7 @@ import FoundationEssentials
 public import Logging
 import NodeConfig
 public import NodeRender
+public import Support
 public import Systemd
 
 #if canImport(Glibc)
@@ -186,7 +187,7 @@ public struct NodeInit: Sendable {
         } else {
             let why = loaded.notes.isEmpty ? "" : " (\(loaded.notes.joined(separator: "; ")))"
             throw NodeBootError(
-                .badInput, "no NodeConfig in any config source\(why)",
+                .input, "no NodeConfig in any config source\(why)",
                 hint: "give a NodeConfig (apiVersion: node.eks.aws/v1alpha1) in the user data, or with -c file://PATH")
         }
 
@@ -246,7 +247,7 @@ public struct NodeInit: Sendable {
         } catch {
             let place = located.location(of: error.field)
             throw NodeBootError(
-                .badInput,
+                .input,
                 "\(ConfigDiagnostic(severity: .error, origin: place.origin, line: place.line, field: error.field, message: error.message, hint: error.hint))"
             )
         }
@@ -407,7 +408,7 @@ public struct NodeInit: Sendable {
         do {
             return try AWSSession(environment: environment, imdsPolicy: policy)
         } catch {
-            throw NodeBootError(.badInput, "\(error)", hint: error.hint)
+            throw NodeBootError(.input, "\(error)", hint: error.hint)
         }
     }
 
@@ -426,7 +427,7 @@ public struct NodeInit: Sendable {
         } catch {
             let place = located.location(of: "spec.kubelet.maxPodsExpression")
             throw NodeBootError(
-                .badInput,
+                .input,
                 "\(ConfigDiagnostic(severity: .error, origin: place.origin, line: place.line, field: "spec.kubelet.maxPodsExpression", message: "\(error)", hint: "integers, default_enis, ips_per_eni, max_pods, + - * / %, comparisons and ? : are supported"))"
             )
         }
@@ -453,7 +454,7 @@ public struct NodeInit: Sendable {
                 } catch {
                     let place = located.location(of: "spec.kubelet.maxPodsExpression")
                     throw NodeBootError(
-                        .badInput,
+                        .input,
                         "\(ConfigDiagnostic(severity: .error, origin: place.origin, line: place.line, field: "spec.kubelet.maxPodsExpression", message: "\(error)", hint: "this node has default_enis=\(limits.defaultMaxENIs), ips_per_eni=\(limits.ipv4AddressesPerInterface), max_pods=\(maxPods); make the expression give 1 to 2147483646 for them (guard divisors: d == 0 ? max_pods : max_pods / d)"))"
                     )
                 }

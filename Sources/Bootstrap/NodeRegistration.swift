@@ -2,7 +2,7 @@ import AWS
 import FoundationEssentials
 import KubeAPI
 import NodeRender
-import SigV4
+import Support
 
 #if canImport(Glibc)
     import Glibc
@@ -154,7 +154,7 @@ package struct RegistrationResult: Sendable, Equatable {
 /// Failure codes and messages of the register phase.
 enum RegistrationFailure {
     /// Every API-side failure of registration (network, TLS, authorization, timeout): exit 1.
-    static let code = NodeBootError.Code.aws
+    static let code = NodeBootError.Code.kube
 }
 
 /// The register phase: the Node object exists (created or reconciled with `register`, else
@@ -179,7 +179,7 @@ package struct NodeRegistration: Sendable {
                 }, requestTimeout: options.requestTimeout)
         } catch {
             throw NodeBootError(
-                .badInput, "kubeconfig \(run.kubeconfigFile): \(error.message)",
+                .input, "kubeconfig \(run.kubeconfigFile): \(error.message)",
                 hint: "the server must be the cluster's https:// endpoint and the CA a PEM certificate (spec.cluster)")
         }
         do {
@@ -215,7 +215,7 @@ struct RegistrationRun {
         self.options = options
         guard Node.isValidName(options.nodeName) else {
             throw NodeBootError(
-                .badInput,
+                .input,
                 "node name '\(options.nodeName)' is not a valid Kubernetes node name (a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', at most 253 characters)",
                 hint:
                     "the node name is the instance's private DNS name, or its instance ID with the InstanceIdNodeName feature gate"
@@ -621,10 +621,10 @@ struct RegistrationRun {
         case .cancelled:
             return NodeBootError(.internal, "node registration was cancelled", cause: error)
         case .configuration:
-            return NodeBootError(.badInput, "kubeconfig \(kubeconfigFile): \(error.message)", cause: error)
+            return NodeBootError(.input, "kubeconfig \(kubeconfigFile): \(error.message)", cause: error)
         case .invalidName:
             return NodeBootError(
-                .badInput, "\(error.request): \(error.message)",
+                .input, "\(error.request): \(error.message)",
                 hint: "the node name is the instance's private DNS name, or its instance ID", cause: error)
         default:
             var message = "the API server \(server) failed \(error.request)\(retried): "
@@ -662,7 +662,7 @@ struct RegistrationRun {
             let end = text[begin.upperBound...].firstRange(of: "-----END CERTIFICATE-----"),
             let der = Data(base64Encoded: text[begin.upperBound..<end.lowerBound].filter { !$0.isWhitespace })
         else { return nil }
-        let hex = Array(SigV4Signer.hexSHA256(Array(der)).uppercased())
+        let hex = Array(Hex.sha256(Array(der)).uppercased())
         return stride(from: 0, to: hex.count, by: 2).map { String(hex[$0..<$0 + 2]) }.joined(separator: ":")
     }
 }
@@ -846,7 +846,7 @@ struct KubeletFlags: Sendable {
             for pair in value.split(separator: ",") where !pair.isEmpty {
                 guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
                     throw NodeBootError(
-                        .badInput, "kubelet flag --node-labels: '\(pair)' is not key=value",
+                        .input, "kubelet flag --node-labels: '\(pair)' is not key=value",
                         hint: "write --node-labels=key=value,key2=value2 (spec.kubelet.flags)")
                 }
                 labels[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
@@ -881,7 +881,7 @@ struct KubeletFlags: Sendable {
 
     static func badTaint(_ spec: Substring, _ problem: String) -> NodeBootError {
         NodeBootError(
-            .badInput, "kubelet flag --register-with-taints: '\(spec)' \(problem)",
+            .input, "kubelet flag --register-with-taints: '\(spec)' \(problem)",
             hint: "write --register-with-taints=key=value:NoSchedule,key2:NoExecute (spec.kubelet.flags)")
     }
 }

@@ -2,7 +2,7 @@ import AWS
 import FoundationEssentials
 import Logging
 import NodeRender
-import SigV4
+import Support
 import Systemd
 
 /// What the run phase did to one unit.
@@ -107,7 +107,7 @@ struct UnitRecord: Codable, Equatable {
             input += bytes ?? Array("<absent>".utf8)
             input.append(0)
         }
-        return SigV4Signer.hexSHA256(input)
+        return Hex.sha256(input)
     }
 }
 

@@ -1,5 +1,6 @@
 import AWS
 public import FoundationEssentials
+import Support
 
 /// `/run/nodeboot/status.json`: what the last `init` that reached the node did. Written at the
 /// end of every run that got as far as the apply phase (a run refused earlier changed nothing on

@@ -1,5 +1,6 @@
 import Crypto
 public import FoundationEssentials
+import Support
 
 /// Credentials that sign a request. Never logged; `description` hides the secrets.
 public struct SigV4Credentials: Sendable, Hashable, CustomStringConvertible {
@@ -87,7 +88,7 @@ public struct SigV4Signer: Sendable {
             request.headers.removeAll { $0.name.lowercased() == "x-amz-security-token" }
             request.headers.append((name: "X-Amz-Security-Token", value: token))
         }
-        let parts = signatureParts(request, amzDate: amzDate, payloadHash: SigV4Signer.hexSHA256(request.body))
+        let parts = signatureParts(request, amzDate: amzDate, payloadHash: Hex.sha256(request.body))
         request.headers.append((name: "Authorization", value: authorizationHeader(parts)))
         if let token = credentials.sessionToken, !signSessionToken {
             request.headers.append((name: "X-Amz-Security-Token", value: token))
@@ -121,7 +122,7 @@ public struct SigV4Signer: Sendable {
         if let token = credentials.sessionToken {
             request.query.append((name: "X-Amz-Security-Token", value: token))
         }
-        let parts = signatureParts(request, amzDate: amzDate, payloadHash: SigV4Signer.hexSHA256(request.body))
+        let parts = signatureParts(request, amzDate: amzDate, payloadHash: Hex.sha256(request.body))
         request.query.append((name: "X-Amz-Signature", value: parts.signature))
         return request.query.map { "\(SigV4Signer.uriEncode($0.name))=\(SigV4Signer.uriEncode($0.value))" }
             .joined(separator: "&")
@@ -153,10 +154,10 @@ public struct SigV4Signer: Sendable {
         ].joined(separator: "\n")
         let scope = credentialScope(amzDate: amzDate)
         let stringToSign = [
-            SigV4Signer.algorithm, amzDate, scope, SigV4Signer.hexSHA256(Array(canonicalRequest.utf8)),
+            SigV4Signer.algorithm, amzDate, scope, Hex.sha256(Array(canonicalRequest.utf8)),
         ].joined(separator: "\n")
         let key = signingKey(day: String(amzDate.prefix(8)))
-        let signature = SigV4Signer.hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
+        let signature = Hex.encode(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
         return SignatureParts(
             canonicalRequest: canonicalRequest,
             stringToSign: stringToSign,
@@ -278,20 +279,6 @@ public struct SigV4Signer: Sendable {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
         default: nil
         }
-    }
-
-    static func hex<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    public static func hexSHA256(_ bytes: [UInt8]) -> String {
-        hex(SHA256.hash(data: bytes))
     }
 
     /// `YYYYMMDDTHHMMSSZ` in UTC.

@@ -1,4 +1,5 @@
 public import FoundationEssentials
+import Support
 
 /// Checks a signed request the way an AWS endpoint does: header (`Authorization`) or query
 /// (`X-Amz-Signature`) signatures, the date window, the session token. Used by the testbed.
@@ -102,7 +103,7 @@ public enum SigV4Verifier {
                 Failure(code: "SignatureDoesNotMatch", message: "'Host' must be a signed header", status: 403))
         }
         let headers = request.headers.filter { signedHeaders.contains($0.name.lowercased()) }
-        let payloadHash = request.header("X-Amz-Content-Sha256") ?? SigV4Signer.hexSHA256(request.body)
+        let payloadHash = request.header("X-Amz-Content-Sha256") ?? Hex.sha256(request.body)
         var unsigned = request
         unsigned.headers = headers
         return check(
@@ -140,7 +141,7 @@ public enum SigV4Verifier {
         var unsigned = request
         unsigned.headers = request.headers.filter { signedHeaders.contains($0.name.lowercased()) }
         unsigned.query = request.query.filter { $0.name != "X-Amz-Signature" }
-        let payloadHash = request.header("X-Amz-Content-Sha256") ?? SigV4Signer.hexSHA256(request.body)
+        let payloadHash = request.header("X-Amz-Content-Sha256") ?? Hex.sha256(request.body)
         return check(
             unsigned, scope: scope, amzDate: amzDate, date: date, payloadHash: payloadHash, signature: signature,
             sessionToken: request.queryValue("X-Amz-Security-Token"), presigned: true, signedHeaders: signedHeaders,

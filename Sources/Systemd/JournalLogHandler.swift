@@ -1,6 +1,6 @@
 import Glibc
 public import Logging
-import Synchronization
+import Support
 
 /// nodeboot's swift-log handler: each message goes to stderr as `nodeboot: <message> key=value…`
 /// (cloud-init and the unit's journal stream capture it) and/or, on a systemd host, to the
@@ -64,7 +64,7 @@ public struct JournalLogHandler: LogHandler {
                 fields: fields.map { (name: Self.fieldName($0.key), value: $0.value) })
         // A message journald did not take still goes to stderr (which may be its stream).
         if toStandardError || (toJournal && !sent) {
-            Self.writeStandardError(Self.line(message, fields: fields))
+            StandardStreams.error(Self.line(message, fields: fields))
         }
     }
 
@@ -121,29 +121,6 @@ public struct JournalLogHandler: LogHandler {
         case .array(let values): "[" + values.map(text).joined(separator: ", ") + "]"
         case .dictionary(let values):
             "[" + values.sorted { $0.key < $1.key }.map { "\($0.key): \(text($0.value))" }.joined(separator: ", ") + "]"
-        }
-    }
-
-    /// Serialises writers so that lines of concurrent loggers do not interleave.
-    private static let standardErrorLock = Mutex(())
-
-    private static func writeStandardError(_ line: String) {
-        standardErrorLock.withLock { _ in
-            let bytes = Array(line.utf8)
-            var offset = 0
-            while offset < bytes.count {
-                let n = bytes.withUnsafeBytes { buffer -> Int in
-                    guard let base = buffer.baseAddress else { return 0 }
-                    return write(2, base + offset, buffer.count - offset)
-                }
-                if n > 0 {
-                    offset += n
-                } else if n < 0 && errno == EINTR {
-                    continue
-                } else {
-                    return  // stderr closed or full: nowhere left to report it
-                }
-            }
         }
     }
 }

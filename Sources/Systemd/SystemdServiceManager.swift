@@ -1,5 +1,6 @@
 import CSystemd
 import Glibc
+import Support
 import Synchronization
 
 /// The `ServiceManager` of a node: systemd's manager over the system bus (sd-bus), the unit's
@@ -152,7 +153,7 @@ public final class SystemdServiceManager: ServiceManager {
     ) throws(SystemdError) -> String {
         let bytes = try bus.bytesProperty(
             "InvocationID", interface: Bus.unitInterface, path: path, timeout: remaining(deadline), unit: unit)
-        return bytes.allSatisfy { $0 == 0 } ? "" : hex(bytes)
+        return bytes.allSatisfy { $0 == 0 } ? "" : Hex.encode(bytes)
     }
 
     /// What a job's failure report needs: the unit's object path and invocation before the job,
@@ -217,7 +218,7 @@ public final class SystemdServiceManager: ServiceManager {
             let now = currentState(unit, bus: bus)
             throw SystemdError(
                 .timeout, unit: unit,
-                "the \(operation.rawValue) job of \(unit) did not finish within \(text(timeout))\(now.map { "; the unit is \(describe($0))" } ?? "")"
+                "the \(operation.rawValue) job of \(unit) did not finish within \(timeout.secondsText)\(now.map { "; the unit is \(describe($0))" } ?? "")"
             )
         }
         if removed.result == "assert" {
@@ -258,7 +259,7 @@ public final class SystemdServiceManager: ServiceManager {
             guard ContinuousClock.now < deadline else {
                 throw SystemdError(
                     .timeout, unit: unit,
-                    "\(unit) did not become \(operation == .stop ? "inactive" : "active") within \(text(timeout)): it is \(describe(state))"
+                    "\(unit) did not become \(operation == .stop ? "inactive" : "active") within \(timeout.secondsText): it is \(describe(state))"
                 )
             }
             sleep(min(pollInterval, deadline - .now))
@@ -381,25 +382,11 @@ public final class SystemdServiceManager: ServiceManager {
         max(deadline - .now, .milliseconds(1))
     }
 
-    /// `90 s`, `2.5 s`.
-    static func text(_ duration: Duration) -> String {
-        let tenths = Int64((Double(duration.components.attoseconds) / 1e17).rounded()) + duration.components.seconds * 10
-        return tenths % 10 == 0 ? "\(tenths / 10) s" : "\(tenths / 10).\(tenths % 10) s"
-    }
-
-    /// Lowercase hex, as the journal writes 128-bit ids.
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for byte in bytes { out += [digits[Int(byte >> 4)], digits[Int(byte & 0xF)]] }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     /// This boot's id as the journal's `_BOOT_ID` has it; nil when the kernel does not say.
     static func bootID() -> String? {
         var id = sd_id128_t()
         guard sd_id128_get_boot(&id) >= 0 else { return nil }
-        return hex(withUnsafeBytes(of: id) { Array($0) })
+        return Hex.encode(withUnsafeBytes(of: id) { Array($0) })
     }
 
     /// CLOCK_REALTIME in microseconds (the journal's `__REALTIME_TIMESTAMP`).

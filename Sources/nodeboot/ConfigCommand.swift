@@ -4,6 +4,7 @@ import Bootstrap
 import FoundationEssentials
 import NodeConfig
 import NodeRender
+import Support
 
 struct Config: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,7 +16,7 @@ struct Config: AsyncParsableCommand {
         do {
             session = try AWSSession(environment: ProcessInfo.processInfo.environment)
         } catch {
-            throw Failure(NodeBootError(.badInput, "\(error)"))
+            throw Failure(NodeBootError(.input, "\(error)"))
         }
         let chain = ConfigChain(sources: try source.sources(), imds: session.imds)
         let loaded: ConfigChain.Result
@@ -30,7 +31,7 @@ struct Config: AsyncParsableCommand {
         guard let located = loaded.config else {
             if problems.contains(where: { $0.severity == .error }) { throw report(problems, strict: source.strict) }
             let why = loaded.notes.isEmpty ? "" : " (\(loaded.notes.joined(separator: "; ")))"
-            throw Failure(NodeBootError(.badInput, "no NodeConfig in any config source\(why)"))
+            throw Failure(NodeBootError(.input, "no NodeConfig in any config source\(why)"))
         }
         let validation = NodeConfigValidation.validate(located)
         problems += validation.diagnostics
@@ -42,7 +43,7 @@ struct Config: AsyncParsableCommand {
                 _ = try MaxPodsExpression(located.config.spec.kubelet.maxPodsExpression)
             } catch {
                 let place = located.location(of: "spec.kubelet.maxPodsExpression")
-                throw Failure(NodeBootError(.badInput, "\(place): spec.kubelet.maxPodsExpression: \(error)"))
+                throw Failure(NodeBootError(.input, "\(place): spec.kubelet.maxPodsExpression: \(error)"))
             }
         }
         return (located, validation, problems.map { "warning: \($0)" } + loaded.notes.map { "note: \($0)" })
@@ -60,9 +61,9 @@ struct Config: AsyncParsableCommand {
 
         func run() async throws {
             let (_, validation, messages) = try await Config.load(source)
-            for message in messages { writeStandardError("\(message)\n") }
+            for message in messages { StandardStreams.error("\(message)\n") }
             if !validation.missingClusterFields.isEmpty {
-                writeStandardError(
+                StandardStreams.error(
                     "note: spec.cluster.\(validation.missingClusterFields.joined(separator: ", ")) not given: init reads them with one DescribeCluster\n"
                 )
             }
@@ -82,7 +83,7 @@ struct Config: AsyncParsableCommand {
 
         func run() async throws {
             let (located, _, messages) = try await Config.load(source)
-            for message in messages { writeStandardError("\(message)\n") }
+            for message in messages { StandardStreams.error("\(message)\n") }
             let json = JSONText.object([
                 ("apiVersion", .string(NodeConfig.apiVersion)), ("kind", .string(NodeConfig.kind)),
                 ("spec", ConfigCache.specJSON(located.config.spec)),

@@ -4,6 +4,7 @@ import Bootstrap
 import FoundationEssentials
 import Logging
 import NodeRender
+import Support
 import Systemd
 
 #if canImport(Glibc)
@@ -89,7 +90,7 @@ struct Init: AsyncParsableCommand {
         options.strict = source.strict
         for phase in skip {
             guard let value = InitOptions.Phase(rawValue: phase) else {
-                throw Failure(NodeBootError(.badInput, "--skip \(phase): not a phase", hint: "use --skip config or --skip run"))
+                throw Failure(NodeBootError(.input, "--skip \(phase): not a phase", hint: "use --skip config or --skip run"))
             }
             options.skip.insert(value)
         }
@@ -99,19 +100,19 @@ struct Init: AsyncParsableCommand {
             for name in daemon where !name.isEmpty {
                 guard let value = Daemon(rawValue: name) else {
                     throw Failure(
-                        NodeBootError(.badInput, "--daemon \(name): not a daemon", hint: "use containerd or kubelet"))
+                        NodeBootError(.input, "--daemon \(name): not a daemon", hint: "use containerd or kubelet"))
                 }
                 daemons.insert(value)
             }
             options.daemons = noDaemons ? [] : daemons
         }
         guard let helper = TokenHelper(rawValue: tokenHelper) else {
-            throw Failure(NodeBootError(.badInput, "--token-helper \(tokenHelper): use nodeboot or aws"))
+            throw Failure(NodeBootError(.input, "--token-helper \(tokenHelper): use nodeboot or aws"))
         }
         options.tokenHelper = helper
         options.configCache = configCache
         if let root = source.root {
-            guard root.hasPrefix("/") || !root.isEmpty else { throw Failure(NodeBootError(.badInput, "--root is empty")) }
+            guard root.hasPrefix("/") || !root.isEmpty else { throw Failure(NodeBootError(.input, "--root is empty")) }
             options.root = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
         }
         options.dryRun = dryRun

@@ -2,6 +2,7 @@ import AWS
 import ArgumentParser
 import Bootstrap
 import FoundationEssentials
+import Support
 
 #if canImport(Glibc)
     import Glibc
@@ -36,7 +37,7 @@ struct IMDSOptions: ParsableArguments {
         do {
             return try AWSSession(environment: ProcessInfo.processInfo.environment, imdsPolicy: policy)
         } catch {
-            throw Failure(NodeBootError(.badInput, "\(error)"))
+            throw Failure(NodeBootError(.input, "\(error)"))
         }
     }
 }
@@ -73,7 +74,7 @@ extension NodeBoot {
             // Invoked through a link named aws-iam-authenticator: that tool's command line.
             let invokedAs = CommandLine.arguments.first?.split(separator: "/").last.map(String.init) ?? ""
             if let document = TokenCommand.fastPath(arguments, invokedAs: invokedAs) {
-                writeStandardOutput(document)
+                StandardStreams.output(document)
                 return
             }
             var command: any ParsableCommand
@@ -84,8 +85,8 @@ extension NodeBoot {
             } catch {
                 if invokedAs == "aws-iam-authenticator" {
                     if AuthenticatorCompatibility.exitCode(for: error) == .validationFailure {
-                        writeStandardError(AuthenticatorCompatibility.fullMessage(for: error) + "\n")
-                        Glibc.exit(NodeBootError.Code.badInput.exitStatus)
+                        StandardStreams.error(AuthenticatorCompatibility.fullMessage(for: error) + "\n")
+                        Glibc.exit(NodeBootError.Code.input.exitStatus)
                     }
                     AuthenticatorCompatibility.exit(withError: error)
                 }
@@ -97,25 +98,15 @@ extension NodeBoot {
                 try command.run()
             }
         } catch let failure as Failure {
-            writeStandardError("nodeboot: error: \(failure.error)\n")
+            StandardStreams.error("nodeboot: error: \(failure.error)\n")
             Glibc.exit(failure.error.code.exitStatus)
         } catch {
             // A usage error is bad input: exit 2 (DESIGN), not ArgumentParser's 64.
             if exitCode(for: error) == .validationFailure {
-                writeStandardError(fullMessage(for: error) + "\n")
-                Glibc.exit(NodeBootError.Code.badInput.exitStatus)
+                StandardStreams.error(fullMessage(for: error) + "\n")
+                Glibc.exit(NodeBootError.Code.input.exitStatus)
             }
             exit(withError: error)
         }
-    }
-}
-
-/// Writes to file descriptor 2 unbuffered (no `FileHandle`: that needs full Foundation).
-func writeStandardError(_ text: String) {
-    var remaining = Array(text.utf8)[...]
-    while !remaining.isEmpty {
-        let written = remaining.withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
-        guard written > 0 else { return }
-        remaining = remaining.dropFirst(written)
     }
 }

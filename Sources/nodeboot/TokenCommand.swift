@@ -4,6 +4,7 @@ import Bootstrap
 import ExecCredential
 import FoundationEssentials
 import SigV4
+import Support
 
 #if canImport(Glibc)
     import Glibc
@@ -67,10 +68,10 @@ enum TokenCommand {
         do {
             apiVersion = try ExecCredential.requestedAPIVersion(execInfo: environment["KUBERNETES_EXEC_INFO"])
         } catch {
-            throw Failure(NodeBootError(.badInput, "\(error)", hint: "run nodeboot token from a kubeconfig exec block"))
+            throw Failure(NodeBootError(.input, "\(error)", hint: "run nodeboot token from a kubeconfig exec block"))
         }
         guard !clusterName.isEmpty, !clusterName.contains(where: { $0.isWhitespace || $0.isNewline }) else {
-            throw Failure(NodeBootError(.badInput, "--cluster-name '\(clusterName)' is not a cluster name"))
+            throw Failure(NodeBootError(.input, "--cluster-name '\(clusterName)' is not a cluster name"))
         }
         let now = Date()
         // (Static keys with a known region took `fastPath` before the argument parser ran.)
@@ -81,11 +82,11 @@ enum TokenCommand {
             token = try ExecCredential.token(
                 clusterName: clusterName, region: tokenRegion, credentials: credentials, date: now, environment: environment)
         } catch {
-            throw Failure(NodeBootError(.badInput, "no STS endpoint for region '\(tokenRegion)': \(error)"))
+            throw Failure(NodeBootError(.input, "no STS endpoint for region '\(tokenRegion)': \(error)"))
         }
         let document = ExecCredential.document(
             apiVersion: apiVersion, token: token, expiration: now.addingTimeInterval(14 * 60))
-        writeStandardOutput(document)
+        StandardStreams.output(document)
     }
 
     /// Credentials from the chain (environment, then the instance role), optionally assumed
@@ -99,7 +100,7 @@ enum TokenCommand {
         do {
             session = try AWSSession(environment: environment, imdsPolicy: policy)
         } catch {
-            throw Failure(NodeBootError(.badInput, "\(error)", hint: error.hint))
+            throw Failure(NodeBootError(.input, "\(error)", hint: error.hint))
         }
         do {
             var tokenRegion = region ?? environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? ""
@@ -123,16 +124,6 @@ enum TokenCommand {
             await session.shutdown()
             throw Failure(NodeBootError(.aws, "cannot get a token: \(error)", hint: (error as? AWSError)?.hint))
         }
-    }
-}
-
-/// Writes to file descriptor 1 unbuffered and completely (the ExecCredential is read by client-go).
-func writeStandardOutput(_ text: String) {
-    var remaining = Array(text.utf8)[...]
-    while !remaining.isEmpty {
-        let written = remaining.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
-        guard written > 0 else { return }
-        remaining = remaining.dropFirst(written)
     }
 }
 

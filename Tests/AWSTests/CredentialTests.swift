@@ -1,6 +1,7 @@
 import AWS
 import Foundation
 import SigV4
+import Support
 import TestSupport
 import Testbed
 import Testing

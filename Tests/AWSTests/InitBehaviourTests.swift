@@ -3,6 +3,7 @@ import Bootstrap
 import Foundation
 import Logging
 import NodeConfig
+import Support
 import TestSupport
 import Testbed
 import Testing

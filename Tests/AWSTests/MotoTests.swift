@@ -1,5 +1,6 @@
 import AWS
 import Foundation
+import Support
 import TestSupport
 import Testing
 

@@ -53,7 +53,7 @@ struct NodeRegistrationTests {
             _ = try RegistrationPlan(Self.desired(flags: flags))
             Issue.record("accepted \(flags)")
         } catch {
-            #expect(error.code == .badInput)
+            #expect(error.code == .input)
             #expect(error.message.hasPrefix("kubelet flag --"))
         }
     }
@@ -221,7 +221,7 @@ struct NodeRegistrationTests {
             _ = try Kubeconfig.parse(text, source: "/root/var/lib/kubelet/kubeconfig")
             Issue.record("accepted: \(text)")
         } catch {
-            #expect(error.code == .badInput)
+            #expect(error.code == .input)
             #expect(error.message.hasPrefix("kubeconfig /root/var/lib/kubelet/kubeconfig: "))
         }
     }
@@ -399,7 +399,7 @@ struct NodeRegistrationTests {
             _ = try RegistrationRun(options: options)
             Issue.record("accepted")
         } catch {
-            #expect(error.code == .badInput)
+            #expect(error.code == .input)
             #expect(error.message.contains("node name 'IP-10-0-1-2.EC2.internal' is not a valid Kubernetes node name"))
         }
     }

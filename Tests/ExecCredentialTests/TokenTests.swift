@@ -2,6 +2,7 @@ import AWS
 import ExecCredential
 import Foundation
 import SigV4
+import Support
 import TestSupport
 import Testing
 

@@ -1,4 +1,5 @@
 import Foundation
+import Support
 import Testing
 
 @testable import SigV4
@@ -69,7 +70,7 @@ struct SigV4SuiteTests {
         var withToken = request
         if let token { withToken.headers.append(("X-Amz-Security-Token", token)) }
         let parts = signer.signatureParts(
-            withToken, amzDate: amzDate, payloadHash: SigV4Signer.hexSHA256(request.body))
+            withToken, amzDate: amzDate, payloadHash: Hex.sha256(request.body))
         #expect(parts.canonicalRequest == (try Self.read(name, ".creq")))
         #expect(parts.stringToSign == (try Self.read(name, ".sts")))
         let result = signer.sign(request, date: date, signSessionToken: !name.hasSuffix("post-sts-header-after"))

@@ -1,5 +1,6 @@
 import Foundation
 import SigV4
+import Support
 import TestSupport
 import Testbed
 import Testing
@@ -36,7 +37,7 @@ enum Kube {
     /// The testbed's CA certificate in a file, for `--cacert` and kubeconfigs: one file per CA.
     static func caFile(_ testbed: Testbed) throws -> String {
         let pem = testbed.kubeCACertificatePEM
-        let name = "testbed-kube-ca-\(SigV4Signer.hexSHA256(Array(pem.utf8)).prefix(16)).crt"
+        let name = "testbed-kube-ca-\(Hex.sha256(Array(pem.utf8)).prefix(16)).crt"
         let url = FileManager.default.temporaryDirectory.appendingPathComponent(name)
         if !FileManager.default.fileExists(atPath: url.path) {
             try Data(pem.utf8).write(to: url, options: .atomic)

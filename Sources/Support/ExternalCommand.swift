@@ -9,24 +9,24 @@ import FoundationEssentials
 /// or on cancellation. Used for `kubelet --version`, `containerd --version`, `setup-local-disks`
 /// and the kubeconfig's exec credential plugin (which may call back into in-process servers in
 /// tests, so no thread of the pool may block on it).
-enum ExternalCommand {
-    struct Output: Sendable {
-        var status: Int32
-        var stdout: [UInt8]
-        var stderr: [UInt8]
-        var timedOut: Bool
+public enum ExternalCommand {
+    public struct Output: Sendable {
+        public var status: Int32
+        public var stdout: [UInt8]
+        public var stderr: [UInt8]
+        public var timedOut: Bool
 
         /// stdout, then stderr, as text (for commands whose output is only shown).
-        var combined: String { String(decoding: stdout + stderr, as: UTF8.self) }
+        public var combined: String { String(decoding: stdout + stderr, as: UTF8.self) }
     }
 
-    struct Failure: Error, Sendable, CustomStringConvertible {
-        var description: String
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public var description: String
     }
 
     static let maxOutput = 1 << 20
 
-    static func run(_ path: String, _ arguments: [String], environment: [String: String], timeout: Duration)
+    public static func run(_ path: String, _ arguments: [String], environment: [String: String], timeout: Duration)
         async throws(Failure) -> Output
     {
         var out: [Int32] = [0, 0]

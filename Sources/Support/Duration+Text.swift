@@ -1,5 +1,6 @@
 extension Duration {
-    var nanoseconds: Int64 {
+    /// Whole nanoseconds (NIO's `TimeAmount`, `timespec`).
+    public var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
@@ -16,6 +17,12 @@ extension Duration {
 
     /// `12.3`: seconds with one decimal, for messages.
     public var tenthsOfSeconds: String { seconds.oneDecimal }
+
+    /// `90 s`, `2.5 s`: seconds with a decimal only when it is not zero, for limits in messages.
+    public var secondsText: String {
+        let tenths = Int64((Double(components.attoseconds) / 1e17).rounded()) + components.seconds * 10
+        return tenths % 10 == 0 ? "\(tenths / 10) s" : "\(tenths / 10).\(tenths % 10) s"
+    }
 }
 
 extension Double {

@@ -1,4 +1,4 @@
-import AWS
+import Support
 import Synchronization
 import Testing
 
