@@ -163,18 +163,23 @@ let package = Package(
             name: "YAMLTests", dependencies: ["YAML", "TestSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "BootstrapTests", dependencies: ["Bootstrap", "KubeAPI", "NodeConfig", "NodeRender", "Systemd", "TestSupport"],
+            name: "BootstrapTests",
+            dependencies: [
+                "AWS", "Bootstrap", "ExecCredential", "KubeAPI", "NodeConfig", "NodeRender", "SigV4", "Support", "Systemd",
+                "Testbed", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings),
+        // The executables as a user runs them: exit status, stdout, stderr.
+        .testTarget(
+            name: "CommandTests", dependencies: ["Bootstrap", "SigV4", "Testbed", "TestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(name: "NodeRenderTests", dependencies: ["NodeRender", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "NodeConfigTests", dependencies: ["NodeConfig", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "AWSTests",
-            dependencies: [
-                "AWS", "Bootstrap", "ExecCredential", "KubeAPI", "NodeConfig", "NodeRender", "SigV4", "Support", "Systemd",
-                "Testbed", "TestSupport",
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["AWS", "SigV4", "Support", "Testbed", "TestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "TestbedTests", dependencies: ["AWS", "SigV4", "Support", "Testbed", "TestSupport"],

@@ -120,20 +120,9 @@ package struct RegistrationOptions: Sendable {
 
 /// What `confirm` found and did.
 package struct RegistrationResult: Sendable, Equatable {
-    /// status.json's `node.registration`.
-    package enum Action: String, Sendable {
-        /// `--register-node`: the Node did not exist; it was created.
-        case created
-        /// `--register-node`: the Node existed and was patched (``RegistrationResult/changes``).
-        case reconciled
-        /// `--register-node`: the Node existed as desired.
-        case unchanged
-        /// The kubelet registered the Node (waited for, not touched).
-        case found
-    }
-
     package var nodeName: String
-    package var action: Action
+    /// status.json's `node.registration`: created, reconciled or unchanged (`--register-node`), or found.
+    package var action: StatusReport.Node.Registration
     /// What was changed (`label topology.kubernetes.io/zone`, `taint dedicated=infra:NoSchedule`, …).
     package var changes: [String]
     /// The node's `Ready` condition was `True` when `confirm` returned.
@@ -281,7 +270,7 @@ struct RegistrationRun {
         }
         log("register: API server \(client.endpoint) is \(version)")
         var node: Node
-        var action: RegistrationResult.Action
+        var action: StatusReport.Node.Registration
         var changes: [String] = []
         if options.register {
             (node, action, changes) = try await register(client, log: log)
@@ -303,7 +292,7 @@ struct RegistrationRun {
 
     /// `--register-node`: create the Node as the kubelet would, or reconcile the one that exists.
     mutating func register(_ client: KubeClient, log: @Sendable (String) -> Void) async throws(NodeBootError)
-        -> (Node, RegistrationResult.Action, [String])
+        -> (Node, StatusReport.Node.Registration, [String])
     {
         let name = nodeName
         if let existing = try await call(
@@ -352,7 +341,7 @@ struct RegistrationRun {
     /// read) reads it again, at most three times; a patch the server does not keep (an admission
     /// webhook or controller reverting it) is given up after three rounds.
     mutating func reconcile(_ client: KubeClient, _ existing: Node, log: @Sendable (String) -> Void)
-        async throws(NodeBootError) -> (Node, RegistrationResult.Action, [String])
+        async throws(NodeBootError) -> (Node, StatusReport.Node.Registration, [String])
     {
         let name = nodeName
         let limit = 3

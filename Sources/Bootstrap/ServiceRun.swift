@@ -13,12 +13,18 @@ public struct UnitAction: Sendable, Codable, Equatable {
         case start, restart
     }
 
+    /// How the action ended.
+    public enum Result: String, Sendable, Codable {
+        case ok, failed, timeout
+        /// systemd does not know the unit (an optional one: a note; otherwise the run fails).
+        case notInstalled = "not installed"
+    }
+
     public var unit: String
     public var action: Action
     /// Why: `configuration changed`, `not running`, `running with this configuration`.
     public var reason: String
-    /// `ok`, `failed`, `timeout`, `not installed`.
-    public var result: String
+    public var result: Result
     /// ActiveState/SubState after the action.
     public var state: String
     public var milliseconds: Double
@@ -32,39 +38,7 @@ public struct ServiceOutcome: Sendable, Codable, Equatable {
     public var reloaded = false
     public var actions: [UnitAction] = []
 
-    public var restarted: [String] { actions.filter { $0.action != .none && $0.result == "ok" }.map(\.unit) }
-}
-
-/// Which unit each node file configures, and which of them are systemd's own configuration.
-enum ServiceUnits {
-    static let containerd = "containerd.service"
-    static let kubelet = "kubelet.service"
-    static let resolved = "systemd-resolved.service"
-
-    /// The units a change of `path` (a node path) must restart. The manager's default
-    /// environment reaches every daemon.
-    static func units(for path: String) -> [String] {
-        let prefixes: [(String, [String])] = [
-            ("/etc/containerd/", [containerd]),
-            ("/etc/systemd/system/containerd.service.d/", [containerd]),
-            ("/etc/kubernetes/", [kubelet]),
-            ("/etc/eks/kubelet/", [kubelet]),
-            ("/var/lib/kubelet/", [kubelet]),
-            ("/etc/eks/image-credential-provider/", [kubelet]),
-            ("/etc/systemd/system/kubelet.service.d/", [kubelet]),
-            ("/etc/systemd/system.conf.d/", [containerd, kubelet]),
-            ("/run/systemd/resolved.conf.d/", [resolved]),
-        ]
-        return prefixes.first { path.hasPrefix($0.0) }?.1 ?? []
-    }
-
-    /// Unit files, drop-ins and the manager's configuration: a change needs a daemon-reload.
-    static func isSystemdConfiguration(_ path: String) -> Bool {
-        path.hasPrefix("/etc/systemd/system/") || path.hasPrefix("/etc/systemd/system.conf.d/")
-            || path.hasPrefix("/run/systemd/system/")
-    }
-
-    static func unit(_ daemon: Daemon) -> String { daemon == .containerd ? containerd : kubelet }
+    public var restarted: [String] { actions.filter { $0.action != .none && $0.result == .ok }.map(\.unit) }
 }
 
 /// `/run/nodeboot/units.json`: for each unit, a digest of the configuration it was last started
@@ -111,10 +85,11 @@ struct UnitRecord: Codable, Equatable {
     }
 }
 
-/// The run phase's service work: daemon-reload when systemd's configuration changed, then for
-/// containerd → kubelet (filtered by `--daemon`; systemd-resolved first when its drop-in is
-/// written) a restart when the unit's configuration changed since nodeboot last started it, a
-/// start when it is not running, nothing otherwise. Each wait is bounded by `timeout`.
+/// The run phase's service work, decided from the rendered files (each names the units that read
+/// it): daemon-reload when systemd's configuration changed, then for each unit in
+/// `ServiceUnit`'s order (a daemon's unit when `--daemon` selects it; another unit when a
+/// rendered file configures it) a restart when its files changed since nodeboot last started it,
+/// a start when it is not running, nothing otherwise. Each wait is bounded by `timeout`.
 struct ServiceRun {
     var paths: NodePaths
     var manager: any ServiceManager
@@ -122,10 +97,17 @@ struct ServiceRun {
     /// `notice`: what is done to a unit and why; `info`: timings.
     var logger: Logger
 
-    /// `files`: every node path this run renders (written or not); `daemons`: the filter.
+    /// The units to handle, in order: those of the selected daemons, and the others a rendered file configures.
+    static func units(files: [NodeFile], daemons: Set<Daemon>) -> [ServiceUnit] {
+        ServiceUnit.allCases.filter { unit in
+            unit.daemon.map(daemons.contains) ?? files.contains { $0.units.contains(unit) }
+        }
+    }
+
+    /// `files`: every file this run renders (written or not); `daemons`: the filter.
     /// `outcome` grows as units are handled, so a failure leaves what was done (and the failed
     /// unit) in it for the report.
-    func run(files: [String], daemons: [Daemon], into outcome: inout ServiceOutcome) throws(NodeBootError) {
+    func run(files: [NodeFile], daemons: Set<Daemon>, into outcome: inout ServiceOutcome) throws(NodeBootError) {
         outcome = ServiceOutcome(managed: true)
         var record = UnitRecord.load(paths)
         var saved = record
@@ -136,8 +118,7 @@ struct ServiceRun {
             saved = record
         }
 
-        let systemdFiles = files.filter(ServiceUnits.isSystemdConfiguration)
-        let systemdDigest = UnitRecord.digest(systemdFiles, paths: paths)
+        let systemdDigest = UnitRecord.digest(files.filter(\.reloadsSystemd).map(\.path), paths: paths)
         let emptyDigest = UnitRecord.digest([], paths: paths)
         if systemdDigest != (record.systemd ?? emptyDigest) {
             let start = ContinuousClock.now
@@ -145,7 +126,7 @@ struct ServiceRun {
                 try manager.daemonReload()
             } catch {
                 throw NodeBootError(
-                    .io, "systemd daemon-reload failed: \(error)", hint: "check `systemctl status` and the journal",
+                    .systemd, "systemd daemon-reload failed: \(error)", hint: "check `systemctl status` and the journal",
                     cause: error)
             }
             outcome.reloaded = true
@@ -154,13 +135,8 @@ struct ServiceRun {
         record.systemd = systemdDigest
         try save(record)
 
-        var units: [String] = []
-        if files.contains(where: { ServiceUnits.units(for: $0).contains(ServiceUnits.resolved) }) {
-            units.append(ServiceUnits.resolved)
-        }
-        units += daemons.map(ServiceUnits.unit)
-        for unit in units {
-            let digest = UnitRecord.digest(files.filter { ServiceUnits.units(for: $0).contains(unit) }, paths: paths)
+        for unit in Self.units(files: files, daemons: daemons) {
+            let digest = UnitRecord.digest(files.filter { $0.units.contains(unit) }.map(\.path), paths: paths)
             let action: UnitAction
             do {
                 action = try act(on: unit, digest: digest, record: record)
@@ -169,8 +145,8 @@ struct ServiceRun {
                 throw error.error
             }
             outcome.actions.append(action)
-            if action.result == "ok" || action.result == "not installed" {
-                record.units[unit] = digest
+            if action.result == .ok || action.result == .notInstalled {
+                record.units[unit.rawValue] = digest
                 try save(record)
             }
         }
@@ -182,7 +158,8 @@ struct ServiceRun {
         var error: NodeBootError
     }
 
-    func act(on unit: String, digest: String, record: UnitRecord) throws(UnitFailure) -> UnitAction {
+    func act(on service: ServiceUnit, digest: String, record: UnitRecord) throws(UnitFailure) -> UnitAction {
+        let unit = service.rawValue
         let start = ContinuousClock.now
         let state: UnitState
         do {
@@ -190,24 +167,24 @@ struct ServiceRun {
         } catch {
             throw UnitFailure(
                 action: UnitAction(
-                    unit: unit, action: .none, reason: "state unknown", result: "failed", state: "",
+                    unit: unit, action: .none, reason: "state unknown", result: .failed, state: "",
                     milliseconds: (ContinuousClock.now - start).milliseconds), error: Self.failure(unit, error, timeout: timeout))
         }
         if state.loadState == "not-found" {
-            if unit == ServiceUnits.resolved {
+            if service.isOptional {
                 logger.notice(
                     "\(unit) is not installed: the DNS drop-in takes effect when it is", metadata: ["unit": "\(unit)"])
                 return UnitAction(
-                    unit: unit, action: .none, reason: "not installed", result: "not installed", state: "", milliseconds: 0)
+                    unit: unit, action: .none, reason: "not installed", result: .notInstalled, state: "", milliseconds: 0)
             }
             let error = NodeBootError(
-                .io, "\(unit) is not installed on this node (systemd does not know the unit)",
+                .systemd, "\(unit) is not installed on this node (systemd does not know the unit)",
                 hint:
-                    "the node image must ship it: nodeboot's units/\(unit == ServiceUnits.kubelet ? "kubelet.service" : "containerd drop-ins") into /etc/systemd/system, then `systemctl daemon-reload`"
+                    "the node image must ship it: \(service.shippedAs) into /etc/systemd/system, then `systemctl daemon-reload`"
             )
             throw UnitFailure(
                 action: UnitAction(
-                    unit: unit, action: .none, reason: "not installed", result: "not installed", state: "not-found",
+                    unit: unit, action: .none, reason: "not installed", result: .notInstalled, state: "not-found",
                     milliseconds: 0), error: error)
         }
         let changed = record.units[unit] != digest
@@ -227,7 +204,7 @@ struct ServiceRun {
         }
         guard let operation else {
             return UnitAction(
-                unit: unit, action: .none, reason: reason, result: "ok", state: "\(state.activeState)/\(state.subState)",
+                unit: unit, action: .none, reason: reason, result: .ok, state: "\(state.activeState)/\(state.subState)",
                 milliseconds: 0)
         }
         logger.notice("\(operation.rawValue) \(unit): \(reason)", metadata: ["unit": "\(unit)"])
@@ -238,7 +215,7 @@ struct ServiceRun {
             throw UnitFailure(
                 action: UnitAction(
                     unit: unit, action: operation == .restart ? .restart : .start, reason: reason,
-                    result: error.code == .timeout ? "timeout" : "failed", state: "",
+                    result: error.code == .timeout ? .timeout : .failed, state: "",
                     milliseconds: (ContinuousClock.now - start).milliseconds), error: Self.failure(unit, error, timeout: timeout))
         }
         let elapsed = (ContinuousClock.now - start).milliseconds
@@ -246,7 +223,7 @@ struct ServiceRun {
             "\(unit) \(after.activeState) after \(elapsed.oneDecimal) ms",
             metadata: ["unit": "\(unit)", "duration": "\(elapsed.oneDecimal)"])
         return UnitAction(
-            unit: unit, action: operation == .restart ? .restart : .start, reason: reason, result: "ok",
+            unit: unit, action: operation == .restart ? .restart : .start, reason: reason, result: .ok,
             state: "\(after.activeState)/\(after.subState)", milliseconds: elapsed)
     }
 
@@ -273,6 +250,23 @@ struct ServiceRun {
         case .unitFailed:
             hint = "fix the cause shown in the journal lines (`journalctl -u \(unit)`), then run `nodeboot init` again"
         }
-        return NodeBootError(.io, message, hint: hint, cause: error)
+        return NodeBootError(.systemd, message, hint: hint, cause: error)
+    }
+
+    /// What the run phase would do about the files a dry run would change (without asking
+    /// systemd: a unit that is down would also be started).
+    static func dryRun(_ changes: [FileChange], files: [NodeFile], daemons: Set<Daemon>) -> [String] {
+        let changed = Set(changes.filter { $0.action != .unchanged }.map(\.path))
+        let changedFiles = files.filter { changed.contains($0.path) }
+        var notes: [String] = []
+        if changedFiles.contains(where: \.reloadsSystemd) { notes.append("the run phase would daemon-reload") }
+        for unit in units(files: files, daemons: daemons) {
+            let causes = changedFiles.filter { $0.units.contains(unit) }.map(\.path)
+            if !causes.isEmpty {
+                notes.append("the run phase would restart \(unit.rawValue) (\(causes.joined(separator: ", ")) would change)")
+            }
+        }
+        if notes.isEmpty { notes.append("the run phase would restart nothing (no unit's files would change)") }
+        return notes
     }
 }

@@ -9,19 +9,32 @@ import Support
 public struct StatusReport: Sendable, Codable, Equatable {
     public struct File: Sendable, Codable, Equatable {
         public var path: String
-        public var action: String
+        public var action: FileChange.Action
     }
 
     public struct Node: Sendable, Codable, Equatable {
+        /// What the register phase found or did.
+        public enum Registration: String, Sendable, Codable {
+            /// `--register-node`: the Node did not exist; it was created.
+            case created
+            /// `--register-node`: the Node existed and was patched.
+            case reconciled
+            /// `--register-node`: the Node existed as desired.
+            case unchanged
+            /// The kubelet registered the Node (waited for, not touched).
+            case found
+            /// The phase did not run (`detail` says why).
+            case notChecked = "not checked"
+            case failed
+        }
+
         public var name: String
-        /// `created`, `reconciled`, `unchanged` (with --register-node), `found` (the kubelet's
-        /// Node was found), `not checked`, `failed`.
-        public var registration: String
+        public var registration: Registration
         /// nil when Ready was not waited for.
         public var ready: Bool?
         public var detail: String
 
-        public init(name: String, registration: String, ready: Bool? = nil, detail: String = "") {
+        public init(name: String, registration: Registration, ready: Bool? = nil, detail: String = "") {
             self.name = name
             self.registration = registration
             self.ready = ready
@@ -30,17 +43,19 @@ public struct StatusReport: Sendable, Codable, Equatable {
     }
 
     public struct Failure: Sendable, Codable, Equatable {
+        /// The failing domain (`NodeBootError.Code`): input, aws, kube, systemd, io, internal.
         public var code: String
         public var message: String
         public var hint: String?
     }
 
-    public var schema = "nodeboot.status/v1"
+    /// v2: error codes name the failing domain (v1 had `bad-input`, and `aws`/`io` for API
+    /// server and systemd failures).
+    public var schema = "nodeboot.status/v2"
     public var command = "init"
     public var startedAt: String
     public var finishedAt: String
-    /// `ok` or `failed`.
-    public var result: String
+    public var result: Outcome
     public var phases: [PhaseRecord]
     public var files: [File]
     public var units: ServiceOutcome
@@ -53,9 +68,9 @@ public struct StatusReport: Sendable, Codable, Equatable {
     ) {
         self.startedAt = startedAt.formatted(.iso8601)
         self.finishedAt = finishedAt.formatted(.iso8601)
-        self.result = error == nil ? "ok" : "failed"
+        self.result = error == nil ? .ok : .failed
         self.phases = report.phases
-        self.files = report.files.map { File(path: $0.path, action: $0.action.rawValue) }
+        self.files = report.files.map { File(path: $0.path, action: $0.action) }
         self.units = report.services
         self.node = report.node
         self.warnings = report.warnings
@@ -75,27 +90,27 @@ public struct StatusReport: Sendable, Codable, Equatable {
 
     /// For a person: the outcome first, then the timeline, what changed, the units and the node.
     public func text() -> String {
-        var out = "last init: \(result == "ok" ? "succeeded" : "FAILED"), started \(startedAt), finished \(finishedAt)\n"
+        var out = "last init: \(result == .ok ? "succeeded" : "FAILED"), started \(startedAt), finished \(finishedAt)\n"
         if let error {
             out += "error: \(error.message)\n"
             if let hint = error.hint { out += "hint: \(hint)\n" }
         }
         out += "phases:\n"
         for phase in phases {
-            let name = phase.name + String(repeating: " ", count: max(0, 9 - phase.name.count))
+            let name = phase.name.rawValue + String(repeating: " ", count: max(0, 9 - phase.name.rawValue.count))
             let time = phase.milliseconds.oneDecimal
             out +=
-                "  \(name) \(String(repeating: " ", count: max(0, 8 - time.count)))\(time) ms  \(phase.result)  \(phase.detail)\n"
+                "  \(name) \(String(repeating: " ", count: max(0, 8 - time.count)))\(time) ms  \(phase.result.rawValue)  \(phase.detail)\n"
         }
-        let written = files.filter { $0.action != "unchanged" }
+        let written = files.filter { $0.action != .unchanged }
         out += "files: \(written.count) written, \(files.count - written.count) unchanged\n"
-        for file in written { out += "  \(file.action) \(file.path)\n" }
+        for file in written { out += "  \(file.action.rawValue) \(file.path)\n" }
         if units.managed {
             out += "units:\(units.reloaded ? " daemon-reload;" : "")"
             out += units.actions.isEmpty ? " none\n" : "\n"
             for action in units.actions {
                 let what = action.action == .none ? "unchanged" : action.action.rawValue
-                out += "  \(action.unit): \(what) (\(action.reason)) \(action.result) \(action.state)\n"
+                out += "  \(action.unit): \(what) (\(action.reason)) \(action.result.rawValue) \(action.state)\n"
             }
         } else {
             out += "units: not managed\(units.note.map { " (\($0))" } ?? "")\n"

@@ -6,33 +6,34 @@ public enum NodeRenderer {
         let spec = context.config.spec
         var files = SystemdEnvironment.files(spec.instance.environment)
         if let resolved = ResolvedConfig.render(spec.instance.network) {
-            files.append(NodeFile(ResolvedConfig.path, resolved))
+            files.append(NodeFile(ResolvedConfig.path, resolved, units: [.resolved]))
         }
         if context.daemons.contains(.containerd) {
-            files.append(NodeFile(ContainerdConfig.path, try ContainerdConfig.render(context), daemon: .containerd))
-            files.append(NodeFile(BaseRuntimeSpec.path, try BaseRuntimeSpec.render(context), daemon: .containerd))
+            files.append(NodeFile(ContainerdConfig.path, try ContainerdConfig.render(context), units: [.containerd]))
+            files.append(NodeFile(BaseRuntimeSpec.path, try BaseRuntimeSpec.render(context), units: [.containerd]))
         }
         if context.daemons.contains(.kubelet) {
-            files.append(NodeFile(KubeletConfig.configPath, KubeletConfig.config(context), daemon: .kubelet))
+            files.append(NodeFile(KubeletConfig.configPath, KubeletConfig.config(context), units: [.kubelet]))
             if let dropIn = KubeletConfig.dropIn(context) {
-                files.append(NodeFile(KubeletConfig.dropInPath, dropIn, daemon: .kubelet))
+                files.append(NodeFile(KubeletConfig.dropInPath, dropIn, units: [.kubelet]))
             }
             let kubeconfigPath = context.isOutpost ? KubeletConfig.bootstrapKubeconfigPath : KubeletConfig.kubeconfigPath
-            files.append(NodeFile(kubeconfigPath, KubeletConfig.kubeconfig(context), mode: 0o600, daemon: .kubelet))
+            files.append(NodeFile(kubeconfigPath, KubeletConfig.kubeconfig(context), mode: 0o600, units: [.kubelet]))
             files.append(
                 NodeFile(
                     KubeletConfig.credentialProviderConfigPath, KubeletConfig.credentialProviderConfig(context),
-                    daemon: .kubelet))
+                    units: [.kubelet]))
             guard let ca = context.config.spec.cluster.certificateAuthorityBytes else {
                 throw RenderError(field: "spec.cluster.certificateAuthority", message: "is missing or not base64")
             }
-            files.append(NodeFile(KubeletConfig.caPath, bytes: ca, daemon: .kubelet))
+            files.append(NodeFile(KubeletConfig.caPath, bytes: ca, units: [.kubelet]))
             if context.isOutpost, let host = apiServerHost(spec.cluster.apiServerEndpoint),
                 let hosts = HostsFile.appending(addresses: context.apiServerAddresses, host: host, to: context.currentHosts)
             {
-                files.append(NodeFile(HostsFile.path, bytes: hosts, daemon: .kubelet))
+                // Name resolution reads it: no unit restarts for it.
+                files.append(NodeFile(HostsFile.path, bytes: hosts))
             }
-            files.append(NodeFile(KubeletConfig.environmentPath, KubeletConfig.environment(context), daemon: .kubelet))
+            files.append(NodeFile(KubeletConfig.environmentPath, KubeletConfig.environment(context), units: [.kubelet]))
         }
         return files
     }

@@ -86,6 +86,46 @@ public enum TokenHelper: String, Sendable, Equatable, CaseIterable, Codable {
 public enum Daemon: String, Sendable, CaseIterable, Codable {
     case containerd
     case kubelet
+
+    /// The systemd unit that runs it.
+    public var unit: ServiceUnit {
+        switch self {
+        case .containerd: .containerd
+        case .kubelet: .kubelet
+        }
+    }
+}
+
+/// A systemd unit whose configuration `init` writes. The declaration order is the order the run
+/// phase brings them up in; a rendered file names the units it configures (`NodeFile.units`).
+public enum ServiceUnit: String, Sendable, CaseIterable, Codable {
+    /// DNS: only when the NodeConfig sets nameservers or domains (its drop-in is rendered).
+    case resolved = "systemd-resolved.service"
+    case containerd = "containerd.service"
+    case kubelet = "kubelet.service"
+
+    /// The daemon it runs (`--daemon` selects it); nil for a unit that is handled only when a
+    /// rendered file configures it.
+    public var daemon: Daemon? {
+        switch self {
+        case .resolved: nil
+        case .containerd: .containerd
+        case .kubelet: .kubelet
+        }
+    }
+
+    /// A node may lack it: its drop-in then takes effect when it is installed.
+    public var isOptional: Bool { self == .resolved }
+
+    /// What of nodeboot's `units/` the node image installs for it (for the hint when systemd
+    /// does not know the unit).
+    public var shippedAs: String {
+        switch self {
+        case .resolved: "systemd-resolved"
+        case .containerd: "nodeboot's units/containerd drop-ins"
+        case .kubelet: "nodeboot's units/kubelet.service"
+        }
+    }
 }
 
 /// Everything the renderers need; every field is decided before rendering, so rendering is
@@ -138,27 +178,32 @@ public struct RenderContext: Sendable {
     }
 }
 
-/// One file the node should have.
+/// One file the node should have, and what reads it: the run phase restarts `units` when it
+/// changed, and re-reads systemd's configuration first when it `reloadsSystemd`.
 public struct NodeFile: Sendable, Equatable {
     /// Absolute node path (`/etc/kubernetes/kubelet/config.json`).
     public var path: String
     public var bytes: [UInt8]
     public var mode: UInt16
-    /// Which daemon's configuration this is (nil: the node's).
-    public var daemon: Daemon?
+    /// The units that read this file: a change restarts them (none: nothing restarts).
+    public var units: [ServiceUnit]
+    /// A unit file, drop-in or the manager's configuration: a change needs a daemon-reload.
+    public var reloadsSystemd: Bool
 
-    public init(_ path: String, _ text: String, mode: UInt16 = 0o644, daemon: Daemon? = nil) {
-        self.path = path
-        self.bytes = Array(text.utf8)
-        self.mode = mode
-        self.daemon = daemon
+    public init(
+        _ path: String, _ text: String, mode: UInt16 = 0o644, units: [ServiceUnit] = [], reloadsSystemd: Bool = false
+    ) {
+        self.init(path, bytes: Array(text.utf8), mode: mode, units: units, reloadsSystemd: reloadsSystemd)
     }
 
-    public init(_ path: String, bytes: [UInt8], mode: UInt16 = 0o644, daemon: Daemon? = nil) {
+    public init(
+        _ path: String, bytes: [UInt8], mode: UInt16 = 0o644, units: [ServiceUnit] = [], reloadsSystemd: Bool = false
+    ) {
         self.path = path
         self.bytes = bytes
         self.mode = mode
-        self.daemon = daemon
+        self.units = units
+        self.reloadsSystemd = reloadsSystemd
     }
 }
 

@@ -1,7 +1,7 @@
 public import NodeConfig
 
 /// systemd environment drop-ins from `spec.instance.environment`: `default` sets the manager's
-/// `DefaultEnvironment`, any other key a unit's `Environment`.
+/// `DefaultEnvironment` (every daemon's environment), any other key a unit's `Environment`.
 public enum SystemdEnvironment {
     public static let defaultPath = "/etc/systemd/system.conf.d/environment.conf"
 
@@ -17,7 +17,10 @@ public enum SystemdEnvironment {
             for (key, value) in variables.sorted(by: { $0.key < $1.key }) {
                 text += "\(directive)=\"\(key)=\(escape(value))\"\n"
             }
-            return NodeFile(isDefault ? defaultPath : unitPath(unit), text)
+            // The manager's environment reaches every daemon; a unit's drop-in its own daemon (a
+            // drop-in for a unit nodeboot does not run only needs the reload).
+            let units = isDefault ? Daemon.allCases.map(\.unit) : Daemon(rawValue: unit).map { [$0.unit] } ?? []
+            return NodeFile(isDefault ? defaultPath : unitPath(unit), text, units: units, reloadsSystemd: true)
         }
     }
 

@@ -10,7 +10,7 @@ public struct RetryPolicy: Sendable {
     public var deadline: Duration
     /// Bound on one attempt (connect, send, answer).
     public var attemptTimeout: Duration
-    /// Uniform random number in 0..<1; injectable for tests.
+    /// Uniform random number in 0..<1 (always 1 for a poll: the full interval); injectable for tests.
     public var random: @Sendable () -> Double
     public var sleep: @Sendable (Duration) async throws -> Void
 
@@ -51,7 +51,19 @@ public struct RetryPolicy: Sendable {
         return policy
     }
 
-    /// Full jitter: uniform in [0, min(cap, base × 2^(attempt-1))].
+    /// A poll of one thing at a steady pace: `attempts` tries (unbounded by default) `every`
+    /// apart, no backoff and no jitter, until `deadline`. For waits on a local condition or a
+    /// single server that is expected to change (a Node registering, a name resolving).
+    public static func poll(every interval: Duration, attempts: Int = .max, deadline: Duration = .seconds(86_400))
+        -> RetryPolicy
+    {
+        RetryPolicy(
+            maxAttempts: attempts, baseDelay: interval, maxBackoff: interval, deadline: deadline,
+            attemptTimeout: deadline, random: { 1 })
+    }
+
+    /// Full jitter: uniform in [0, min(cap, base × 2^(attempt-1))] (exactly the cap when
+    /// `random` gives 1, as a poll's does).
     public func backoff(afterAttempt attempt: Int) -> Duration {
         let exponent = min(attempt - 1, 30)
         let ceiling = min(maxBackoff.seconds, baseDelay.seconds * Double(1 << exponent))

@@ -161,7 +161,7 @@ enum InitText {
         for warning in report.warnings { out += "warning: \(warning)\n" }
         for note in report.notes { out += "note: \(note)\n" }
         for phase in report.phases {
-            let name = phase.name.padding(10)
+            let name = phase.name.rawValue.padding(10)
             out += "  \(name) \(phase.milliseconds.oneDecimal.leftPadding(7)) ms  \(phase.detail)\n"
         }
         for file in report.files {

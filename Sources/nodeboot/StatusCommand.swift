@@ -44,6 +44,6 @@ struct Status: ParsableCommand {
         } else {
             print(report.text(), terminator: "")
         }
-        if report.result != "ok" { throw ExitCode(1) }
+        if report.result != .ok { throw ExitCode(1) }
     }
 }

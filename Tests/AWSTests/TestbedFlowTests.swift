@@ -111,7 +111,7 @@ struct TestbedFlowTests {
 
 /// The fault tests of the foundation issue: each a failure the agent meets at boot.
 @Suite("AWS layer under injected faults")
-struct FaultTests {
+struct AWSClientFaultTests {
     @Test("IMDS absent: a clear error within the configured bound")
     func imdsAbsent() async throws {
         let port = try freeLoopbackPort()

@@ -6,7 +6,7 @@ import Testing
 
 // Every test here talks HTTPS through curl (CI installs it); skipped with this reason without it.
 @Suite("Kubernetes API server", .enabled(if: Kube.curlAvailable, "curl not found on PATH"))
-struct KubeAPITests {
+struct TestbedKubeAPITests {
     static func nodeBody(_ name: String, labels: [String: String] = [:], extra: String = "") -> String {
         let labelText = labels.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\"\($0.value)\"" }.joined(separator: ",")
         return #"{"apiVersion":"v1","kind":"Node","metadata":{"name":"\#(name)","labels":{\#(labelText)}}\#(extra)}"#
@@ -93,7 +93,7 @@ struct KubeAPITests {
             let name = "ip-10-0-1-23.us-west-2.compute.internal"
             let created = try await Kube.call(
                 testbed, "POST", "/api/v1/nodes", token: token,
-                body: KubeAPITests.nodeBody(
+                body: TestbedKubeAPITests.nodeBody(
                     name, labels: ["pool": "a"], extra: #","status":{"nodeInfo":{"kubeletVersion":"v1.31.2"}}"#))
             #expect(created.status == 201, "\(created.body)")
             let metadata = try #require(created.json?["metadata"] as? [String: Any])
@@ -103,7 +103,8 @@ struct KubeAPITests {
             #expect(metadata["creationTimestamp"] as? String != nil)
             let createdVersion = try #require((metadata["resourceVersion"] as? String).flatMap { Int($0) })
 
-            let again = try await Kube.call(testbed, "POST", "/api/v1/nodes", token: token, body: KubeAPITests.nodeBody(name))
+            let again = try await Kube.call(
+                testbed, "POST", "/api/v1/nodes", token: token, body: TestbedKubeAPITests.nodeBody(name))
             #expect(again.status == 409)
             #expect(again.json?["reason"] as? String == "AlreadyExists")
             #expect(again.json?["message"] as? String == "nodes \"\(name)\" already exists")
@@ -186,7 +187,7 @@ struct KubeAPITests {
     func errors() async throws {
         try await withTestbed { testbed throws in
             let token = Kube.adminToken(testbed)
-            _ = try await Kube.call(testbed, "POST", "/api/v1/nodes", token: token, body: KubeAPITests.nodeBody("n1"))
+            _ = try await Kube.call(testbed, "POST", "/api/v1/nodes", token: token, body: TestbedKubeAPITests.nodeBody("n1"))
             let cases: [(method: String, path: String, body: String?, type: String, code: Int, reason: String)] = [
                 ("GET", "/api/v1/pods", nil, "application/json", 404, "NotFound"),
                 ("GET", "/api/v1/nodes/missing", nil, "application/json", 404, "NotFound"),
@@ -222,7 +223,7 @@ struct KubeAPITests {
             let token = Kube.adminToken(testbed)
             for (name, labels) in [("a", ["pool": "x", "gpu": "yes"]), ("b", ["pool": "y"]), ("c", [:])] {
                 let created = try await Kube.call(
-                    testbed, "POST", "/api/v1/nodes", token: token, body: KubeAPITests.nodeBody(name, labels: labels))
+                    testbed, "POST", "/api/v1/nodes", token: token, body: TestbedKubeAPITests.nodeBody(name, labels: labels))
                 #expect(created.status == 201)
             }
             func names(_ query: String) async throws -> [String] {
@@ -264,10 +265,12 @@ struct KubeAPITests {
         try await Task.sleep(for: .milliseconds(300))  // both watches open before the changes
 
         #expect(
-            try await Kube.call(testbed, "POST", "/api/v1/nodes", token: token, body: KubeAPITests.nodeBody("w1"), ca: ca).status
+            try await Kube.call(testbed, "POST", "/api/v1/nodes", token: token, body: TestbedKubeAPITests.nodeBody("w1"), ca: ca)
+                .status
                 == 201)
         #expect(
-            try await Kube.call(testbed, "POST", "/api/v1/nodes", token: token, body: KubeAPITests.nodeBody("w2"), ca: ca).status
+            try await Kube.call(testbed, "POST", "/api/v1/nodes", token: token, body: TestbedKubeAPITests.nodeBody("w2"), ca: ca)
+                .status
                 == 201)
         try await testbed.setNodeReady(name: "w1")
         #expect(
@@ -309,7 +312,8 @@ struct KubeAPITests {
         try await withTestbed { testbed throws in
             let token = Kube.adminToken(testbed)
             for index in 0..<3 {
-                _ = try await Kube.call(testbed, "POST", "/api/v1/nodes", token: token, body: KubeAPITests.nodeBody("n\(index)"))
+                _ = try await Kube.call(
+                    testbed, "POST", "/api/v1/nodes", token: token, body: TestbedKubeAPITests.nodeBody("n\(index)"))
             }
             let replay = try await Kube.call(
                 testbed, "/api/v1/nodes?watch=true&resourceVersion=2&timeoutSeconds=1", token: token)
@@ -336,9 +340,11 @@ struct KubeAPITests {
             let admin = Kube.adminToken(testbed)
             let node = Kube.nodeToken(testbed)
             #expect(
-                try await Kube.call(testbed, "POST", "/api/v1/nodes", token: admin, body: KubeAPITests.nodeBody("other")).status
+                try await Kube.call(testbed, "POST", "/api/v1/nodes", token: admin, body: TestbedKubeAPITests.nodeBody("other"))
+                    .status
                     == 201)
-            let created = try await Kube.call(testbed, "POST", "/api/v1/nodes", token: node, body: KubeAPITests.nodeBody(own))
+            let created = try await Kube.call(
+                testbed, "POST", "/api/v1/nodes", token: node, body: TestbedKubeAPITests.nodeBody(own))
             #expect(created.status == 201, "\(created.body)")
             #expect(try await Kube.call(testbed, "/api/v1/nodes", token: node).status == 200)
             #expect(try await Kube.call(testbed, "/api/v1/nodes/other", token: node).status == 200)
@@ -367,7 +373,7 @@ struct KubeAPITests {
             await #expect(throws: TestbedError.self) { try await testbed.setNodeReady(name: "n1") }
             _ = try await Kube.call(
                 testbed, "POST", "/api/v1/nodes", token: token,
-                body: KubeAPITests.nodeBody("n1", labels: ["node-role.kubernetes.io/worker": ""]))
+                body: TestbedKubeAPITests.nodeBody("n1", labels: ["node-role.kubernetes.io/worker": ""]))
             let tableAccept = ["Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"]
             let before = try await Kube.call(testbed, "/api/v1/nodes", token: token, headers: tableAccept)
             #expect(before.json?["kind"] as? String == "Table")

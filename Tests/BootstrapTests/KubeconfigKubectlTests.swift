@@ -11,7 +11,7 @@ import Testing
 @Suite(
     "kubectl with the node's kubeconfig against the testbed API server", .serialized,
     .enabled(if: !Kubectl.binaries.isEmpty, "no kubectl binary on this machine"))
-struct KubectlTests {
+struct KubeconfigKubectlTests {
     struct Node {
         var testbed: Testbed
         var root: String
@@ -30,7 +30,7 @@ struct KubectlTests {
     /// come from DescribeCluster, which reports the testbed's API server.
     static func initializedNode() async throws -> Node {
         let testbed = try await Testbed.start()
-        let root = try InitBehaviourTests.nodeRoot()
+        let root = try NodeFixture.root()
         let config = root + "/config.yaml"
         try Data(
             "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: \(testbed.kubeClusterName)\n    cidr: 10.100.0.0/16\n"

@@ -10,7 +10,7 @@ struct StatusCommandTests {
 
     @Test("no report yet: exit 1 and where it looked")
     func noReport() async throws {
-        let root = try InitBehaviourTests.nodeRoot()
+        let root = try NodeFixture.root()
         let result = try await ChildProcess.run(
             [Self.binary, "status", "--root", root], environment: ChildProcess.cleanEnvironment([:]))
         #expect(result.status == 1)
@@ -20,7 +20,7 @@ struct StatusCommandTests {
     @Test("after init --register-node: the timeline, the files and the Node; json as written; then a failed run")
     func afterInit() async throws {
         let testbed = try await Testbed.start()
-        let root = try InitBehaviourTests.nodeRoot()
+        let root = try NodeFixture.root()
         let environment = ChildProcess.cleanEnvironment(testbed.environment)
         let config = root + "-config.yaml"
         try Data("apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: my-cluster\n".utf8)
@@ -37,6 +37,8 @@ struct StatusCommandTests {
                 "--register-timeout", "1",
             ], environment: environment)
         let afterFailure = try await ChildProcess.run([Self.binary, "status", "--root", root], environment: environment)
+        let failedJSON = try await ChildProcess.run(
+            [Self.binary, "status", "--root", root, "--output", "json"], environment: environment)
         try await testbed.shutdown()
 
         #expect(initialized.status == 0, "stderr: \(initialized.stderr)")
@@ -50,7 +52,7 @@ struct StatusCommandTests {
             #expect(text.stdout.contains("\n  \(phase) "), "phase \(phase) missing:\n\(text.stdout)")
         }
         let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
-        #expect(report["schema"] as? String == "nodeboot.status/v1")
+        #expect(report["schema"] as? String == "nodeboot.status/v2")
         #expect(report["result"] as? String == "ok")
         #expect((report["node"] as? [String: Any])?["registration"] as? String == "created")
 
@@ -60,5 +62,9 @@ struct StatusCommandTests {
         #expect(afterFailure.stdout.contains("register"))
         #expect(afterFailure.stdout.contains("error: "))
         #expect(afterFailure.stdout.contains("Ready"))
+        // The error names the failing domain: the API server's side (the Node not Ready), not AWS.
+        let failure = try #require(try JSONSerialization.jsonObject(with: Data(failedJSON.stdout.utf8)) as? [String: Any])
+        #expect((failure["error"] as? [String: Any])?["code"] as? String == "kube")
+        #expect((failure["node"] as? [String: Any])?["registration"] as? String == "failed")
     }
 }

@@ -12,44 +12,6 @@ import Testing
 /// imds-timeouts, aws-api-connection-timeout, nodeadm-http-proxy.
 @Suite("init behaviour under faults (nodeadm's behaviour cases)", .serialized)
 struct InitBehaviourTests {
-    /// A node root as the image bakes it (versions, sysfs, ECR credential provider).
-    static func nodeRoot() throws -> String {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("node-\(UUID().uuidString)").path
-        let files = [
-            "/etc/eks/kubelet-version.txt": "Kubernetes v1.31.0\n",
-            "/etc/eks/containerd-version.txt": "containerd github.com/containerd/containerd v1.7.27 abc\n",
-            "/etc/eks/image-credential-provider/ecr-credential-provider": "",
-            "/sys/devices/system/cpu/online": "0-1\n",
-        ]
-        for (path, text) in files {
-            let url = URL(fileURLWithPath: root + path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: url)
-        }
-        for cpu in ["cpu0", "cpu1"] {
-            try FileManager.default.createDirectory(
-                atPath: root + "/sys/devices/system/cpu/" + cpu, withIntermediateDirectories: true)
-        }
-        return root
-    }
-
-    static let config = """
-        apiVersion: node.eks.aws/v1alpha1
-        kind: NodeConfig
-        spec:
-          cluster:
-            name: my-cluster
-            apiServerEndpoint: https://example.com
-            certificateAuthority: Y2VydGlmaWNhdGVBdXRob3JpdHk=
-            cidr: 10.100.0.0/16
-        """
-
-    static func configFile() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID().uuidString).yaml").path
-        try Data(config.utf8).write(to: URL(fileURLWithPath: path))
-        return path
-    }
-
     static func initRun(_ options: InitOptions, environment: [String: String]) async -> (
         report: InitReport?, error: NodeBootError?, seconds: Double
     ) {
@@ -76,7 +38,7 @@ struct InitBehaviourTests {
     @Test("imds-timeouts: no metadata service at all fails within the IMDS deadline, with a clear error")
     func noIMDS() async throws {
         let port = try freeLoopbackPort()
-        var options = Self.options(root: try Self.nodeRoot())
+        var options = Self.options(root: try NodeFixture.root())
         options.imdsDeadline = .seconds(3)
         let result = await Self.initRun(
             options, environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:\(port)"])
@@ -92,7 +54,7 @@ struct InitBehaviourTests {
         var configuration = TestbedConfiguration.default
         configuration.lateStart = .init(imdsSeconds: 5, awsSeconds: 0)
         let testbed = try await Testbed.start(configuration)
-        let root = try Self.nodeRoot()
+        let root = try NodeFixture.root()
         let result = await Self.initRun(Self.options(root: root), environment: testbed.environment)
         try await testbed.shutdown()
         #expect(result.error == nil, "\(String(describing: result.error))")
@@ -107,7 +69,7 @@ struct InitBehaviourTests {
         let testbed = try await Testbed.start(configuration)
         var environment = testbed.environment
         environment["AWS_MAX_ATTEMPTS"] = "1"
-        let options = Self.options(root: try Self.nodeRoot(), sources: [.file(try Self.configFile())])
+        let options = Self.options(root: try NodeFixture.root(), sources: [.file(try NodeFixture.configFile())])
         let result = await Self.initRun(options, environment: environment)
         try await testbed.shutdown()
         let error = try #require(result.error)
@@ -121,11 +83,11 @@ struct InitBehaviourTests {
         "nodeadm-http-proxy: spec.instance.environment.default proxies EC2 (one request per run), never IMDS",
         .enabled(if: ChildProcess.exists("python3"), "python3 is not installed"))
     func proxyFromUserData() async throws {
-        let (process, lines, proxyPort) = try await ProxyTests.startProxy()
+        let (process, lines, proxyPort) = try await ConnectProxy.start()
         defer { kill(process.processIdentifier, SIGKILL) }
 
         let userData =
-            Self.config + """
+            NodeFixture.config + """
 
                   instance:
                     environment:
@@ -140,7 +102,7 @@ struct InitBehaviourTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("testbed-\(UUID().uuidString).json")
         try JSONSerialization.data(withJSONObject: ["instance": instance]).write(to: file)
         let testbed = try await Testbed.start(try TestbedConfiguration.load(from: file.path))
-        let root = try Self.nodeRoot()
+        let root = try NodeFixture.root()
         var firstRun = Self.options(root: root)
         firstRun.skip = [.run]
         let first = await Self.initRun(firstRun, environment: testbed.environment)
@@ -164,7 +126,7 @@ struct InitFlowTests {
     @Test("missing endpoint/CA/CIDR: one DescribeCluster, persisted, so a re-run makes no call")
     func describeClusterOnce() async throws {
         let testbed = try await Testbed.start()
-        let root = try InitBehaviourTests.nodeRoot()
+        let root = try NodeFixture.root()
         let config = FileManager.default.temporaryDirectory.appendingPathComponent("c-\(UUID().uuidString).yaml")
         try Data("apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: my-cluster\n".utf8)
             .write(to: config)
@@ -187,7 +149,7 @@ struct InitFlowTests {
     @Test("a config cache with the same spec: no IMDS or EC2 call beyond the user data, nothing rewritten")
     func cacheReuse() async throws {
         let testbed = try await Testbed.start()
-        let root = try InitBehaviourTests.nodeRoot()
+        let root = try NodeFixture.root()
         var options = InitBehaviourTests.options(root: root)
         options.configCache = root + "/run/eks/nodeadm/config.json"
         let first = await InitBehaviourTests.initRun(options, environment: testbed.environment)

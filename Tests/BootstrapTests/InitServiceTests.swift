@@ -44,7 +44,7 @@ struct InitServiceTests {
 
         /// InitBehaviourTests' NodeConfig plus `spec` (lines under `spec:`).
         func write(_ spec: String) throws {
-            try Data((InitBehaviourTests.config + "\n" + spec).utf8).write(to: URL(fileURLWithPath: config))
+            try Data((NodeFixture.config + "\n" + spec).utf8).write(to: URL(fileURLWithPath: config))
         }
 
         func status() throws -> StatusReport {
@@ -55,7 +55,7 @@ struct InitServiceTests {
     static func withNode(_ body: (Node) async throws -> Void) async throws {
         let testbed = try await Testbed.start()
         do {
-            let root = try InitBehaviourTests.nodeRoot()
+            let root = try NodeFixture.root()
             let node = Node(root: root, config: root + "-config.yaml", testbed: testbed)
             try node.write("")
             try await body(node)
@@ -91,11 +91,11 @@ struct InitServiceTests {
             #expect(node.manager.actions == ["start containerd.service", "start kubelet.service"])
             #expect(first.services.managed)
             #expect(first.services.reloaded == false)
-            #expect(first.phases.map(\.name) == ["source", "validate", "discover", "render", "apply", "run"])
+            #expect(first.phases.map(\.name) == [.source, .validate, .discover, .render, .apply, .run])
             let status = try node.status()
-            #expect(status.result == "ok")
+            #expect(status.result == .ok)
             #expect(status.units.actions.map(\.action) == [.start, .start])
-            #expect(status.node.registration == "not checked")
+            #expect(status.node.registration == .notChecked)
 
             let before = try Self.snapshot(node.root)
             node.manager.clearCalls()
@@ -182,7 +182,7 @@ struct InitServiceTests {
         try await Self.withNode { node in
             let report = try await node.run(node.options(daemons: [.containerd])).get()
             #expect(node.manager.actions == ["start containerd.service"])
-            #expect(report.node.registration == "not checked")
+            #expect(report.node.registration == .notChecked)
         }
     }
 
@@ -206,13 +206,13 @@ struct InitServiceTests {
             #expect(error.hint?.contains("journalctl -u containerd.service") == true)
             #expect(node.manager.actions == ["start containerd.service"])
             let status = try node.status()
-            #expect(status.result == "failed")
-            #expect(status.phases.last?.name == "run")
-            #expect(status.phases.last?.result == "failed")
+            #expect(status.result == .failed)
+            #expect(status.phases.last?.name == .run)
+            #expect(status.phases.last?.result == .failed)
             #expect(status.error?.message.contains("Main process exited") == true)
             #expect(status.units.managed)
             #expect(status.units.actions.map(\.unit) == ["containerd.service"])
-            #expect(status.units.actions.first?.result == "failed")
+            #expect(status.units.actions.first?.result == .failed)
 
             // Repair: the next run retries containerd (its configuration was never confirmed), then the kubelet.
             node.manager.clearCalls()
@@ -232,9 +232,9 @@ struct InitServiceTests {
             #expect(error.message.contains("kubelet.service"))
             let status = try node.status()
             #expect(status.units.actions.map(\.unit) == ["containerd.service", "kubelet.service"])
-            #expect(status.units.actions.map(\.result) == ["ok", "failed"])
+            #expect(status.units.actions.map(\.result) == [.ok, .failed])
             #expect(status.units.restarted == ["containerd.service"])
-            #expect(status.node.registration == "not checked")
+            #expect(status.node.registration == .notChecked)
         }
     }
 
@@ -273,8 +273,8 @@ struct InitServiceTests {
             #expect(error.message.contains("unknown flag: --bogus"))
             #expect(error.hint?.contains("journalctl -u kubelet.service") == true)
             let status = try node.status()
-            #expect(status.node.registration == "failed")
-            #expect(status.phases.last?.name == "register")
+            #expect(status.node.registration == .failed)
+            #expect(status.phases.last?.name == .register)
         }
     }
 
@@ -312,7 +312,7 @@ struct InitServiceTests {
             }
             #expect(FileManager.default.fileExists(atPath: node.root + "/etc/containerd/config.toml"))
             let status = try node.status()
-            #expect(status.result == "failed")
+            #expect(status.result == .failed)
         }
     }
 

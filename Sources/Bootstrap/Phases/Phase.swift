@@ -1,0 +1,79 @@
+public import Logging
+import Support
+
+/// The phases of `nodeboot init` that appear in its timeline and in status.json, in order
+/// (DESIGN's table; `source` includes decoding, `report` is the status file itself).
+public enum PhaseName: String, Sendable, Codable, CaseIterable {
+    case source, validate, discover, render, apply, run, register
+}
+
+/// How a phase, or a whole run, ended.
+public enum Outcome: String, Sendable, Codable {
+    case ok, failed
+}
+
+/// One phase's timing and outcome, for the timeline and status.json.
+public struct PhaseRecord: Sendable, Codable, Equatable {
+    public var name: PhaseName
+    /// When the phase started, in milliseconds after the run started.
+    public var start: Double
+    public var milliseconds: Double
+    public var result: Outcome
+    public var detail: String
+}
+
+/// What a phase hands on: its result, and the one-line detail of its timeline entry.
+protocol PhaseOutput: Sendable {
+    var detail: String { get }
+}
+
+/// The one place every phase of `init` is timed and made visible: the timeline record (status.json's
+/// `phases`, the report's timeline), `STATUS=<phase>` to systemd when it starts, and a journal entry
+/// with NODEBOOT_PHASE and NODEBOOT_DURATION_MS when it ends.
+struct PhaseRecorder {
+    let logger: Logger
+    let notify: @Sendable (String) -> Void
+    let origin = ContinuousClock.now
+    private(set) var phases: [PhaseRecord] = []
+    /// The phase under way, or the one that failed.
+    private(set) var current: PhaseName?
+    /// Set once a phase touched the node (apply wrote, or the run phase began): from then on the
+    /// run leaves a status report.
+    var touchedNode = false
+
+    init(logger: Logger, notify: @escaping @Sendable (String) -> Void) {
+        self.logger = logger
+        self.notify = notify
+    }
+
+    /// Runs one phase: announces it, times it, records its detail, or records its failure (the
+    /// first line of the error) and rethrows.
+    mutating func run<Output: PhaseOutput>(
+        _ name: PhaseName, _ body: () async throws(NodeBootError) -> Output
+    ) async throws(NodeBootError) -> Output {
+        current = name
+        notify("STATUS=\(name.rawValue)")
+        let start = ContinuousClock.now
+        do {
+            let output = try await body()
+            record(name, start: start, result: .ok, detail: output.detail)
+            return output
+        } catch {
+            let firstLine = error.message.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
+            record(name, start: start, result: .failed, detail: firstLine)
+            throw error
+        }
+    }
+
+    private mutating func record(_ name: PhaseName, start: ContinuousClock.Instant, result: Outcome, detail: String) {
+        let now = ContinuousClock.now
+        let phase = PhaseRecord(
+            name: name, start: (start - origin).milliseconds, milliseconds: (now - start).milliseconds, result: result,
+            detail: detail)
+        phases.append(phase)
+        guard result == .ok else { return }
+        logger.info(
+            "\(name.rawValue) \(phase.milliseconds.oneDecimal) ms: \(detail)",
+            metadata: ["phase": "\(name.rawValue)", "duration": "\(phase.milliseconds.oneDecimal)"])
+    }
+}

@@ -1,0 +1,66 @@
+import AWS
+public import NodeConfig
+
+/// The source phase (decoding included): the config sources read, decoded (base64, gzip, MIME,
+/// YAML/JSON) and merged into one located NodeConfig; with `--config-cache`, the cached config
+/// and discovery when the sources give the same spec (or none).
+struct SourcePhase {
+    var sources: [ConfigSource]
+    var strict: Bool
+    /// `--config-cache`: nodeadm's semantics (reuse when equal, fall back when the sources are empty).
+    var configCache: String?
+    /// Reads `imds://user-data`.
+    var imds: IMDSClient
+
+    struct Output: PhaseOutput {
+        var located: LocatedConfig
+        /// The cached discovery to reuse (no IMDS or EC2 call), when the cache applies.
+        var cachedDiscovery: Discovery?
+        /// The config came from the cache (or is equal to it).
+        var fromCache: Bool
+        /// The sources' spec differs from the cached one: the config phase runs even with `--skip config`.
+        var changedSinceCache: Bool
+        var warnings: [String]
+        var notes: [String]
+        var detail: String
+    }
+
+    func run() async throws(NodeBootError) -> Output {
+        var warnings: [String] = []
+        let cache =
+            configCache.map { path -> ConfigCache? in
+                let (cache, problem) = ConfigCache.load(path)
+                if let problem { warnings.append("config cache \(path) ignored: \(problem)") }
+                return cache
+            } ?? nil
+        let loaded = try await ConfigChain(sources: sources, imds: imds).load()
+        var notes = loaded.notes
+        warnings += try Self.warnings(loaded.diagnostics, strict: strict)
+        let detail =
+            "\(loaded.config?.documents.count ?? 0) document(s) from \(sources.map(\.description).joined(separator: ", "))"
+        if let provided = loaded.config {
+            let equal = cache.map { $0.config == provided.config } ?? false
+            return Output(
+                located: provided, cachedDiscovery: equal ? cache?.status : nil, fromCache: equal,
+                changedSinceCache: cache != nil && !equal, warnings: warnings, notes: notes, detail: detail)
+        }
+        guard let cache else {
+            let why = loaded.notes.isEmpty ? "" : " (\(loaded.notes.joined(separator: "; ")))"
+            throw NodeBootError(
+                .input, "no NodeConfig in any config source\(why)",
+                hint: "give a NodeConfig (apiVersion: node.eks.aws/v1alpha1) in the user data, or with -c file://PATH")
+        }
+        notes.append("no NodeConfig in the config sources: using the config cache \(configCache ?? "")")
+        return Output(
+            located: LocatedConfig(config: cache.config, documents: [DocumentOrigin(source: "config cache")]),
+            cachedDiscovery: cache.status, fromCache: true, changedSinceCache: false, warnings: warnings, notes: notes,
+            detail: detail)
+    }
+
+    /// The warnings among `diagnostics`; bad input naming every error (every warning too when
+    /// `strict`) when there is one.
+    static func warnings(_ diagnostics: [ConfigDiagnostic], strict: Bool) throws(NodeBootError) -> [String] {
+        if let failure = ConfigChain.failure(diagnostics, strict: strict) { throw failure }
+        return diagnostics.filter { $0.severity == .warning }.map { "\($0)" }
+    }
+}
