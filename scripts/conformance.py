@@ -41,7 +41,7 @@ PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEP_TIMEOUT = 60
 DIFF_LINES = 20
 PRIVATE_DNS_NAME = "ip-172-16-34-43.ec2.internal"  # moto's PrivateDnsName form (ip-A-B-C-D.ec2.internal)
-BEHAVIOUR_REASON = "behaviour case: covered by the Swift fault-injection tests (AWSTests/InitBehaviourTests)"
+BEHAVIOUR_REASON = "behaviour case: covered by the Swift fault-injection tests (BootstrapTests/InitBehaviourTests)"
 # Metadata keys mirrored into the identity document, so both views of the instance agree.
 IDENTITY_FIELDS = {"instance-type": "instanceType", "instance-id": "instanceId"}
 CASE_KEYS = {"name", "kind", "note", "steps", "containerd", "imds"}
