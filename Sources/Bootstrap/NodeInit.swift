@@ -3,7 +3,7 @@ import FoundationEssentials
 public import Logging
 import NodeConfig
 public import NodeRender
-public import Support
+import Support
 import Synchronization
 public import Systemd
 

@@ -1,4 +1,4 @@
-public import Logging
+import Logging
 import Support
 
 /// The phases of `nodeboot init` that appear in its timeline and in status.json, in order

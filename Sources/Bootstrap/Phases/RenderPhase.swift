@@ -1,5 +1,5 @@
 import NodeConfig
-public import NodeRender
+import NodeRender
 
 /// The render phase: the render context decided from the config and the discovery (cluster
 /// details filled in and checked like user input, max pods, versions, the outpost's API server

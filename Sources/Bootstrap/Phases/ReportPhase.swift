@@ -1,4 +1,4 @@
-public import FoundationEssentials
+import FoundationEssentials
 import Logging
 
 /// The report phase: `/run/nodeboot/status.json` for every run that touched the node (a run

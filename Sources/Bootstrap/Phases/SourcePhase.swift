@@ -1,5 +1,5 @@
 import AWS
-public import NodeConfig
+import NodeConfig
 
 /// The source phase (decoding included): the config sources read, decoded (base64, gzip, MIME,
 /// YAML/JSON) and merged into one located NodeConfig; with `--config-cache`, the cached config
