@@ -191,7 +191,7 @@ actor ExecTokenSource {
             limit < timeout ? "\(limit.tenthsOfSeconds) s (the rest of the registration timeout)" : "\(limit.tenthsOfSeconds) s"
         guard limit > .zero else {
             throw NodeBootError(
-                RegistrationFailure.code,
+                .kube,
                 "no time left to run the kubeconfig's exec plugin '\(commandLine)': the registration timeout has passed",
                 hint: "raise --register-timeout")
         }
@@ -201,19 +201,19 @@ actor ExecTokenSource {
             output = try await ExternalCommand.run(program, exec.args, environment: childEnvironment, timeout: limit)
         } catch {
             throw NodeBootError(
-                RegistrationFailure.code, "cannot run the kubeconfig's exec plugin '\(commandLine)': \(error)",
+                .kube, "cannot run the kubeconfig's exec plugin '\(commandLine)': \(error)",
                 hint: hint(notFound: true))
         }
         let stderr = Self.tail(output.stderr)
         if output.timedOut {
             throw NodeBootError(
-                RegistrationFailure.code,
+                .kube,
                 "the kubeconfig's exec plugin '\(commandLine)' did not finish within \(limitText)"
                     + (stderr.isEmpty ? "" : ": \(stderr)"), hint: hint(notFound: false))
         }
         guard output.status == 0 else {
             throw NodeBootError(
-                RegistrationFailure.code,
+                .kube,
                 "the kubeconfig's exec plugin '\(commandLine)' exited with status \(output.status)"
                     + (stderr.isEmpty ? "" : ": \(stderr)"), hint: hint(notFound: false))
         }
@@ -231,24 +231,24 @@ actor ExecTokenSource {
             credential = try JSONDecoder().decode(Credential.self, from: Data(output.stdout))
         } catch {
             throw NodeBootError(
-                RegistrationFailure.code,
+                .kube,
                 "the kubeconfig's exec plugin '\(commandLine)' printed no ExecCredential JSON (\(output.stdout.count) bytes on stdout)",
                 hint: hint(notFound: false))
         }
         if let kind = credential.kind, kind != "ExecCredential" {
             throw NodeBootError(
-                RegistrationFailure.code, "the exec plugin '\(commandLine)' printed a \(kind), not an ExecCredential",
+                .kube, "the exec plugin '\(commandLine)' printed a \(kind), not an ExecCredential",
                 hint: hint(notFound: false))
         }
         if let version = credential.apiVersion, version != exec.apiVersion {
             throw NodeBootError(
-                RegistrationFailure.code,
+                .kube,
                 "the exec plugin '\(commandLine)' answered apiVersion \(version); the kubeconfig asks for \(exec.apiVersion)",
                 hint: "set users[].user.exec.apiVersion to what the plugin speaks")
         }
         guard let token = credential.status?.token, !token.isEmpty else {
             throw NodeBootError(
-                RegistrationFailure.code, "the exec plugin '\(commandLine)' printed an ExecCredential without status.token",
+                .kube, "the exec plugin '\(commandLine)' printed an ExecCredential without status.token",
                 hint: hint(notFound: false))
         }
         return (token, credential.status?.expirationTimestamp.flatMap(Self.timestamp))

@@ -12,6 +12,9 @@ public struct RetryPolicy: Sendable {
     public var attemptTimeout: Duration
     /// Uniform random number in 0..<1 (always 1 for a poll: the full interval); injectable for tests.
     public var random: @Sendable () -> Double
+    /// When the next wait would pass the deadline: one last attempt at the deadline instead of
+    /// giving up at once (a poll looks once more; an API call does not start what cannot finish).
+    public var lastAttemptAtDeadline = false
     public var sleep: @Sendable (Duration) async throws -> Void
 
     public init(
@@ -57,9 +60,11 @@ public struct RetryPolicy: Sendable {
     public static func poll(every interval: Duration, attempts: Int = .max, deadline: Duration = .seconds(86_400))
         -> RetryPolicy
     {
-        RetryPolicy(
+        var policy = RetryPolicy(
             maxAttempts: attempts, baseDelay: interval, maxBackoff: interval, deadline: deadline,
             attemptTimeout: deadline, random: { 1 })
+        policy.lastAttemptAtDeadline = true
+        return policy
     }
 
     /// Full jitter: uniform in [0, min(cap, base × 2^(attempt-1))] (exactly the cap when
@@ -88,6 +93,7 @@ public struct RetryPolicy: Sendable {
         let start = clock.now
         var attempt = 0
         var usedImmediate = false
+        var lastAttempt = false
         while true {
             attempt += 1
             let remaining = deadline - start.duration(to: clock.now)
@@ -111,9 +117,13 @@ public struct RetryPolicy: Sendable {
                 if attempt >= maxAttempts {
                     throw RetryExhausted(attempts: attempt, elapsed: elapsed, reason: .attempts, last: error)
                 }
-                let wait = backoff(afterAttempt: attempt)
+                var wait = backoff(afterAttempt: attempt)
                 if elapsed + wait >= deadline {
-                    throw RetryExhausted(attempts: attempt, elapsed: elapsed, reason: .deadline, last: error)
+                    guard lastAttemptAtDeadline && !lastAttempt && elapsed < deadline else {
+                        throw RetryExhausted(attempts: attempt, elapsed: elapsed, reason: .deadline, last: error)
+                    }
+                    lastAttempt = true
+                    wait = deadline - elapsed
                 }
                 try await sleep(wait)
             }

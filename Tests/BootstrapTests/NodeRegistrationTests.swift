@@ -408,11 +408,11 @@ struct NodeRegistrationTests {
     func fingerprint() throws {
         let der: [UInt8] = Array("not really DER".utf8)
         let pem = "-----BEGIN CERTIFICATE-----\n\(Data(der).base64EncodedString())\n-----END CERTIFICATE-----\n"
-        let fingerprint = try #require(RegistrationRun.fingerprint(pem: Array(pem.utf8)))
+        let fingerprint = try #require(ClusterAccess.fingerprint(pem: Array(pem.utf8)))
         // `printf 'not really DER' | sha256sum`: 4765b990…9cc6.
         #expect(
             fingerprint
                 == "47:65:B9:90:E2:73:23:6D:89:41:86:64:D5:18:37:B9:F0:D0:76:6B:7B:A1:29:C6:98:A3:CB:22:25:EB:9C:C6")
-        #expect(RegistrationRun.fingerprint(pem: Array("no certificate".utf8)) == nil)
+        #expect(ClusterAccess.fingerprint(pem: Array("no certificate".utf8)) == nil)
     }
 }

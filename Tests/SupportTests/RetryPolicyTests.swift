@@ -109,4 +109,26 @@ struct RetryPolicyTests {
         #expect(RetryPolicy.aws(environment: [:]).maxAttempts == 30)
         #expect(RetryPolicy.aws(environment: ["AWS_MAX_ATTEMPTS": "zero"]).maxAttempts == 30)
     }
+
+    @Test("a poll waits the full interval each time and looks once more at the deadline")
+    func poll() async throws {
+        let start = ContinuousClock.now
+        let attempts = Box([Duration]())
+        await #expect {
+            _ = try await RetryPolicy.poll(every: .milliseconds(40), deadline: .milliseconds(100)).run(
+                operation: { _, _ -> Int in
+                    attempts.update { $0.append(ContinuousClock.now - start) }
+                    throw Flaky()
+                }, classify: { _ in .retry })
+        } throws: { error in
+            (error as? RetryExhausted)?.reason == .deadline
+        }
+        let times = attempts.update { $0 }
+        // 0, 40, 80, then the last look at 100 ms (never earlier: the waits are not jittered).
+        #expect((3...4).contains(times.count), "\(times)")  // 3 only on a machine slow enough to miss a round
+        for (index, time) in times.enumerated().dropFirst().dropLast() {
+            #expect(time >= .milliseconds(40 * index), "\(times)")
+        }
+        #expect((times.last ?? .zero) >= .milliseconds(100), "\(times)")
+    }
 }
