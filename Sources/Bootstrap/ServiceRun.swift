@@ -107,7 +107,7 @@ struct ServiceRun {
     /// `files`: every file this run renders (written or not); `daemons`: the filter.
     /// `outcome` grows as units are handled, so a failure leaves what was done (and the failed
     /// unit) in it for the report.
-    func run(files: [NodeFile], daemons: Set<Daemon>, into outcome: inout ServiceOutcome) throws(NodeBootError) {
+    func run(files: [NodeFile], daemons: Set<Daemon>, into outcome: inout ServiceOutcome) async throws(NodeBootError) {
         outcome = ServiceOutcome(managed: true)
         var record = UnitRecord.load(paths)
         var saved = record
@@ -123,7 +123,7 @@ struct ServiceRun {
         if systemdDigest != (record.systemd ?? emptyDigest) {
             let start = ContinuousClock.now
             do {
-                try manager.daemonReload()
+                try await manager.daemonReload()
             } catch {
                 throw NodeBootError(
                     .systemd, "systemd daemon-reload failed: \(error)", hint: "check `systemctl status` and the journal",
@@ -139,7 +139,7 @@ struct ServiceRun {
             let digest = UnitRecord.digest(files.filter { $0.units.contains(unit) }.map(\.path), paths: paths)
             let action: UnitAction
             do {
-                action = try act(on: unit, digest: digest, record: record)
+                action = try await act(on: unit, digest: digest, record: record)
             } catch {
                 outcome.actions.append(error.action)
                 throw error.error
@@ -158,12 +158,12 @@ struct ServiceRun {
         var error: NodeBootError
     }
 
-    func act(on service: ServiceUnit, digest: String, record: UnitRecord) throws(UnitFailure) -> UnitAction {
+    func act(on service: ServiceUnit, digest: String, record: UnitRecord) async throws(UnitFailure) -> UnitAction {
         let unit = service.rawValue
         let start = ContinuousClock.now
         let state: UnitState
         do {
-            state = try manager.state(of: unit)
+            state = try await manager.state(of: unit)
         } catch {
             throw UnitFailure(
                 action: UnitAction(
@@ -210,7 +210,7 @@ struct ServiceRun {
         logger.notice("\(operation.rawValue) \(unit): \(reason)", metadata: ["unit": "\(unit)"])
         let after: UnitState
         do {
-            after = try manager.perform(operation, unit: unit, timeout: timeout)
+            after = try await manager.perform(operation, unit: unit, timeout: timeout)
         } catch {
             throw UnitFailure(
                 action: UnitAction(
@@ -245,6 +245,8 @@ struct ServiceRun {
             hint = "systemd refused the request: check `systemctl status \(unit)` and `journalctl -u \(unit)`"
         case .notFound:
             hint = "install \(unit) in the node image (nodeboot's units/), then `systemctl daemon-reload`"
+        case .cancelled:
+            hint = "nodeboot was stopped while it waited for \(unit); run nodeboot init again"
         case .unitFailed where error.journal.isEmpty:
             hint = "the unit left no journal lines: see `systemctl status \(unit)`, fix it, then run `nodeboot init` again"
         case .unitFailed:

@@ -3,28 +3,19 @@ import Glibc
 
 /// A connection to the system bus (sd-bus), talking to systemd's manager object
 /// `org.freedesktop.systemd1`. Owns the `sd_bus*` and the slot of its `JobRemoved` match.
-/// Not thread-safe (sd-bus is not): `SystemdServiceManager` keeps it behind a `Mutex`.
-final class Bus {
+/// Not thread-safe (sd-bus is not): it belongs to one `SystemdServiceManager` actor.
+final class Bus: SystemdBus {
     static let destination = "org.freedesktop.systemd1"
     static let managerPath = "/org/freedesktop/systemd1"
     static let managerInterface = "org.freedesktop.systemd1.Manager"
     static let unitInterface = "org.freedesktop.systemd1.Unit"
     static let serviceInterface = "org.freedesktop.systemd1.Service"
 
-    /// A `JobRemoved` signal: the job finished with `result` (`done`, `canceled`, `timeout`,
-    /// `failed`, `dependency`, `skipped`).
-    struct RemovedJob: Equatable {
-        var id: UInt32
-        var path: String
-        var unit: String
-        var result: String
-    }
-
     private let bus: OpaquePointer
     /// The `JobRemoved` match, once `subscribe(deadline:)` ran; unref'd before the bus.
     private var jobRemovedSlot: OpaquePointer?
-    /// `JobRemoved` signals seen while processing, by job path; the caller clears it.
-    var removedJobs: [String: RemovedJob] = [:]
+    /// `JobRemoved` signals seen while processing, by job path (`forgetRemovedJobs()` clears it).
+    private var removedJobs: [String: RemovedJob] = [:]
 
     /// Connects to the system bus (`/run/dbus/system_bus_socket`, or `DBUS_SYSTEM_BUS_ADDRESS`).
     init() throws(SystemdError) {
@@ -72,9 +63,26 @@ final class Bus {
 
     // MARK: Method calls
 
+    func callManager(_ method: String, _ arguments: [String], timeout: Duration, unit: String?) throws(SystemdError) {
+        _ = try managerCall(method, arguments, timeout: timeout, unit: unit)
+    }
+
+    func callManagerForPath(_ method: String, _ arguments: [String], timeout: Duration, unit: String?)
+        throws(SystemdError) -> String
+    {
+        try managerCall(method, arguments, timeout: timeout, unit: unit).readString("o")
+    }
+
+    func removedJob(_ path: String) throws(SystemdError) -> RemovedJob? {
+        try processPending()
+        return removedJobs[path]
+    }
+
+    func forgetRemovedJobs() { removedJobs = [:] }
+
     /// Calls a method of systemd's manager with string arguments and returns the reply.
     /// Errors name the call and its arguments (e.g. "StartUnit kubelet.service replace").
-    func callManager(
+    func managerCall(
         _ method: String, _ arguments: [String], timeout: Duration, unit: String? = nil
     ) throws(SystemdError) -> BusMessage {
         try call(
@@ -84,7 +92,7 @@ final class Bus {
 
     /// A string property of an object of systemd (a unit's `ActiveState`, a service's `Result`).
     func property(
-        _ name: String, interface: String, path: String, timeout: Duration, unit: String? = nil
+        _ name: String, interface: String, path: String, timeout: Duration, unit: String?
     ) throws(SystemdError) -> String {
         let (reply, what) = try propertyReply(name, "s", interface: interface, path: path, timeout: timeout, unit: unit)
         return try reply.readString("s", what: what)
@@ -92,7 +100,7 @@ final class Bus {
 
     /// A boolean property (a unit's `ConditionResult`, a service's `RemainAfterExit`).
     func boolProperty(
-        _ name: String, interface: String, path: String, timeout: Duration, unit: String? = nil
+        _ name: String, interface: String, path: String, timeout: Duration, unit: String?
     ) throws(SystemdError) -> Bool {
         let (reply, what) = try propertyReply(name, "b", interface: interface, path: path, timeout: timeout, unit: unit)
         return try reply.readBool(what: what)
@@ -100,7 +108,7 @@ final class Bus {
 
     /// A byte-array property (a unit's `InvocationID`).
     func bytesProperty(
-        _ name: String, interface: String, path: String, timeout: Duration, unit: String? = nil
+        _ name: String, interface: String, path: String, timeout: Duration, unit: String?
     ) throws(SystemdError) -> [UInt8] {
         let (reply, what) = try propertyReply(name, "ay", interface: interface, path: path, timeout: timeout, unit: unit)
         return try reply.readBytes(what: what)
@@ -108,7 +116,7 @@ final class Bus {
 
     /// A unit's `Conditions` or `Asserts` (`a(sbbsi)`).
     func checksProperty(
-        _ name: String, path: String, timeout: Duration, unit: String? = nil
+        _ name: String, path: String, timeout: Duration, unit: String?
     ) throws(SystemdError) -> [UnitCheck] {
         let (reply, what) = try propertyReply(
             name, "a(sbbsi)", interface: Self.unitInterface, path: path, timeout: timeout, unit: unit)
@@ -227,7 +235,7 @@ final class Bus {
                     "the D-Bus daemon refused the JobRemoved match (AddMatch: \(reason)); check `systemctl status dbus.service`")
             }
             jobRemovedSlot = slot
-            _ = try callManager("Subscribe", [], timeout: SystemdServiceManager.remaining(deadline))
+            _ = try managerCall("Subscribe", [], timeout: SystemdServiceManager.remaining(deadline))
         } catch {
             // Without a confirmed match and a subscription no signal would come: start over next time.
             sd_bus_slot_unref(slot)
@@ -425,7 +433,7 @@ final class BusMessage {
 }
 
 /// One of a unit's `Conditions` or `Asserts` as systemd reports it (`a(sbbsi)`).
-struct UnitCheck: Equatable {
+package struct UnitCheck: Equatable, Sendable {
     /// `ConditionPathExists`, `AssertPathExists`, …
     var type: String
     /// A triggering check (`=|…`): one of them passing is enough.
@@ -435,6 +443,14 @@ struct UnitCheck: Equatable {
     var parameter: String
     /// > 0 passed, < 0 failed, 0 not checked.
     var state: Int32
+
+    package init(type: String, trigger: Bool, negate: Bool, parameter: String, state: Int32) {
+        self.type = type
+        self.trigger = trigger
+        self.negate = negate
+        self.parameter = parameter
+        self.state = state
+    }
 
     /// As in the unit file: `ConditionPathExists=!/etc/eks/kubelet/environment`.
     var text: String { type + "=" + (trigger ? "|" : "") + (negate ? "!" : "") + parameter }

@@ -37,6 +37,8 @@ public struct SystemdError: Error, Sendable, Equatable, CustomStringConvertible 
         case unitFailed
         /// The job or the wait for `active` took longer than allowed.
         case timeout
+        /// The task waiting for systemd was cancelled (nodeboot is being stopped).
+        case cancelled
     }
 
     public var code: Code
@@ -56,25 +58,25 @@ public struct SystemdError: Error, Sendable, Equatable, CustomStringConvertible 
 }
 
 /// The service manager the run phase talks to: systemd over sd-bus on a node
-/// (`SystemdServiceManager`), a recording fake in tests. Calls block the calling thread; every
-/// wait is bounded by the timeout it is given.
+/// (`SystemdServiceManager`), a recording fake in tests. Every wait is bounded by the timeout it
+/// is given, sleeps without holding a thread, and ends early when the task is cancelled.
 public protocol ServiceManager: Sendable {
     /// `systemctl daemon-reload`: re-reads unit files and drop-ins; returns when systemd is done.
-    func daemonReload() throws(SystemdError)
+    func daemonReload() async throws(SystemdError)
 
     /// The unit's current state (loads it if needed; `loadState` `not-found` when there is no such unit).
-    func state(of unit: String) throws(SystemdError) -> UnitState
+    func state(of unit: String) async throws(SystemdError) -> UnitState
 
     /// Queues `operation` for `unit` in mode `replace`, waits until the job finished and the unit
     /// is `active` (`inactive` for stop), all within `timeout`. `inactive` after a start counts
     /// only for a `Type=oneshot` service that ran and exited with success. A failed job or unit,
     /// or a start skipped because a condition failed, throws `.unitFailed` with the run's last
     /// journal lines; running out of time throws `.timeout`.
-    func perform(_ operation: UnitOperation, unit: String, timeout: Duration) throws(SystemdError) -> UnitState
+    func perform(_ operation: UnitOperation, unit: String, timeout: Duration) async throws(SystemdError) -> UnitState
 
     /// Whether `unit` stopped running since it was started: nil while it is active or
     /// activating normally (and when its state cannot be read: that is no evidence); otherwise a
     /// `.unitFailed` error with its state and the journal lines of its last run. For watching a
     /// `Type=simple` daemon (the kubelet), which systemd calls active as soon as it is forked.
-    func failure(of unit: String) -> SystemdError?
+    func failure(of unit: String) async -> SystemdError?
 }

@@ -4,57 +4,89 @@ import Support
 import Synchronization
 
 /// The `ServiceManager` of a node: systemd's manager over the system bus (sd-bus), the unit's
-/// journal for failures. One connection, used by one call at a time.
-public final class SystemdServiceManager: ServiceManager {
+/// journal for failures. An actor: the connection (`SystemdBus`, not thread-safe) never leaves
+/// it, and its waits sleep without holding a thread. The state machine of a job (queue it,
+/// wait for its `JobRemoved`, judge the unit's state) runs on any `SystemdBus`, so tests drive
+/// it with a recorded fake.
+public actor SystemdServiceManager: ServiceManager {
     /// The limit of calls that have no timeout of their own: daemon-reload on a busy node, state reads.
     static let callTimeout: Duration = .seconds(90)
     /// How often the unit's state is read while waiting for `active`/`inactive`.
     static let pollInterval: Duration = .milliseconds(50)
+    /// How often the connection is read for the job's `JobRemoved` signal.
+    static let jobPollInterval: Duration = .milliseconds(5)
     /// Journal lines carried by a `.unitFailed` or `.timeout` error.
     static let journalLines = 20
 
+    /// Opens a connection (the system bus; a fake in tests).
+    private let connect: @Sendable () throws(SystemdError) -> any SystemdBus
+    /// The unit's last journal lines that a filter lets through, oldest first.
+    private let journal: @Sendable (_ unit: String, _ filter: JournalReader.Filter, _ count: Int) -> [String]
+    /// How long journalAfterExit waits between its reads.
+    private let journalPauses: [Duration]
     /// The connection; nil after the peer closed it (it is opened again on the next call).
-    private let connection: Mutex<Bus?>
+    private var bus: (any SystemdBus)?
 
     /// Connects to systemd over the system bus. Throws `.unavailable` where systemd is not PID 1
     /// (no system bus).
     public init() throws(SystemdError) {
-        connection = Mutex(try Bus())
+        try self.init(
+            connect: { () throws(SystemdError) -> any SystemdBus in try Bus() },
+            journal: { unit, filter, count in
+                // The journal is context for an error already being reported: when it cannot be
+                // read (no journald, no permission) the error goes out without it.
+                (try? JournalReader().lines(unit: unit, count: count, filter: filter)) ?? []
+            })
     }
 
-    public func daemonReload() throws(SystemdError) {
+    /// `connect` opens the connection (now, and again after the peer closed it); `journal`
+    /// reads a unit's lines; `journalPauses` are the waits for a failed unit's own output.
+    package init(
+        connect: @escaping @Sendable () throws(SystemdError) -> any SystemdBus,
+        journal: @escaping @Sendable (String, JournalReader.Filter, Int) -> [String],
+        journalPauses: [Duration] = [.milliseconds(200), .milliseconds(200), .milliseconds(300), .milliseconds(300)]
+    ) throws(SystemdError) {
+        self.connect = connect
+        self.journal = journal
+        self.journalPauses = journalPauses
+        self.bus = try connect()
+    }
+
+    public func daemonReload() async throws(SystemdError) {
         let deadline = ContinuousClock.now + Self.callTimeout
-        try withBus(deadline: deadline) { bus throws(SystemdError) in
-            _ = try bus.callManager("Reload", [], timeout: Self.remaining(deadline))
+        try await withBus(deadline: deadline) { bus throws(SystemdError) in
+            try bus.callManager("Reload", [], timeout: Self.remaining(deadline), unit: nil)
         }
     }
 
-    public func state(of unit: String) throws(SystemdError) -> UnitState {
+    public func state(of unit: String) async throws(SystemdError) -> UnitState {
         let deadline = ContinuousClock.now + Self.callTimeout
-        return try withBus(deadline: deadline) { bus throws(SystemdError) in
+        return try await withBus(deadline: deadline) { bus throws(SystemdError) in
             try Self.state(of: unit, bus: bus, deadline: deadline)
         }
     }
 
-    public func perform(_ operation: UnitOperation, unit: String, timeout: Duration) throws(SystemdError) -> UnitState {
+    public func perform(_ operation: UnitOperation, unit: String, timeout: Duration) async throws(SystemdError)
+        -> UnitState
+    {
         let deadline = ContinuousClock.now + timeout
-        return try withBus(deadline: deadline) { bus throws(SystemdError) in
+        return try await withBus(deadline: deadline) { bus async throws(SystemdError) in
             var job = Job()
             do throws(SystemdError) {
-                return try Self.perform(operation, unit: unit, timeout: timeout, deadline: deadline, bus: bus, job: &job)
+                return try await perform(operation, unit: unit, timeout: timeout, deadline: deadline, bus: bus, job: &job)
             } catch  where error.code == .unitFailed || error.code == .timeout {
                 let filter = Self.journalFilter(job, unit: unit, bus: bus)
                 var failure = error
-                failure.journal = Self.journalAfterExit(unit: unit, filter: filter)
+                failure.journal = await journalAfterExit(unit: unit, filter: filter)
                 throw failure
             }
         }
     }
 
-    public func failure(of unit: String) -> SystemdError? {
+    public func failure(of unit: String) async -> SystemdError? {
         let deadline = ContinuousClock.now + .seconds(5)
         // A state that cannot be read right now is no evidence of a failure: the caller goes on waiting.
-        let read = try? withBus(deadline: deadline) { bus throws(SystemdError) -> (UnitState, String) in
+        let read = try? await withBus(deadline: deadline) { bus throws(SystemdError) -> (UnitState, String) in
             let path = try Self.load(unit, bus: bus, deadline: deadline)
             let state = try Self.state(of: unit, path: path, bus: bus, deadline: deadline)
             return (state, try Self.invocationID(of: unit, path: path, bus: bus, deadline: deadline))
@@ -67,31 +99,22 @@ public final class SystemdServiceManager: ServiceManager {
         let what = restarting ? "keeps failing (systemd restarts it)" : "is no longer running"
         return SystemdError(
             .unitFailed, unit: unit, "\(unit) \(what) since it was started: \(Self.describe(state))",
-            journal: Self.journalAfterExit(unit: unit, filter: filter))
+            journal: await journalAfterExit(unit: unit, filter: filter))
     }
 
     /// The unit's last journal lines after it failed. journald gets the unit's own output
     /// through its stdout stream, which can trail systemd's messages about the exit: read again
     /// (for at most a second) until a line of the unit itself is there, or give what there is.
-    static func journalAfterExit(unit: String, filter: JournalReader.Filter) -> [String] {
+    func journalAfterExit(unit: String, filter: JournalReader.Filter) async -> [String] {
         var lines: [String] = []
-        for pause in [200, 200, 300, 300] {
-            sleep(.milliseconds(pause))
-            lines = journal(unit: unit, filter: filter, lines: journalLines)
+        for pause in journalPauses {
+            // Cancelled: the lines read so far (the error is on its way out anyway).
+            guard (try? await Task.sleep(for: pause)) != nil else { break }
+            lines = journal(unit, filter, Self.journalLines)
             if lines.contains(where: { !$0.contains(" systemd[1]: ") }) { break }
         }
         return lines
     }
-
-    /// The unit's last `lines` journal messages that `filter` lets through, oldest first (empty
-    /// when there is no journal).
-    static func journal(unit: String, filter: JournalReader.Filter, lines: Int) -> [String] {
-        // The journal is context for an error already being reported: when it cannot be read
-        // (no journald, no permission) the error goes out without it.
-        (try? JournalReader().lines(unit: unit, count: lines, filter: filter)) ?? []
-    }
-
-    // MARK: The steps
 
     /// Runs `body` with the connection, opening a new one if the old one was closed, once the
     /// bus daemon accepted it (waited for until `deadline`). When the peer closes it during
@@ -99,41 +122,41 @@ public final class SystemdServiceManager: ServiceManager {
     /// idempotent enough for that (a queued start is merged, a stop is a stop; a restart may
     /// restart twice), and they keep their deadline.
     private func withBus<Result: Sendable>(
-        deadline: ContinuousClock.Instant, _ body: (Bus) throws(SystemdError) -> Result
-    ) throws(SystemdError) -> Result {
-        try connection.withLock { (bus: inout Bus?) throws(SystemdError) -> Result in
-            let current: Bus
-            if let open = bus, open.isOpen {
-                current = open
-            } else {
-                bus = nil
-                current = try Bus()
-                bus = current
-            }
-            do throws(SystemdError) {
-                try current.waitUntilReady(deadline: deadline)
-                return try body(current)
-            } catch  where error.code == .bus && !current.isOpen {
-                bus = nil
-                let fresh = try Bus()
-                bus = fresh
-                try fresh.waitUntilReady(deadline: deadline)
-                return try body(fresh)
-            }
+        deadline: ContinuousClock.Instant, _ body: nonisolated(nonsending) (any SystemdBus) async throws(SystemdError) -> Result
+    ) async throws(SystemdError) -> Result {
+        let current: any SystemdBus
+        if let open = bus, open.isOpen {
+            current = open
+        } else {
+            bus = nil
+            current = try connect()
+            bus = current
+        }
+        do throws(SystemdError) {
+            try current.waitUntilReady(deadline: deadline)
+            return try await body(current)
+        } catch  where error.code == .bus && !current.isOpen {
+            bus = nil
+            let fresh = try connect()
+            bus = fresh
+            try fresh.waitUntilReady(deadline: deadline)
+            return try await body(fresh)
         }
     }
 
+    // MARK: The steps
+
     /// The unit's object path (`LoadUnit` loads it if needed).
-    static func load(_ unit: String, bus: Bus, deadline: ContinuousClock.Instant) throws(SystemdError) -> String {
-        try bus.callManager("LoadUnit", [unit], timeout: remaining(deadline), unit: unit).readString("o")
+    static func load(_ unit: String, bus: any SystemdBus, deadline: ContinuousClock.Instant) throws(SystemdError) -> String {
+        try bus.callManagerForPath("LoadUnit", [unit], timeout: remaining(deadline), unit: unit)
     }
 
-    static func state(of unit: String, bus: Bus, deadline: ContinuousClock.Instant) throws(SystemdError) -> UnitState {
+    static func state(of unit: String, bus: any SystemdBus, deadline: ContinuousClock.Instant) throws(SystemdError) -> UnitState {
         try state(of: unit, path: load(unit, bus: bus, deadline: deadline), bus: bus, deadline: deadline)
     }
 
     static func state(
-        of unit: String, path: String, bus: Bus, deadline: ContinuousClock.Instant
+        of unit: String, path: String, bus: any SystemdBus, deadline: ContinuousClock.Instant
     ) throws(SystemdError) -> UnitState {
         func read(_ name: String, _ interface: String = Bus.unitInterface) throws(SystemdError) -> String {
             try bus.property(name, interface: interface, path: path, timeout: remaining(deadline), unit: unit)
@@ -149,7 +172,7 @@ public final class SystemdServiceManager: ServiceManager {
     /// The unit's current `InvocationID` as 32 lowercase hex digits, as the journal has it
     /// (empty when the unit never ran).
     static func invocationID(
-        of unit: String, path: String, bus: Bus, deadline: ContinuousClock.Instant
+        of unit: String, path: String, bus: any SystemdBus, deadline: ContinuousClock.Instant
     ) throws(SystemdError) -> String {
         let bytes = try bus.bytesProperty(
             "InvocationID", interface: Bus.unitInterface, path: path, timeout: remaining(deadline), unit: unit)
@@ -166,13 +189,13 @@ public final class SystemdServiceManager: ServiceManager {
         var queuedAt: UInt64?
     }
 
-    static func perform(
-        _ operation: UnitOperation, unit: String, timeout: Duration, deadline: ContinuousClock.Instant, bus: Bus,
+    func perform(
+        _ operation: UnitOperation, unit: String, timeout: Duration, deadline: ContinuousClock.Instant, bus: any SystemdBus,
         job: inout Job
-    ) throws(SystemdError) -> UnitState {
-        let path = try load(unit, bus: bus, deadline: deadline)
+    ) async throws(SystemdError) -> UnitState {
+        let path = try Self.load(unit, bus: bus, deadline: deadline)
         job.path = path
-        let before = try state(of: unit, path: path, bus: bus, deadline: deadline)
+        let before = try Self.state(of: unit, path: path, bus: bus, deadline: deadline)
         if before.loadState == "not-found" {
             throw SystemdError(
                 .notFound, unit: unit,
@@ -188,70 +211,69 @@ public final class SystemdServiceManager: ServiceManager {
         // Pinned until the result is read: a unit that ended inactive and that nothing else
         // refers to is unloaded at once, and read again it would be a fresh one (ConditionResult=no,
         // no InvocationID). The reference is dropped with the connection too.
-        _ = try bus.callManager("RefUnit", [unit], timeout: remaining(deadline), unit: unit)
-        defer { unref(unit, bus: bus) }
-        job.invocationBefore = try invocationID(of: unit, path: path, bus: bus, deadline: deadline)
+        try bus.callManager("RefUnit", [unit], timeout: Self.remaining(deadline), unit: unit)
+        defer { Self.unref(unit, bus: bus) }
+        job.invocationBefore = try Self.invocationID(of: unit, path: path, bus: bus, deadline: deadline)
 
         // The JobRemoved match is confirmed before the job is queued, so its signal cannot be missed.
         try bus.subscribe(deadline: deadline)
-        bus.removedJobs = [:]
+        bus.forgetRemovedJobs()
         let method =
             switch operation {
             case .start: "StartUnit"
             case .restart: "RestartUnit"
             case .stop: "StopUnit"
             }
-        job.queuedAt = realtimeMicroseconds()
-        let jobPath = try bus.callManager(method, [unit, "replace"], timeout: remaining(deadline), unit: unit).readString(
-            "o")
+        job.queuedAt = Self.realtimeMicroseconds()
+        let jobPath = try bus.callManagerForPath(
+            method, [unit, "replace"], timeout: Self.remaining(deadline), unit: unit)
 
-        var removed: Bus.RemovedJob?
+        var removed: RemovedJob?
         while true {
-            try bus.processPending()
-            removed = bus.removedJobs[jobPath]
+            removed = try bus.removedJob(jobPath)
             let left = deadline - .now
             if removed != nil || left <= .zero { break }
-            try bus.wait(min(left, .seconds(1)))
+            try await Self.pause(min(left, Self.jobPollInterval), unit: unit)
         }
-        bus.removedJobs = [:]
+        bus.forgetRemovedJobs()
         guard let removed else {
-            let now = currentState(unit, bus: bus)
+            let now = Self.currentState(unit, bus: bus)
             throw SystemdError(
                 .timeout, unit: unit,
-                "the \(operation.rawValue) job of \(unit) did not finish within \(timeout.secondsText)\(now.map { "; the unit is \(describe($0))" } ?? "")"
+                "the \(operation.rawValue) job of \(unit) did not finish within \(timeout.secondsText)\(now.map { "; the unit is \(Self.describe($0))" } ?? "")"
             )
         }
         if removed.result == "assert" {
-            try checkConditions(unit: unit, path: path, bus: bus, deadline: deadline)
+            try Self.checkConditions(unit: unit, path: path, bus: bus, deadline: deadline)
         }
         guard removed.result == "done" else {
-            let now = currentState(unit, bus: bus)
+            let now = Self.currentState(unit, bus: bus)
             throw SystemdError(
                 .unitFailed, unit: unit,
-                "\(operation.rawValue) of \(unit) failed: job result '\(removed.result)'\(now.map { "; the unit is \(describe($0))" } ?? "")"
+                "\(operation.rawValue) of \(unit) failed: job result '\(removed.result)'\(now.map { "; the unit is \(Self.describe($0))" } ?? "")"
             )
         }
 
         while true {
-            let state = try state(of: unit, path: path, bus: bus, deadline: deadline)
+            let state = try Self.state(of: unit, path: path, bus: bus, deadline: deadline)
             switch (operation, state.activeState) {
             case (.stop, "inactive"), (.stop, "failed"):
                 return state
             case (.start, "active"), (.start, "reloading"), (.restart, "active"), (.restart, "reloading"):
                 return state
             case (.start, "inactive"), (.restart, "inactive"):
-                return try inactiveAfterStart(operation, unit: unit, state: state, path: path, bus: bus, deadline: deadline)
+                return try Self.inactiveAfterStart(operation, unit: unit, state: state, path: path, bus: bus, deadline: deadline)
             case (.start, "failed"), (.restart, "failed"):
                 // A failed unit whose condition fails now stays failed: say that it was skipped.
-                try checkConditions(unit: unit, path: path, bus: bus, deadline: deadline)
+                try Self.checkConditions(unit: unit, path: path, bus: bus, deadline: deadline)
                 throw SystemdError(
                     .unitFailed, unit: unit,
-                    "\(operation.rawValue) of \(unit) failed: its job finished but the unit is \(describe(state))")
+                    "\(operation.rawValue) of \(unit) failed: its job finished but the unit is \(Self.describe(state))")
             case (.start, "activating") where state.subState == "auto-restart",
                 (.restart, "activating") where state.subState == "auto-restart":
                 throw SystemdError(
                     .unitFailed, unit: unit,
-                    "\(operation.rawValue) of \(unit) failed: its main process exited and systemd is restarting it (\(describe(state)))"
+                    "\(operation.rawValue) of \(unit) failed: its main process exited and systemd is restarting it (\(Self.describe(state)))"
                 )
             default:
                 break
@@ -259,11 +281,11 @@ public final class SystemdServiceManager: ServiceManager {
             guard ContinuousClock.now < deadline else {
                 throw SystemdError(
                     .timeout, unit: unit,
-                    "\(unit) did not become \(operation == .stop ? "inactive" : "active") within \(timeout.secondsText): it is \(describe(state))"
+                    "\(unit) did not become \(operation == .stop ? "inactive" : "active") within \(timeout.secondsText): it is \(Self.describe(state))"
                 )
             }
-            sleep(min(pollInterval, deadline - .now))
-            try bus.processPending()  // drops the signals of other jobs
+            try await Self.pause(min(Self.pollInterval, deadline - .now), unit: unit)
+            bus.forgetRemovedJobs()  // the signals of other jobs
         }
     }
 
@@ -272,7 +294,7 @@ public final class SystemdServiceManager: ServiceManager {
     /// A unit whose condition failed was skipped, not started: systemd reports that job as done
     /// too (`ConditionResult=no`, `Result=success`).
     static func inactiveAfterStart(
-        _ operation: UnitOperation, unit: String, state: UnitState, path: String, bus: Bus,
+        _ operation: UnitOperation, unit: String, state: UnitState, path: String, bus: any SystemdBus,
         deadline: ContinuousClock.Instant
     ) throws(SystemdError) -> UnitState {
         try checkConditions(unit: unit, path: path, bus: bus, deadline: deadline)
@@ -307,7 +329,7 @@ public final class SystemdServiceManager: ServiceManager {
     /// Throws `.unitFailed` when the unit's last start was skipped because a condition failed
     /// (`ConditionResult=no`) or did not happen because an assertion failed (`AssertResult=no`).
     static func checkConditions(
-        unit: String, path: String, bus: Bus, deadline: ContinuousClock.Instant
+        unit: String, path: String, bus: any SystemdBus, deadline: ContinuousClock.Instant
     ) throws(SystemdError) {
         func bool(_ name: String) throws(SystemdError) -> Bool {
             try bus.boolProperty(name, interface: Bus.unitInterface, path: path, timeout: remaining(deadline), unit: unit)
@@ -330,7 +352,7 @@ public final class SystemdServiceManager: ServiceManager {
     /// (`ConditionPathExists=/etc/eks/kubelet/environment`), or `ConditionResult=no` when they
     /// cannot be read.
     static func failedChecks(
-        _ property: String, of unit: String, path: String, bus: Bus, deadline: ContinuousClock.Instant
+        _ property: String, of unit: String, path: String, bus: any SystemdBus, deadline: ContinuousClock.Instant
     ) -> String {
         let fallback = property == "Asserts" ? "AssertResult=no" : "ConditionResult=no"
         // Only the detail of an error being thrown: without it the message names the result.
@@ -347,7 +369,7 @@ public final class SystemdServiceManager: ServiceManager {
     /// job started none (a condition failed, the unit never ran), the unit's lines of this boot
     /// since the job was queued; when no job was queued (the unit could not be loaded), the unit's
     /// lines of this boot.
-    static func journalFilter(_ job: Job, unit: String, bus: Bus) -> JournalReader.Filter {
+    static func journalFilter(_ job: Job, unit: String, bus: any SystemdBus) -> JournalReader.Filter {
         if job.queuedAt != nil, let path = job.path {
             // Reading the invocation may fail like the job did (the bus is gone): then the time filter applies.
             let now = try? invocationID(of: unit, path: path, bus: bus, deadline: .now + .seconds(5))
@@ -361,13 +383,13 @@ public final class SystemdServiceManager: ServiceManager {
     // MARK: Helpers
 
     /// Drops the reference `perform` took on the unit.
-    private static func unref(_ unit: String, bus: Bus) {
+    private static func unref(_ unit: String, bus: any SystemdBus) {
         // When this fails the bus is gone, and with the connection systemd dropped the reference.
-        _ = try? bus.callManager("UnrefUnit", [unit], timeout: .seconds(5), unit: unit)
+        try? bus.callManager("UnrefUnit", [unit], timeout: .seconds(5), unit: unit)
     }
 
     /// The state for an error message; nil when even that cannot be read.
-    private static func currentState(_ unit: String, bus: Bus) -> UnitState? {
+    private static func currentState(_ unit: String, bus: any SystemdBus) -> UnitState? {
         // Context for an error being thrown: without it the message just says less.
         try? state(of: unit, bus: bus, deadline: .now + .seconds(5))
     }
@@ -396,11 +418,13 @@ public final class SystemdServiceManager: ServiceManager {
         return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
     }
 
-    static func sleep(_ duration: Duration) {
+    /// Sleeps without holding a thread; a cancelled task ends the wait with `.cancelled`.
+    static func pause(_ duration: Duration, unit: String) async throws(SystemdError) {
         guard duration > .zero else { return }
-        let (seconds, attoseconds) = duration.components
-        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-        var left = timespec()
-        while nanosleep(&request, &left) != 0 && errno == EINTR { request = left }
+        do {
+            try await Task.sleep(for: duration)
+        } catch {
+            throw SystemdError(.cancelled, unit: unit, "the wait for \(unit) was cancelled")
+        }
     }
 }

@@ -23,12 +23,12 @@ struct ServiceManagerTests {
     @Test(
         "on a systemd host, an unknown unit is not-found and starting it throws .notFound",
         .enabled(if: SystemdHost.isBooted, "this host is not booted with systemd (PID 1 is not systemd)"))
-    func notFound() throws {
+    func notFound() async throws {
         let manager = try SystemdServiceManager()
         let unit = "nodeboot-test-no-such-unit.service"
-        #expect(try manager.state(of: unit).loadState == "not-found")
-        #expect {
-            _ = try manager.perform(.start, unit: unit, timeout: .seconds(10))
+        #expect(try await manager.state(of: unit).loadState == "not-found")
+        await #expect {
+            _ = try await manager.perform(.start, unit: unit, timeout: .seconds(10))
         } throws: { error in
             (error as? SystemdError)?.code == .notFound && (error as? SystemdError)?.unit == unit
         }

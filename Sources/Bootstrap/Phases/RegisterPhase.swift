@@ -41,7 +41,7 @@ struct RegisterPhase {
             let unitTimeout = self.unitTimeout
             let kubelet = ServiceUnit.kubelet.rawValue
             registration.kubeletHealth = {
-                manager.failure(of: kubelet).map { ServiceRun.failure(kubelet, $0, timeout: unitTimeout) }
+                await manager.failure(of: kubelet).map { ServiceRun.failure(kubelet, $0, timeout: unitTimeout) }
             }
         }
         let logger = self.logger

@@ -54,7 +54,7 @@ struct RunPhase {
                 cause: error)
         }
         let run = ServiceRun(paths: paths, manager: manager, timeout: unitTimeout, logger: logger)
-        try run.run(files: files, daemons: daemons, into: &services)
+        try await run.run(files: files, daemons: daemons, into: &services)
         return Output(services: services, manager: manager, notes: notes)
     }
 

@@ -29,7 +29,7 @@ package struct RegistrationOptions: Sendable {
     /// Asked at each poll while waiting for the kubelet's Node or for Ready: an error when the
     /// kubelet has stopped running (it crashed after systemd called it started), so the wait
     /// ends with its journal lines instead of a timeout.
-    var kubeletHealth: (@Sendable () -> NodeBootError?)?
+    var kubeletHealth: (@Sendable () async -> NodeBootError?)?
 
     package init(root: String?, environment: [String: String], nodeName: String, node: DesiredNode) {
         self.root = root

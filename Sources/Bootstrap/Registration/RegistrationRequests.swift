@@ -44,7 +44,7 @@ extension RegistrationRun {
                         _ = try await tokens.token()
                     }
                     // A kubelet that stopped running says more than the next retry would.
-                    if afterTransient, let failure = options.kubeletHealth?() { throw failure }
+                    if afterTransient, let failure = await options.kubeletHealth?() { throw failure }
                     do throws(KubeError) {
                         return .success(try await body(client))
                     } catch {

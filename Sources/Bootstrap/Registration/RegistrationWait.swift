@@ -26,7 +26,7 @@ extension RegistrationRun {
                     {
                         return node
                     }
-                    if let failure = options.kubeletHealth?() { throw failure }
+                    if let failure = await options.kubeletHealth?() { throw failure }
                     let now = ContinuousClock.now
                     if now - lastProgress >= options.progressInterval {
                         lastProgress = now
@@ -71,7 +71,7 @@ extension RegistrationRun {
                         latest = fresh
                     }
                     if latest.isReady { return latest }
-                    if let failure = options.kubeletHealth?() { throw failure }
+                    if let failure = await options.kubeletHealth?() { throw failure }
                     let now = ContinuousClock.now
                     if now - lastProgress >= options.progressInterval {
                         lastProgress = now
