@@ -35,7 +35,7 @@ import threading
 from collections import namedtuple
 from dataclasses import dataclass, field
 
-from testkit import copy_tree, prepare_root, run_agent, write, writable_dirs
+from testkit import copy_tree, prepare_root, run_agent, stop_process, write, writable_dirs
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEP_TIMEOUT = 60
@@ -148,13 +148,8 @@ class Testbeds:
     def stop_all(self):
         for entry in self.running.values():
             proc = entry["proc"]
-            if proc and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            if proc:
+                stop_process(proc)
         self.running.clear()
 
 

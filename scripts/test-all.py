@@ -31,6 +31,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testkit import stop_process  # noqa: E402
+
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -168,12 +171,7 @@ def run(runner, opts):
                     sys.stdout.flush()
                 status = proc.wait()
             except BaseException:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop_process(proc, timeout=20)
                 raise
             finally:
                 proc.stdout.close()

@@ -10,47 +10,41 @@ struct ConfigCommandTests {
 
     /// Every kind of field: strings, lists, maps, nested kubelet config, a multi-line containerd
     /// TOML, per-unit environment, feature gates, local storage, DNS.
-    static let rich = """
-        apiVersion: node.eks.aws/v1alpha1
-        kind: NodeConfig
-        spec:
-          cluster:
-            name: my-cluster
-            apiServerEndpoint: https://example.com
-            certificateAuthority: Y2VydGlmaWNhdGVBdXRob3JpdHk=
-            cidr: 10.100.0.0/16
-          kubelet:
-            config:
-              maxPods: 58
-              clusterDNS:
-              - 1.1.1.1
-              evictionHard:
-                memory.available: "100Mi"
-              shutdownGracePeriod: 30s
-            flags:
-            - --node-labels=team=infra,tier=2
-            - --register-with-taints=dedicated=infra:NoSchedule
-          containerd:
-            config: |
-              [plugins."io.containerd.grpc.v1.cri".containerd]
-              discard_unpacked_layers = false
-          instance:
-            localStorage:
-              strategy: RAID0
-            environment:
-              default:
-                HTTP_PROXY: http://proxy.internal:3128
-                NO_PROXY: "169.254.169.254,localhost"
+    static let rich =
+        NodeFixture.config + """
+
               kubelet:
-                GOMAXPROCS: "2"
-            network:
-              nameservers:
-              - 10.0.0.2
-              domains:
-              - corp.example.com
-          featureGates:
-            InstanceIdNodeName: true
-        """
+                config:
+                  maxPods: 58
+                  clusterDNS:
+                  - 1.1.1.1
+                  evictionHard:
+                    memory.available: "100Mi"
+                  shutdownGracePeriod: 30s
+                flags:
+                - --node-labels=team=infra,tier=2
+                - --register-with-taints=dedicated=infra:NoSchedule
+              containerd:
+                config: |
+                  [plugins."io.containerd.grpc.v1.cri".containerd]
+                  discard_unpacked_layers = false
+              instance:
+                localStorage:
+                  strategy: RAID0
+                environment:
+                  default:
+                    HTTP_PROXY: http://proxy.internal:3128
+                    NO_PROXY: "169.254.169.254,localhost"
+                  kubelet:
+                    GOMAXPROCS: "2"
+                network:
+                  nameservers:
+                  - 10.0.0.2
+                  domains:
+                  - corp.example.com
+              featureGates:
+                InstanceIdNodeName: true
+            """
 
     /// A second document merged over the first (nodeadm's rules: later strings win, maps merge).
     static let overlay = """

@@ -17,34 +17,17 @@ extension RegistrationRun {
         -> Node
     {
         let name = nodeName
-        var lastProgress = start
-        do {
-            return try await pollPolicy.run(
-                operation: { _, _ in
-                    if let node = try await call(
-                        client, log: log, "GET node", { client async throws(KubeError) in try await client.node(named: name) })
-                    {
-                        return node
-                    }
-                    if let failure = await options.kubeletHealth?() { throw failure }
-                    let now = ContinuousClock.now
-                    if now - lastProgress >= options.progressInterval {
-                        lastProgress = now
-                        log("register: waiting for node \(name) to register (\(progress(now)))")
-                    }
-                    throw NotYet()
-                }, classify: { $0 is NotYet ? .retry : .fail })
-        } catch let error as NodeBootError {
-            throw error
-        } catch is RetryExhausted {
-            throw NodeBootError(
+        return try await poll(log: log, waiting: { "to register (\($0))" }) { run, _ async throws(NodeBootError) in
+            try await run.call(client, log: log, "GET node") { client async throws(KubeError) in
+                try await client.node(named: name)
+            }
+        } timeout: { run in
+            NodeBootError(
                 .kube,
-                "node \(name) did not register with the API server \(access.kubeconfig.server) within \(options.timeout.tenthsOfSeconds) s",
+                "node \(name) did not register with the API server \(run.access.kubeconfig.server) within \(run.options.timeout.tenthsOfSeconds) s",
                 hint:
                     "the kubelet did not register: check 'journalctl -u kubelet' (is it running, can it reach the API server, is its node name \(name)?); --register-node creates the Node object without the kubelet"
             )
-        } catch {
-            throw Self.cancelled(error)
         }
     }
 
@@ -54,40 +37,55 @@ extension RegistrationRun {
     {
         let name = nodeName
         var latest = node
+        return try await poll(log: log, waiting: { "to become Ready (\(Self.readiness(latest)); \($0))" }) {
+            run, attempt async throws(NodeBootError) in
+            if attempt > 1 {
+                let fresh = try await run.call(client, log: log, "GET node") { client async throws(KubeError) in
+                    try await client.node(named: name)
+                }
+                guard let fresh else {
+                    throw NodeBootError(
+                        .kube, "node \(name) was deleted while waiting for it to become Ready",
+                        hint: "something deletes this Node object (a cloud controller that does not find the instance?)")
+                }
+                latest = fresh
+            }
+            return latest.isReady ? latest : nil
+        } timeout: { run in
+            NodeBootError(
+                .kube,
+                "node \(name) is registered but was not Ready within \(run.options.timeout.tenthsOfSeconds) s (\(Self.readiness(latest)))",
+                hint:
+                    "the kubelet reports readiness: check 'journalctl -u kubelet' and the container runtime and network plugin (journalctl -u containerd); a node is Ready once its CNI is"
+            )
+        }
+    }
+
+    /// Runs `look` (attempt numbers from 1) under the poll policy until it gives a node; between
+    /// looks asks whether the kubelet still runs and says what it waits for every
+    /// `progressInterval`; at the deadline throws what `timeout` says.
+    mutating func poll(
+        log: @Sendable (String) -> Void, waiting: (_ progress: String) -> String,
+        _ look: (inout RegistrationRun, Int) async throws(NodeBootError) -> Node?,
+        timeout: (RegistrationRun) -> NodeBootError
+    ) async throws(NodeBootError) -> Node {
         var lastProgress = start
         do {
             return try await pollPolicy.run(
                 operation: { attempt, _ in
-                    if attempt > 1 {
-                        guard
-                            let fresh = try await call(
-                                client, log: log, "GET node",
-                                { client async throws(KubeError) in try await client.node(named: name) })
-                        else {
-                            throw NodeBootError(
-                                .kube, "node \(name) was deleted while waiting for it to become Ready",
-                                hint: "something deletes this Node object (a cloud controller that does not find the instance?)")
-                        }
-                        latest = fresh
-                    }
-                    if latest.isReady { return latest }
+                    if let node = try await look(&self, attempt) { return node }
                     if let failure = await options.kubeletHealth?() { throw failure }
                     let now = ContinuousClock.now
                     if now - lastProgress >= options.progressInterval {
                         lastProgress = now
-                        log("register: waiting for node \(name) to become Ready (\(Self.readiness(latest)); \(progress(now)))")
+                        log("register: waiting for node \(nodeName) \(waiting(progress(now)))")
                     }
                     throw NotYet()
                 }, classify: { $0 is NotYet ? .retry : .fail })
         } catch let error as NodeBootError {
             throw error
         } catch is RetryExhausted {
-            throw NodeBootError(
-                .kube,
-                "node \(name) is registered but was not Ready within \(options.timeout.tenthsOfSeconds) s (\(Self.readiness(latest)))",
-                hint:
-                    "the kubelet reports readiness: check 'journalctl -u kubelet' and the container runtime and network plugin (journalctl -u containerd); a node is Ready once its CNI is"
-            )
+            throw timeout(self)
         } catch {
             throw Self.cancelled(error)
         }
