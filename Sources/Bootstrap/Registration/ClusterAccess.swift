@@ -17,37 +17,22 @@ struct ClusterAccess {
         kubeconfigPath: String, paths: NodePaths, environment: [String: String], deadline: ContinuousClock.Instant
     ) throws(NodeBootError) {
         kubeconfigFile = paths.node(kubeconfigPath)
-        let bytes: [UInt8]
-        do {
-            guard let read = try NodeFileSystem.read(kubeconfigFile) else {
-                throw NodeBootError(
-                    .io, "the kubelet's kubeconfig \(kubeconfigFile) does not exist",
-                    hint: "nodeboot init writes it (unless --skip config); run init without --skip config")
-            }
-            bytes = read
-        } catch let error as NodeBootError {
-            throw error
-        } catch {
-            throw NodeBootError(.io, "cannot read the kubelet's kubeconfig: \(error)", cause: error)
-        }
+        let bytes = try Self.read(
+            kubeconfigFile, what: "the kubelet's kubeconfig",
+            missing: NodeBootError(
+                .io, "the kubelet's kubeconfig \(kubeconfigFile) does not exist",
+                hint: "nodeboot init writes it (unless --skip config); run init without --skip config"))
         kubeconfig = try Kubeconfig.parse(String(decoding: bytes, as: UTF8.self), source: kubeconfigFile)
         if let data = kubeconfig.certificateAuthorityData {
             caPEM = data
             caSource = "the kubeconfig's certificate-authority-data (\(kubeconfigFile))"
         } else if let path = kubeconfig.certificateAuthority {
             let file = path.hasPrefix("/") ? paths.node(path) : Kubeconfig.directory(of: kubeconfigFile) + "/" + path
-            do {
-                guard let read = try NodeFileSystem.read(file) else {
-                    throw NodeBootError(
-                        .io, "the cluster CA \(file) named by \(kubeconfigFile) does not exist",
-                        hint: "nodeboot init writes it from spec.cluster.certificateAuthority; run init again")
-                }
-                caPEM = read
-            } catch let error as NodeBootError {
-                throw error
-            } catch {
-                throw NodeBootError(.io, "cannot read the cluster CA: \(error)", cause: error)
-            }
+            caPEM = try Self.read(
+                file, what: "the cluster CA",
+                missing: NodeBootError(
+                    .io, "the cluster CA \(file) named by \(kubeconfigFile) does not exist",
+                    hint: "nodeboot init writes it from spec.cluster.certificateAuthority; run init again"))
             caSource = file
         } else {
             caPEM = nil
@@ -59,6 +44,18 @@ struct ClusterAccess {
         } else {
             tokens = nil
         }
+    }
+
+    /// The bytes of `file`; `missing` when it does not exist.
+    static func read(_ file: String, what: String, missing: NodeBootError) throws(NodeBootError) -> [UInt8] {
+        let bytes: [UInt8]?
+        do {
+            bytes = try NodeFileSystem.read(file)
+        } catch {
+            throw NodeBootError(.io, "cannot read \(what): \(error)", cause: error)
+        }
+        guard let bytes else { throw missing }
+        return bytes
     }
 
     var clusterName: String { kubeconfig.clusterName ?? "CLUSTER" }

@@ -160,12 +160,7 @@ struct RegistrationRun {
         -> (Node, StatusReport.Node.Registration, [String])
     {
         let name = nodeName
-        if let existing = try await call(
-            client, log: log, "GET node",
-            { client async throws(KubeError) in
-                try await client.node(named: name)
-            })
-        {
+        if let existing = try await getNode(client, log: log) {
             return try await reconcile(client, existing, log: log)
         }
         let desired = plan.node(named: name)
@@ -186,11 +181,7 @@ struct RegistrationRun {
         case .failure:
             log("register: node \(name) was created meanwhile (by the kubelet?); reconciling it")
             guard
-                let existing = try await call(
-                    client, log: log, "GET node",
-                    { client async throws(KubeError) in
-                        try await client.node(named: name)
-                    })
+                let existing = try await getNode(client, log: log)
             else {
                 throw NodeBootError(
                     .kube,
@@ -250,11 +241,7 @@ struct RegistrationRun {
                     }
                     log("register: node \(name) changed while being reconciled; reading it again")
                     guard
-                        let fresh = try await call(
-                            client, log: log, "GET node",
-                            { client async throws(KubeError) in
-                                try await client.node(named: name)
-                            })
+                        let fresh = try await getNode(client, log: log)
                     else {
                         throw NodeBootError(
                             .kube, "node \(name) disappeared while being reconciled",

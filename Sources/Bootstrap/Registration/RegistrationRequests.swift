@@ -13,6 +13,14 @@ extension RegistrationRun {
             deadline: max(deadline - .now, .zero), attemptTimeout: options.requestTimeout)
     }
 
+    /// `GET` the node this run registers; nil when it does not exist.
+    mutating func getNode(_ client: KubeClient, log: @Sendable (String) -> Void) async throws(NodeBootError) -> Node? {
+        let name = nodeName
+        return try await call(client, log: log, "GET node") { client async throws(KubeError) in
+            try await client.node(named: name)
+        }
+    }
+
     mutating func call<T: Sendable>(
         _ client: KubeClient, log: @Sendable (String) -> Void, _ what: String,
         _ body: (KubeClient) async throws(KubeError) -> T

@@ -18,9 +18,7 @@ extension RegistrationRun {
     {
         let name = nodeName
         return try await poll(log: log, waiting: { "to register (\($0))" }) { run, _ async throws(NodeBootError) in
-            try await run.call(client, log: log, "GET node") { client async throws(KubeError) in
-                try await client.node(named: name)
-            }
+            try await run.getNode(client, log: log)
         } timeout: { run in
             NodeBootError(
                 .kube,
@@ -40,9 +38,7 @@ extension RegistrationRun {
         return try await poll(log: log, waiting: { "to become Ready (\(Self.readiness(latest)); \($0))" }) {
             run, attempt async throws(NodeBootError) in
             if attempt > 1 {
-                let fresh = try await run.call(client, log: log, "GET node") { client async throws(KubeError) in
-                    try await client.node(named: name)
-                }
+                let fresh = try await run.getNode(client, log: log)
                 guard let fresh else {
                     throw NodeBootError(
                         .kube, "node \(name) was deleted while waiting for it to become Ready",
