@@ -95,9 +95,11 @@ let package = Package(
             name: "Bootstrap",
             dependencies: [
                 "AWS",
+                "ExecCredential",
                 "KubeAPI",
                 "NodeConfig",
                 "NodeRender",
+                "SigV4",
                 "Support",
                 "Systemd",
                 "YAML",

@@ -1,4 +1,3 @@
-import AWS
 import FoundationEssentials
 import Logging
 import NodeRender

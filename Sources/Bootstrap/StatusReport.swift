@@ -1,4 +1,3 @@
-import AWS
 public import FoundationEssentials
 import Support
 
@@ -88,6 +87,30 @@ public struct StatusReport: Sendable, Codable, Equatable {
         try JSONDecoder().decode(StatusReport.self, from: Data(bytes))
     }
 
+    /// The node's last report (`nodeboot status`): the file as written, and decoded.
+    public static func read(_ paths: NodePaths) throws(NodeBootError) -> ([UInt8], StatusReport) {
+        let path = paths.node(NodePaths.statusFile)
+        let read: [UInt8]?
+        do {
+            read = try NodeFileSystem.read(path, limit: 16 << 20)
+        } catch {
+            throw NodeBootError(.io, "cannot read \(path): \(error)")
+        }
+        guard let bytes = read else {
+            throw NodeBootError(
+                .io, "no report at \(path): nodeboot init has not reached this node since it booted",
+                hint:
+                    "run `nodeboot init`; a run refused before the apply phase leaves no report (its error is in the journal: journalctl -u nodeboot)"
+            )
+        }
+        do {
+            return (bytes, try decode(bytes))
+        } catch {
+            throw NodeBootError(
+                .io, "\(path) is not a nodeboot status report: \(error)", hint: "run `nodeboot init` again to rewrite it")
+        }
+    }
+
     /// For a person: the outcome first, then the timeline, what changed, the units and the node.
     public func text() -> String {
         var out = "last init: \(result == .ok ? "succeeded" : "FAILED"), started \(startedAt), finished \(finishedAt)\n"
@@ -97,10 +120,9 @@ public struct StatusReport: Sendable, Codable, Equatable {
         }
         out += "phases:\n"
         for phase in phases {
-            let name = phase.name.rawValue + String(repeating: " ", count: max(0, 9 - phase.name.rawValue.count))
-            let time = phase.milliseconds.oneDecimal
-            out +=
-                "  \(name) \(String(repeating: " ", count: max(0, 8 - time.count)))\(time) ms  \(phase.result.rawValue)  \(phase.detail)\n"
+            let name = phase.name.rawValue.padded(to: 9)
+            let time = phase.milliseconds.oneDecimal.leftPadded(to: 8)
+            out += "  \(name) \(time) ms  \(phase.result.rawValue)  \(phase.detail)\n"
         }
         let written = files.filter { $0.action != .unchanged }
         out += "files: \(written.count) written, \(files.count - written.count) unchanged\n"

@@ -1,4 +1,3 @@
-import AWS
 import ArgumentParser
 import Bootstrap
 import FoundationEssentials
@@ -148,64 +147,6 @@ struct Init: AsyncParsableCommand {
             throw Failure(error)
         }
         let total = ContinuousClock.now - start
-        print(
-            output == .json ? InitText.json(report, total: total) : InitText.text(report, total: total, dryRun: dryRun),
-            terminator: "")
+        print(output == .json ? report.json(total: total) : report.text(total: total, dryRun: dryRun), terminator: "")
     }
-}
-
-/// How a run is shown to a person (or a program).
-enum InitText {
-    static func text(_ report: InitReport, total: Duration, dryRun: Bool) -> String {
-        var out = ""
-        for warning in report.warnings { out += "warning: \(warning)\n" }
-        for note in report.notes { out += "note: \(note)\n" }
-        for phase in report.phases {
-            let name = phase.name.rawValue.padding(10)
-            out += "  \(name) \(phase.milliseconds.oneDecimal.leftPadding(7)) ms  \(phase.detail)\n"
-        }
-        for file in report.files {
-            if dryRun {
-                if file.action != .unchanged { out += "\(file.action.rawValue) \(file.path)\n\(file.diff ?? "")" }
-            } else {
-                out +=
-                    "  \(file.action.rawValue.padding(9)) \(String(file.mode, radix: 8)) \(String(file.size).leftPadding(6)) \(file.path)\n"
-            }
-        }
-        if dryRun && !report.files.contains(where: { $0.action != .unchanged }) { out += "no file would change\n" }
-        out += "done in \(total.milliseconds.oneDecimal) ms\(report.nodeName.isEmpty ? "" : ": node \(report.nodeName)")\n"
-        return out
-    }
-
-    static func json(_ report: InitReport, total: Duration) -> String {
-        struct Output: Encodable {
-            var phases: [PhaseRecord]
-            var files: [File]
-            var warnings: [String]
-            var notes: [String]
-            var nodeName: String
-            var totalMilliseconds: Double
-        }
-        struct File: Encodable {
-            var path: String
-            var action: String
-            var mode: String
-            var size: Int
-            var diff: String?
-        }
-        let output = Output(
-            phases: report.phases,
-            files: report.files.map {
-                File(path: $0.path, action: $0.action.rawValue, mode: String($0.mode, radix: 8), size: $0.size, diff: $0.diff)
-            }, warnings: report.warnings, notes: report.notes, nodeName: report.nodeName,
-            totalMilliseconds: total.milliseconds)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return ((try? encoder.encode(output)).map { String(decoding: $0, as: UTF8.self) } ?? "{}") + "\n"
-    }
-}
-
-extension String {
-    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
-    func leftPadding(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
 }

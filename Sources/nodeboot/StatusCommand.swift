@@ -14,30 +14,11 @@ struct Status: ParsableCommand {
     var root: String?
 
     func run() throws {
-        let path = NodePaths(root: root).node(NodePaths.statusFile)
-        let bytes: [UInt8]
+        let (bytes, report): ([UInt8], StatusReport)
         do {
-            guard let read = try NodeFileSystem.read(path, limit: 16 << 20) else {
-                throw Failure(
-                    NodeBootError(
-                        .io, "no report at \(path): nodeboot init has not reached this node since it booted",
-                        hint:
-                            "run `nodeboot init`; a run refused before the apply phase leaves no report (its error is in the journal: journalctl -u nodeboot)"
-                    ))
-            }
-            bytes = read
-        } catch let failure as Failure {
-            throw failure
+            (bytes, report) = try StatusReport.read(NodePaths(root: root))
         } catch {
-            throw Failure(NodeBootError(.io, "cannot read \(path): \(error)"))
-        }
-        let report: StatusReport
-        do {
-            report = try StatusReport.decode(bytes)
-        } catch {
-            throw Failure(
-                NodeBootError(
-                    .io, "\(path) is not a nodeboot status report: \(error)", hint: "run `nodeboot init` again to rewrite it"))
+            throw Failure(error)
         }
         if output == .json {
             print(String(decoding: bytes, as: UTF8.self), terminator: "")

@@ -1,4 +1,3 @@
-import AWS
 import FoundationEssentials
 import Support
 import YAML

@@ -32,3 +32,15 @@ extension Double {
         return "\(tenths / 10).\(tenths % 10)"
     }
 }
+
+extension String {
+    /// Padded with spaces on the right to `width` characters (columns of a timeline).
+    public func padded(to width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+
+    /// Padded with spaces on the left to `width` characters (right-aligned numbers).
+    public func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
