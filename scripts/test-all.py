@@ -135,6 +135,7 @@ RUNNERS = [
     Runner("bad-input", ["{python}", "scripts/bad-input.py", "--bin-dir", "{bin_dir}"]),
     Runner("verify-units", ["{python}", "scripts/verify-units.py"]),
     Runner("systemd", ["{python}", "scripts/systemd-test.py", "--bin-dir", "{bin_dir}"]),
+    Runner("architecture", ["{python}", "scripts/check-architecture.py"]),
 ]
 
 
