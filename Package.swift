@@ -102,6 +102,7 @@ let package = Package(
                 "SigV4",
                 "Support",
                 "Systemd",
+                "TOML",
                 "YAML",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -129,9 +130,6 @@ let package = Package(
             dependencies: [
                 "AWS",
                 "Bootstrap",
-                "ExecCredential",
-                "SigV4",
-                "NodeConfig",
                 "NodeRender",
                 "Support",
                 "Systemd",

@@ -53,6 +53,8 @@ public struct Discoverer: Sendable {
     public var environment: [String: String]
     /// How long DescribeInstances is retried while PrivateDnsName is empty.
     public var privateDnsNameDeadline: Duration = .seconds(300)
+    /// Keep what DescribeCluster said under /var/lib/nodeboot (not in a dry run: it writes nothing).
+    public var persist = true
 
     public init(paths: NodePaths, session: AWSSession, environment: [String: String]) {
         self.paths = paths
@@ -140,36 +142,45 @@ public struct Discoverer: Sendable {
         return pattern ? "v\(version)" : "\(version)"
     }
 
-    /// One DescribeInstances, repeated (with backoff) while EC2 reports no PrivateDnsName yet
-    /// or does not know the instance yet (eventual consistency).
+    /// EC2 does not have the answer yet (no PrivateDnsName, or the instance is not known yet).
+    struct NotYet: Error { var problem: String }
+
+    /// One DescribeInstances, repeated under the retry policy (jittered backoff from 1 s to
+    /// 15 s, `privateDnsNameDeadline` in all) while EC2 reports no PrivateDnsName yet or does not
+    /// know the instance yet (eventual consistency).
     func privateDnsName(instanceId: String, region: String) async throws(NodeBootError) -> String {
-        let start = ContinuousClock.now
-        var delay = Duration.seconds(1)
-        var lastProblem = ""
-        while true {
-            do {
-                let client = try await session.client(region: region)
-                let instance = try await client.describeInstance(id: instanceId)
-                if !instance.privateDnsName.isEmpty { return instance.privateDnsName }
-                lastProblem = "EC2 reports no PrivateDnsName for \(instanceId) yet"
-            } catch let error as AWSError where error.kind == .service || error.kind == .notFound {
-                guard error.code == "InvalidInstanceID.NotFound" else {
-                    throw NodeBootError(.aws, "\(error)", hint: error.hint, cause: error)
-                }
-                lastProblem = "\(error)"
-            } catch {
-                throw NodeBootError(
-                    .aws, "EC2 DescribeInstances failed: \(error)",
-                    hint: "the node needs ec2:DescribeInstances, or set featureGates.InstanceIdNodeName: true",
-                    cause: error)
-            }
-            if ContinuousClock.now - start + delay > privateDnsNameDeadline {
-                throw NodeBootError(
-                    .aws, "\(lastProblem) after \((ContinuousClock.now - start).components.seconds) s",
-                    hint: "set featureGates.InstanceIdNodeName: true to name the node by instance ID instead")
-            }
-            try? await Task.sleep(for: delay.jittered())
-            delay = min(delay * 2, .seconds(15))
+        let policy = RetryPolicy(
+            maxAttempts: .max, baseDelay: .seconds(1), maxBackoff: .seconds(15), deadline: privateDnsNameDeadline,
+            attemptTimeout: privateDnsNameDeadline)
+        let session = self.session
+        do {
+            return try await policy.run(
+                operation: { _, _ in
+                    let client = try await session.client(region: region)
+                    let instance: EC2Instance
+                    do {
+                        instance = try await client.describeInstance(id: instanceId)
+                    } catch let error as AWSError where error.code == "InvalidInstanceID.NotFound" {
+                        throw NotYet(problem: "\(error)")
+                    }
+                    guard !instance.privateDnsName.isEmpty else {
+                        throw NotYet(problem: "EC2 reports no PrivateDnsName for \(instanceId) yet")
+                    }
+                    return instance.privateDnsName
+                }, classify: { $0 is NotYet ? .retry : .fail })
+        } catch let exhausted as RetryExhausted {
+            let problem = (exhausted.last as? NotYet)?.problem ?? "\(exhausted.last)"
+            throw NodeBootError(
+                .aws, "\(problem) after \(exhausted.elapsed.components.seconds) s",
+                hint: "set featureGates.InstanceIdNodeName: true to name the node by instance ID instead")
+        } catch let error as AWSError where error.kind == .service || error.kind == .notFound {
+            throw NodeBootError(.aws, "\(error)", hint: error.hint, cause: error)
+        } catch is CancellationError {
+            throw NodeBootError(.internal, "discovery was cancelled")
+        } catch {
+            throw NodeBootError(
+                .aws, "EC2 DescribeInstances failed: \(error)",
+                hint: "the node needs ec2:DescribeInstances, or set featureGates.InstanceIdNodeName: true", cause: error)
         }
     }
 
@@ -234,8 +245,10 @@ public struct Discoverer: Sendable {
         let details = Discovery.ClusterDetails(
             name: cluster.name, apiServerEndpoint: described.endpoint, certificateAuthority: described.certificateAuthority,
             cidr: described.serviceIPv4CIDR ?? described.serviceIPv6CIDR ?? "", source: "DescribeCluster")
+        guard persist else { return details }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        // A cache: a copy that cannot be written costs the next run one DescribeCluster, nothing else.
         if let data = try? encoder.encode(details) {
             try? NodeFileSystem.makeDirectories(paths.node(NodePaths.stateDirectory), mode: 0o700)
             try? NodeFileSystem.writeAtomically(file, Array(data), mode: 0o600)
@@ -249,9 +262,4 @@ public struct Discoverer: Sendable {
             cluster.certificateAuthority.isEmpty ? "certificateAuthority" : nil, cluster.cidr.isEmpty ? "cidr" : nil,
         ].compactMap { $0 }.joined(separator: ", ")
     }
-}
-
-extension Duration {
-    /// Between half and all of this duration (jitter, so that a fleet does not retry in step).
-    func jittered() -> Duration { self * Double.random(in: 0.5...1.0) }
 }

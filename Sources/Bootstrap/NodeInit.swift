@@ -140,7 +140,7 @@ public struct NodeInit: Sendable {
             apiEnvironment == environment
             ? baseSession : try sessions.open(apiEnvironment, imdsDeadline: options.imdsDeadline)
         let discovered = try await recorder.run(.discover) { [paths, daemons, apiEnvironment] () async throws(NodeBootError) in
-            try await DiscoverPhase(paths: paths, daemons: daemons)
+            try await DiscoverPhase(paths: paths, daemons: daemons, dryRun: options.dryRun)
                 .run(config, cached: sourced.cachedDiscovery, session: session, environment: apiEnvironment)
         }
         report.warnings += discovered.discovery.warnings

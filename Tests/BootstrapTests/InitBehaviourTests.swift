@@ -62,6 +62,22 @@ struct InitBehaviourTests {
         #expect(FileManager.default.fileExists(atPath: root + "/etc/kubernetes/kubelet/config.json"))
     }
 
+    @Test("an instance EC2 does not know yet (eventual consistency) is asked for again until it does")
+    func instanceNotYetKnown() async throws {
+        var configuration = TestbedConfiguration.default
+        var notYet = FaultRule.status(.ec2, 400, action: "DescribeInstances", count: 2)
+        notYet.code = "InvalidInstanceID.NotFound"
+        configuration.faults = [notYet]
+        let testbed = try await Testbed.start(configuration)
+        let options = Self.options(root: try NodeFixture.root(), sources: [.file(try NodeFixture.configFile())])
+        let result = await Self.initRun(options, environment: testbed.environment)
+        let calls = await testbed.requests().filter { $0.action == "DescribeInstances" }
+        try await testbed.shutdown()
+        #expect(result.error == nil, "\(String(describing: result.error))")
+        #expect(calls.map(\.status) == [400, 400, 200])
+        #expect(result.report?.nodeName == testbed.configuration.privateDnsName)
+    }
+
     @Test("aws-api-connection-timeout: a black-holed EC2 with AWS_MAX_ATTEMPTS=1 fails after one attempt timeout")
     func blackholedEC2() async throws {
         var configuration = TestbedConfiguration.default
@@ -131,6 +147,13 @@ struct InitFlowTests {
         try Data("apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: my-cluster\n".utf8)
             .write(to: config)
         let options = InitBehaviourTests.options(root: root, sources: [.file(config.path)])
+        // A dry run asks DescribeCluster too, and writes nothing: not even the persisted answer.
+        var dryRun = options
+        dryRun.dryRun = true
+        let planned = await InitBehaviourTests.initRun(dryRun, environment: testbed.environment)
+        #expect(planned.error == nil, "\(String(describing: planned.error))")
+        #expect(!FileManager.default.fileExists(atPath: root + "/var/lib/nodeboot"))
+        await testbed.clearRequests()
         let first = await InitBehaviourTests.initRun(options, environment: testbed.environment)
         #expect(first.error == nil, "\(String(describing: first.error))")
         let second = await InitBehaviourTests.initRun(options, environment: testbed.environment)

@@ -8,6 +8,8 @@ import NodeRender
 struct DiscoverPhase {
     var paths: NodePaths
     var daemons: Set<Daemon>
+    /// `--dry-run`: what DescribeCluster said is not persisted either.
+    var dryRun: Bool
 
     struct Output: PhaseOutput {
         var discovery: Discovery
@@ -21,8 +23,9 @@ struct DiscoverPhase {
         if let cached {
             return Output(discovery: cached, detail: "from the config cache (no IMDS or EC2 call)")
         }
-        let discovery = try await Discoverer(paths: paths, session: session, environment: environment)
-            .discover(config, daemons: daemons)
+        var discoverer = Discoverer(paths: paths, session: session, environment: environment)
+        discoverer.persist = !dryRun
+        let discovery = try await discoverer.discover(config, daemons: daemons)
         return Output(discovery: discovery, detail: "instance \(discovery.instance.id) (\(discovery.instance.type))")
     }
 }
