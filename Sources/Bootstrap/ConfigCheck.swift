@@ -1,7 +1,7 @@
 import AWS
 public import NodeConfig
 import NodeRender
-import Support
+public import Support
 
 /// `nodeboot config check` and `config dump`: init's source (decode included) and validate
 /// phases, offline unless a source is `imds://user-data`, and nothing else.
@@ -9,11 +9,17 @@ public struct ConfigCheck: Sendable {
     public var sources: [ConfigSource]
     public var strict: Bool
     public var environment: [String: String]
+    /// How long `imds://user-data` is retried (`--imds-timeout`).
+    public var imdsDeadline: Duration
 
-    public init(sources: [ConfigSource], strict: Bool, environment: [String: String]) {
+    public init(
+        sources: [ConfigSource], strict: Bool, environment: [String: String],
+        imdsDeadline: Duration = RetryPolicy.imds.deadline
+    ) {
         self.sources = sources
         self.strict = strict
         self.environment = environment
+        self.imdsDeadline = imdsDeadline
     }
 
     public struct Result: Sendable {
@@ -22,11 +28,11 @@ public struct ConfigCheck: Sendable {
         public var messages: [String]
     }
 
-    public enum Format: String, Sendable, CaseIterable { case json, yaml }
+    public enum Format: String, Sendable { case json, yaml }
 
     public func run() async throws(NodeBootError) -> Result {
         let sessions = Sessions()
-        let imds = try sessions.open(environment, imdsDeadline: RetryPolicy.imds.deadline).imds
+        let imds = try sessions.open(environment, imdsDeadline: imdsDeadline).imds
         let sourced: SourcePhase.Output
         do {
             sourced = try await SourcePhase(sources: sources, strict: strict, configCache: nil, imds: imds).run()

@@ -27,6 +27,17 @@ public struct NodeFactsReport: Codable, Sendable {
 /// `nodeboot facts`: discover and report, never failing half-way: each part that fails is
 /// recorded and the rest is still discovered where it does not depend on it.
 public enum NodeFacts {
+    /// What `nodeboot facts` prints: a session for `environment` (IMDS retried for
+    /// `imdsDeadline`), the facts, the session closed.
+    public static func gather(environment: [String: String], imdsDeadline: Duration) async throws(NodeBootError)
+        -> NodeFactsReport
+    {
+        let sessions = Sessions()
+        let report = await gather(session: try sessions.open(environment, imdsDeadline: imdsDeadline))
+        await sessions.shutdown()
+        return report
+    }
+
     public static func gather(session: AWSSession) async -> NodeFactsReport {
         let clock = ContinuousClock()
         let start = clock.now

@@ -4,7 +4,6 @@ public import Logging
 import NodeConfig
 public import NodeRender
 import Support
-import Synchronization
 public import Systemd
 
 /// `nodeboot init`'s options (nodeadm's flags plus nodeboot's own).
@@ -116,11 +115,11 @@ public struct NodeInit: Sendable {
         async throws(NodeBootError)
     {
         let options = self.options
-        let baseSession = try sessions.open(environment, imdsDeadline: options.imdsDeadline)
+        let environment = self.environment
         let sourced = try await recorder.run(.source) { () async throws(NodeBootError) in
             try await SourcePhase(
                 sources: options.sources, strict: options.strict, configCache: options.configCache,
-                imds: baseSession.imds
+                imds: try sessions.open(environment, imdsDeadline: options.imdsDeadline).imds
             ).run()
         }
         report.warnings += sourced.warnings
@@ -136,11 +135,9 @@ public struct NodeInit: Sendable {
         // The AWS calls see spec.instance.environment.default (a proxy) as the daemons will.
         var apiEnvironment = environment
         for (key, value) in config.spec.instance.environment["default"] ?? [:] { apiEnvironment[key] = value }
-        let session =
-            apiEnvironment == environment
-            ? baseSession : try sessions.open(apiEnvironment, imdsDeadline: options.imdsDeadline)
         let discovered = try await recorder.run(.discover) { [paths, daemons, apiEnvironment] () async throws(NodeBootError) in
-            try await DiscoverPhase(paths: paths, daemons: daemons, dryRun: options.dryRun)
+            let session = try sessions.open(apiEnvironment, imdsDeadline: options.imdsDeadline)
+            return try await DiscoverPhase(paths: paths, daemons: daemons, dryRun: options.dryRun)
                 .run(config, cached: sourced.cachedDiscovery, session: session, environment: apiEnvironment)
         }
         report.warnings += discovered.discovery.warnings
@@ -177,7 +174,7 @@ public struct NodeInit: Sendable {
         let runPhase = RunPhase(
             paths: paths, daemons: daemons, manageServices: options.manageServices ?? (options.root == nil),
             serviceManager: serviceManager, unitTimeout: options.unitTimeout, environment: environment, logger: logger)
-        var services = ServiceOutcome(managed: true)
+        var services = report.services
         let ran: RunPhase.Output
         do {
             ran = try await recorder.run(.run) { () async throws(NodeBootError) in
@@ -204,28 +201,5 @@ public struct NodeInit: Sendable {
             try await register.run(rendered.context, manager: ran.manager)
         }
         report.node = registered.node
-    }
-}
-
-/// The AWS sessions a run opened (the agent's own, and one with the NodeConfig's proxy
-/// environment), shut down together when the run ends.
-final class Sessions: Sendable {
-    private let open = Mutex<[AWSSession]>([])
-
-    func open(_ environment: [String: String], imdsDeadline: Duration) throws(NodeBootError) -> AWSSession {
-        var policy = RetryPolicy.imds
-        policy.deadline = imdsDeadline
-        let session: AWSSession
-        do {
-            session = try AWSSession(environment: environment, imdsPolicy: policy)
-        } catch {
-            throw NodeBootError(.input, "\(error)", hint: error.hint)
-        }
-        open.withLock { $0.append(session) }
-        return session
-    }
-
-    func shutdown() async {
-        for session in open.withLock({ $0 }) { await session.shutdown() }
     }
 }

@@ -251,7 +251,8 @@ struct ServiceRun {
         case .unitFailed:
             hint = "fix the cause shown in the journal lines (`journalctl -u \(unit)`), then run `nodeboot init` again"
         }
-        return NodeBootError(.systemd, message, hint: hint, cause: error)
+        // A wait cut short by cancellation is the run being stopped, not systemd failing.
+        return NodeBootError(error.code == .cancelled ? .internal : .systemd, message, hint: hint, cause: error)
     }
 
     /// What the run phase would do about the files a dry run would change (without asking

@@ -138,7 +138,7 @@ public struct StatusReport: Sendable, Codable, Equatable {
             out += "units: not managed\(units.note.map { " (\($0))" } ?? "")\n"
         }
         let ready = node.ready.map { $0 ? ", Ready" : ", not Ready" } ?? ""
-        out += "node: \(node.name.isEmpty ? "(unknown)" : node.name): \(node.registration)\(ready)"
+        out += "node: \(node.name.isEmpty ? "(unknown)" : node.name): \(node.registration.rawValue)\(ready)"
         out += node.detail.isEmpty ? "\n" : " (\(node.detail))\n"
         for warning in warnings { out += "warning: \(warning)\n" }
         return out

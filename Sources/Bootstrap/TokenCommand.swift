@@ -43,14 +43,7 @@ public enum TokenCommand {
     static func resolve(environment: [String: String], region: String?, roleARN: String?, sessionName: String)
         async throws(NodeBootError) -> (SigV4Credentials, String)
     {
-        var policy = RetryPolicy.imds
-        policy.deadline = .seconds(10)
-        let session: AWSSession
-        do {
-            session = try AWSSession(environment: environment, imdsPolicy: policy)
-        } catch {
-            throw NodeBootError(.input, "\(error)", hint: error.hint)
-        }
+        let session = try Sessions().open(environment, imdsDeadline: .seconds(10))
         do {
             var tokenRegion = region ?? environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? ""
             if tokenRegion.isEmpty {

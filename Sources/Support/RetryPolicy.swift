@@ -1,7 +1,9 @@
 import FoundationEssentials
 
-/// The one retry policy of the AWS layer: bounded attempts, capped exponential backoff with
-/// full jitter, a total deadline, and a per-attempt timeout that never outlives the deadline.
+/// The agent's one retry policy (AWS and IMDS calls, the API server's requests and waits,
+/// EC2's eventual consistency, name resolution): bounded attempts, capped exponential backoff
+/// with full jitter, a total deadline, and a per-attempt timeout that never outlives the
+/// deadline; `poll` for a steady look at something expected to change.
 public struct RetryPolicy: Sendable {
     public var maxAttempts: Int
     public var baseDelay: Duration
@@ -14,7 +16,7 @@ public struct RetryPolicy: Sendable {
     public var random: @Sendable () -> Double
     /// When the next wait would pass the deadline: one last attempt at the deadline instead of
     /// giving up at once (a poll looks once more; an API call does not start what cannot finish).
-    public var lastAttemptAtDeadline = false
+    public internal(set) var lastAttemptAtDeadline = false
     public var sleep: @Sendable (Duration) async throws -> Void
 
     public init(

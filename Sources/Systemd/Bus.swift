@@ -433,7 +433,7 @@ final class BusMessage {
 }
 
 /// One of a unit's `Conditions` or `Asserts` as systemd reports it (`a(sbbsi)`).
-package struct UnitCheck: Equatable, Sendable {
+struct UnitCheck: Equatable, Sendable {
     /// `ConditionPathExists`, `AssertPathExists`, …
     var type: String
     /// A triggering check (`=|…`): one of them passing is enough.
@@ -443,14 +443,6 @@ package struct UnitCheck: Equatable, Sendable {
     var parameter: String
     /// > 0 passed, < 0 failed, 0 not checked.
     var state: Int32
-
-    package init(type: String, trigger: Bool, negate: Bool, parameter: String, state: Int32) {
-        self.type = type
-        self.trigger = trigger
-        self.negate = negate
-        self.parameter = parameter
-        self.state = state
-    }
 
     /// As in the unit file: `ConditionPathExists=!/etc/eks/kubelet/environment`.
     var text: String { type + "=" + (trigger ? "|" : "") + (negate ? "!" : "") + parameter }

@@ -99,18 +99,18 @@ enum Journal {
 
 /// Reads the journal (sd-journal): the local machine's, or the files under a directory.
 /// One reader is not thread-safe; open one where needed.
-package final class JournalReader {
+final class JournalReader {
     /// Which of a unit's entries to read.
-    package struct Filter: Equatable, Sendable {
+    struct Filter: Equatable, Sendable {
         /// Only this invocation's entries (32 hex digits): the unit's processes'
         /// (`_SYSTEMD_INVOCATION_ID`) and systemd's about it (`INVOCATION_ID`).
-        package var invocation: String?
+        var invocation: String?
         /// Without `invocation`: only entries of this boot (`_BOOT_ID`, 32 hex digits)…
-        package var boot: String?
+        var boot: String?
         /// …and only those received at or after this time (microseconds since the epoch).
-        package var since: UInt64?
+        var since: UInt64?
 
-        package init(invocation: String? = nil, boot: String? = nil, since: UInt64? = nil) {
+        init(invocation: String? = nil, boot: String? = nil, since: UInt64? = nil) {
             self.invocation = invocation
             self.boot = boot
             self.since = since

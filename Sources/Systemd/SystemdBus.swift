@@ -1,7 +1,7 @@
 /// The calls the unit-job state machine (`SystemdServiceManager`) makes on systemd's D-Bus API:
 /// the real connection (`Bus`, sd-bus), or a recorded fake in tests, so that every decision
 /// (job results, conditions, oneshots, timeouts, a closed connection) is tested without systemd.
-package protocol SystemdBus: AnyObject {
+protocol SystemdBus: AnyObject {
     /// False once the peer closed the connection (dbus-daemon restarted): open a new one.
     var isOpen: Bool { get }
 
@@ -46,16 +46,9 @@ package protocol SystemdBus: AnyObject {
 
 /// A `JobRemoved` signal: the job finished with `result` (`done`, `canceled`, `timeout`,
 /// `failed`, `dependency`, `skipped`, `assert`).
-package struct RemovedJob: Equatable, Sendable {
-    package var id: UInt32
-    package var path: String
-    package var unit: String
-    package var result: String
-
-    package init(id: UInt32, path: String, unit: String, result: String) {
-        self.id = id
-        self.path = path
-        self.unit = unit
-        self.result = result
-    }
+struct RemovedJob: Equatable, Sendable {
+    var id: UInt32
+    var path: String
+    var unit: String
+    var result: String
 }

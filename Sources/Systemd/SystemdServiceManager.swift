@@ -5,7 +5,8 @@ import Synchronization
 
 /// The `ServiceManager` of a node: systemd's manager over the system bus (sd-bus), the unit's
 /// journal for failures. An actor: the connection (`SystemdBus`, not thread-safe) never leaves
-/// it, and its waits sleep without holding a thread. The state machine of a job (queue it,
+/// it, its waits sleep without holding a thread, and its operations run one at a time (a call
+/// that arrives while another sleeps waits its turn, so no job's signals are taken by another). The state machine of a job (queue it,
 /// wait for its `JobRemoved`, judge the unit's state) runs on any `SystemdBus`, so tests drive
 /// it with a recorded fake.
 public actor SystemdServiceManager: ServiceManager {
@@ -13,8 +14,10 @@ public actor SystemdServiceManager: ServiceManager {
     static let callTimeout: Duration = .seconds(90)
     /// How often the unit's state is read while waiting for `active`/`inactive`.
     static let pollInterval: Duration = .milliseconds(50)
-    /// How often the connection is read for the job's `JobRemoved` signal.
-    static let jobPollInterval: Duration = .milliseconds(5)
+    /// How often the connection is read for the job's `JobRemoved` signal: from 2 ms, doubling
+    /// up to `pollInterval` (a restart takes tens of milliseconds; a slow start is not read 200
+    /// times a second).
+    static let firstJobPoll: Duration = .milliseconds(2)
     /// Journal lines carried by a `.unitFailed` or `.timeout` error.
     static let journalLines = 20
 
@@ -26,6 +29,9 @@ public actor SystemdServiceManager: ServiceManager {
     private let journalPauses: [Duration]
     /// The connection; nil after the peer closed it (it is opened again on the next call).
     private var bus: (any SystemdBus)?
+    /// An operation is under way; the next ones wait here in order.
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
 
     /// Connects to systemd over the system bus. Throws `.unavailable` where systemd is not PID 1
     /// (no system bus).
@@ -41,7 +47,7 @@ public actor SystemdServiceManager: ServiceManager {
 
     /// `connect` opens the connection (now, and again after the peer closed it); `journal`
     /// reads a unit's lines; `journalPauses` are the waits for a failed unit's own output.
-    package init(
+    init(
         connect: @escaping @Sendable () throws(SystemdError) -> any SystemdBus,
         journal: @escaping @Sendable (String, JournalReader.Filter, Int) -> [String],
         journalPauses: [Duration] = [.milliseconds(200), .milliseconds(200), .milliseconds(300), .milliseconds(300)]
@@ -124,6 +130,13 @@ public actor SystemdServiceManager: ServiceManager {
     private func withBus<Result: Sendable>(
         deadline: ContinuousClock.Instant, _ body: nonisolated(nonsending) (any SystemdBus) async throws(SystemdError) -> Result
     ) async throws(SystemdError) -> Result {
+        if busy {
+            await withCheckedContinuation { waiting.append($0) }
+        }
+        busy = true
+        defer {
+            if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+        }
         let current: any SystemdBus
         if let open = bus, open.isOpen {
             current = open
@@ -229,11 +242,13 @@ public actor SystemdServiceManager: ServiceManager {
             method, [unit, "replace"], timeout: Self.remaining(deadline), unit: unit)
 
         var removed: RemovedJob?
+        var pause = Self.firstJobPoll
         while true {
             removed = try bus.removedJob(jobPath)
             let left = deadline - .now
             if removed != nil || left <= .zero { break }
-            try await Self.pause(min(left, Self.jobPollInterval), unit: unit)
+            try await Self.pause(min(left, pause), unit: unit)
+            pause = min(pause * 2, Self.pollInterval)
         }
         bus.forgetRemovedJobs()
         guard let removed else {

@@ -7,10 +7,10 @@ struct Config: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check or print the NodeConfig the config sources give.", subcommands: [Check.self, Dump.self])
 
-    static func check(_ source: SourceOptions) async throws -> ConfigCheck.Result {
+    static func check(_ source: SourceOptions, _ imds: IMDSOptions) async throws -> ConfigCheck.Result {
         let check = ConfigCheck(
             sources: try source.sources().nonEmpty ?? ConfigSource.default, strict: source.strict,
-            environment: ProcessInfo.processInfo.environment)
+            environment: ProcessInfo.processInfo.environment, imdsDeadline: imds.deadline)
         do {
             let result = try await check.run()
             for message in result.messages { StandardStreams.error("\(message)\n") }
@@ -26,8 +26,10 @@ struct Config: AsyncParsableCommand {
 
         @OptionGroup var source: SourceOptions
 
+        @OptionGroup var imds: IMDSOptions
+
         func run() async throws {
-            _ = try await Config.check(source)
+            _ = try await Config.check(source, imds)
             print("Configuration is valid")
         }
     }
@@ -37,13 +39,15 @@ struct Config: AsyncParsableCommand {
 
         @OptionGroup var source: SourceOptions
 
+        @OptionGroup var imds: IMDSOptions
+
         enum Format: String, ExpressibleByArgument { case json, yaml }
 
         @Option(name: .shortAndLong, help: "json or yaml.")
         var output: Format = .json
 
         func run() async throws {
-            let result = try await Config.check(source)
+            let result = try await Config.check(source, imds)
             print(ConfigCheck.dump(result.located, format: output == .json ? .json : .yaml))
         }
     }

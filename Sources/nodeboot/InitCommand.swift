@@ -115,7 +115,7 @@ struct Init: AsyncParsableCommand {
             options.root = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
         }
         options.dryRun = dryRun
-        options.imdsDeadline = .milliseconds(Int64(imds.imdsTimeout * 1000))
+        options.imdsDeadline = imds.deadline
         options.registerNode = registerNode
         options.waitReady = waitReady
         options.unitTimeout = .milliseconds(Int64(unitTimeout * 1000))

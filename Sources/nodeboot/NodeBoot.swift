@@ -31,15 +31,7 @@ struct IMDSOptions: ParsableArguments {
         }
     }
 
-    func session() throws -> AWSSession {
-        var policy = RetryPolicy.imds
-        policy.deadline = .milliseconds(Int64(imdsTimeout * 1000))
-        do {
-            return try AWSSession(environment: ProcessInfo.processInfo.environment, imdsPolicy: policy)
-        } catch {
-            throw Failure(NodeBootError(.input, "\(error)"))
-        }
-    }
+    var deadline: Duration { .milliseconds(Int64(imdsTimeout * 1000)) }
 }
 
 struct Facts: AsyncParsableCommand {
@@ -52,9 +44,13 @@ struct Facts: AsyncParsableCommand {
     @OptionGroup var imds: IMDSOptions
 
     func run() async throws {
-        let session = try imds.session()
-        let report = await NodeFacts.gather(session: session)
-        await session.shutdown()
+        let report: NodeFactsReport
+        do {
+            report = try await NodeFacts.gather(
+                environment: ProcessInfo.processInfo.environment, imdsDeadline: imds.deadline)
+        } catch {
+            throw Failure(error)
+        }
         print(output == .json ? NodeFacts.json(report) : NodeFacts.text(report), terminator: "")
         if !report.errors.isEmpty { throw ExitCode(1) }
     }

@@ -96,6 +96,7 @@ struct InitServiceTests {
             #expect(status.result == .ok)
             #expect(status.units.actions.map(\.action) == [.start, .start])
             #expect(status.node.registration == .notChecked)
+            #expect(status.text().contains(": not checked ("), "\(status.text())")
 
             let before = try Self.snapshot(node.root)
             node.manager.clearCalls()
@@ -309,10 +310,15 @@ struct InitServiceTests {
             } catch {
                 #expect(error.message.contains("cannot manage containerd and the kubelet"))
                 #expect(error.hint?.contains("--skip run") == true)
+                #expect(error.code == .systemd)
             }
             #expect(FileManager.default.fileExists(atPath: node.root + "/etc/containerd/config.toml"))
             let status = try node.status()
             #expect(status.result == .failed)
+            #expect(status.error?.code == "systemd")
+            // Nothing was asked of systemd: the units are reported as not managed, as before the run phase.
+            #expect(!status.units.managed)
+            #expect(status.text().contains("units: not managed (run phase skipped)"), "\(status.text())")
         }
     }
 

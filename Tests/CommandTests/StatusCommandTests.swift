@@ -59,7 +59,8 @@ struct StatusCommandTests {
         #expect(failed.status == 1)
         #expect(afterFailure.status == 1)
         #expect(afterFailure.stdout.hasPrefix("last init: FAILED"))
-        #expect(afterFailure.stdout.contains("register"))
+        #expect(afterFailure.stdout.contains("\n  register "))
+        #expect(afterFailure.stdout.contains(" failed  node "), "\(afterFailure.stdout)")
         #expect(afterFailure.stdout.contains("error: "))
         #expect(afterFailure.stdout.contains("Ready"))
         // The error names the failing domain: the API server's side (the Node not Ready), not AWS.

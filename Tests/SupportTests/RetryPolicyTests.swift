@@ -1,5 +1,5 @@
 import Support
-import Synchronization
+import TestSupport
 import Testing
 
 @Suite("retry policy")
@@ -7,15 +7,9 @@ struct RetryPolicyTests {
     struct Flaky: Error {}
 
     /// Shared mutable state for the closures under test.
-    final class Box<T: Sendable>: Sendable {
-        let value: Mutex<T>
-        init(_ value: T) { self.value = Mutex(value) }
-        func update<R>(_ body: (inout T) -> R) -> R { value.withLock { body(&$0) } }
-        var current: T { value.withLock { $0 } }
-    }
 
     /// A policy that records its waits instead of sleeping.
-    static func policy(attempts: Int, deadline: Duration = .seconds(60), waits: Box<[Duration]>) -> RetryPolicy {
+    static func policy(attempts: Int, deadline: Duration = .seconds(60), waits: Locked<[Duration]>) -> RetryPolicy {
         RetryPolicy(
             maxAttempts: attempts, baseDelay: .milliseconds(100), maxBackoff: .seconds(1), deadline: deadline,
             attemptTimeout: .seconds(1), random: { 0.999_999 },
@@ -36,8 +30,8 @@ struct RetryPolicyTests {
 
     @Test("retries retryable failures, then succeeds")
     func retriesThenSucceeds() async throws {
-        let waits = Box<[Duration]>([])
-        let calls = Box(0)
+        let waits = Locked<[Duration]>([])
+        let calls = Locked(0)
         let value = try await Self.policy(attempts: 5, waits: waits).run(
             operation: { attempt, _ in
                 calls.update { $0 += 1 }
@@ -52,7 +46,7 @@ struct RetryPolicyTests {
 
     @Test("stops after max attempts with the last error")
     func stopsAtMaxAttempts() async {
-        let waits = Box<[Duration]>([])
+        let waits = Locked<[Duration]>([])
         await #expect {
             try await Self.policy(attempts: 3, waits: waits).run(
                 operation: { _, _ -> Int in throw Flaky() }, classify: { _ in RetryPolicy.Verdict.retry })
@@ -64,9 +58,9 @@ struct RetryPolicyTests {
 
     @Test("a failure classified as final is not retried")
     func finalFailure() async {
-        let calls = Box(0)
+        let calls = Locked(0)
         await #expect(throws: Flaky.self) {
-            try await Self.policy(attempts: 5, waits: Box([])).run(
+            try await Self.policy(attempts: 5, waits: Locked([])).run(
                 operation: { _, _ -> Int in
                     calls.update { $0 += 1 }
                     throw Flaky()
@@ -89,8 +83,8 @@ struct RetryPolicyTests {
 
     @Test("an immediate retry (fresh token) is allowed once and not counted")
     func immediateRetry() async throws {
-        let calls = Box(0)
-        let value = try await Self.policy(attempts: 1, waits: Box([])).run(
+        let calls = Locked(0)
+        let value = try await Self.policy(attempts: 1, waits: Locked([])).run(
             operation: { _, _ in
                 let n = calls.update { count in
                     count += 1
@@ -113,7 +107,7 @@ struct RetryPolicyTests {
     @Test("a poll waits the full interval each time and looks once more at the deadline")
     func poll() async throws {
         let start = ContinuousClock.now
-        let attempts = Box([Duration]())
+        let attempts = Locked([Duration]())
         await #expect {
             _ = try await RetryPolicy.poll(every: .milliseconds(40), deadline: .milliseconds(100)).run(
                 operation: { _, _ -> Int in

@@ -23,6 +23,8 @@ final class RecordedBus: SystemdBus, Sendable {
         var conditions: [UnitCheck] = []
         /// The job's manager call fails with a closed connection (dbus-daemon restarted).
         var closesOnJob = false
+        /// Reads of the connection before the job's `JobRemoved` arrives.
+        var signalAfterPolls = 0
     }
 
     struct State {
@@ -33,6 +35,10 @@ final class RecordedBus: SystemdBus, Sendable {
         var jobs: [String: String] = [:]
         var open = true
         var subscribed = false
+        /// `JobRemoved` signals dispatched and not yet forgotten, by job path.
+        var removed: [String: RemovedJob] = [:]
+        /// Per job: reads of the connection so far.
+        var polls: [String: Int] = [:]
     }
 
     private let state: Mutex<State>
@@ -43,6 +49,14 @@ final class RecordedBus: SystemdBus, Sendable {
 
     /// Every message, in order.
     var calls: [String] { state.withLock { $0.calls } }
+
+    /// A `JobRemoved` for a job nobody queued here (another client's), as systemd broadcasts them.
+    func broadcastForeignJob() {
+        state.withLock {
+            $0.removed["/org/freedesktop/systemd1/job/999"] = RemovedJob(
+                id: 999, path: "/org/freedesktop/systemd1/job/999", unit: "other.service", result: "done")
+        }
+    }
 
     /// The manager calls and the subscription only (no property reads).
     var actions: [String] { calls.filter { !$0.hasPrefix("Get ") } }
@@ -156,12 +170,25 @@ final class RecordedBus: SystemdBus, Sendable {
         }
     }
 
+    /// Each read dispatches what has "arrived": a job's signal after `signalAfterPolls` reads.
     func removedJob(_ path: String) throws(SystemdError) -> RemovedJob? {
         state.withLock { state in
-            guard let unit = state.jobs[path], let result = state.scripts[unit]?.jobResult else { return nil }
-            return RemovedJob(id: 1, path: path, unit: unit, result: result)
+            for (job, unit) in state.jobs where state.removed[job] == nil {
+                guard let script = state.scripts[unit], let result = script.jobResult else { continue }
+                let polls = state.polls[job, default: 0]
+                state.polls[job] = polls + 1
+                if polls >= script.signalAfterPolls {
+                    state.removed[job] = RemovedJob(id: 1, path: job, unit: unit, result: result)
+                }
+            }
+            return state.removed[path]
         }
     }
 
-    func forgetRemovedJobs() {}
+    func forgetRemovedJobs() {
+        state.withLock { state in
+            for job in state.removed.keys { state.jobs[job] = nil }
+            state.removed = [:]
+        }
+    }
 }

@@ -1,4 +1,4 @@
-import Synchronization
+import TestSupport
 import Testing
 
 @testable import Systemd
@@ -10,28 +10,21 @@ struct UnitJobTests {
     static let unit = "kubelet.service"
     static let journalLine = "kubelet[42]: E1204 failed to run Kubelet: invalid configuration"
 
-    /// A value the closures under test update.
-    final class Box<T: Sendable>: Sendable {
-        let value: Mutex<T>
-        init(_ value: T) { self.value = Mutex(value) }
-        func withLock<R>(_ body: (inout T) -> R) -> R { value.withLock { body(&$0) } }
-    }
-
     /// A manager on `bus` whose journal has one line of the unit itself; `filters` records what was asked.
     static func manager(
-        _ bus: RecordedBus, connects: Box<Int> = Box(0), filters: Box<[JournalReader.Filter]> = Box([]),
+        _ bus: RecordedBus, connects: Locked<Int> = Locked(0), filters: Locked<[JournalReader.Filter]> = Locked([]),
         next: RecordedBus? = nil
     ) throws -> SystemdServiceManager {
         try SystemdServiceManager(
             connect: { () throws(SystemdError) -> any SystemdBus in
-                let count = connects.withLock { count in
+                let count = connects.update { count in
                     count += 1
                     return count
                 }
                 return count == 1 ? bus : (next ?? bus)
             },
             journal: { _, filter, _ in
-                filters.withLock { $0.append(filter) }
+                filters.update { $0.append(filter) }
                 return ["systemd[1]: kubelet.service: Main process exited", journalLine]
             }, journalPauses: [.milliseconds(1)])
     }
@@ -69,7 +62,7 @@ struct UnitJobTests {
         script.jobResult = "failed"
         script.after = [Self.state("failed", "failed", result: "exit-code")]
         let bus = RecordedBus([Self.unit: script])
-        let filters = Box<[JournalReader.Filter]>([])
+        let filters = Locked<[JournalReader.Filter]>([])
         await #expect {
             _ = try await Self.manager(bus, filters: filters).perform(.start, unit: Self.unit, timeout: .seconds(5))
         } throws: { error in
@@ -79,7 +72,7 @@ struct UnitJobTests {
                     == "start of kubelet.service failed: job result 'failed'; the unit is failed/failed (Result=exit-code)"
                 && error.journal.last == Self.journalLine
         }
-        #expect(filters.withLock { $0.first?.invocation } == String(repeating: "ab", count: 16))
+        #expect(filters.update { $0.first?.invocation } == String(repeating: "ab", count: 16))
         #expect(bus.actions.last == "UnrefUnit kubelet.service")
     }
 
@@ -167,11 +160,11 @@ struct UnitJobTests {
         script.closesOnJob = true
         let first = RecordedBus([Self.unit: script])
         let second = RecordedBus([Self.unit: .init()])
-        let connects = Box(0)
+        let connects = Locked(0)
         let after = try await Self.manager(first, connects: connects, next: second)
             .perform(.start, unit: Self.unit, timeout: .seconds(5))
         #expect(after.activeState == "active")
-        #expect(connects.withLock { $0 } == 2)
+        #expect(connects.update { $0 } == 2)
         #expect(second.actions.contains("StartUnit kubelet.service replace"))
     }
 
@@ -201,5 +194,33 @@ struct UnitJobTests {
         #expect(failure.code == .unitFailed)
         #expect(failure.message.contains("keeps failing (systemd restarts it)"))
         #expect(failure.journal.last == Self.journalLine)
+    }
+
+    @Test("a JobRemoved that comes after several reads is waited for; another client's job is ignored")
+    func lateSignal() async throws {
+        var script = RecordedBus.Script()
+        script.signalAfterPolls = 4
+        let bus = RecordedBus([Self.unit: script])
+        bus.broadcastForeignJob()
+        let after = try await Self.manager(bus).perform(.start, unit: Self.unit, timeout: .seconds(5))
+        #expect(after.activeState == "active")
+    }
+
+    @Test("two operations at once run one after the other: neither loses its job's signal")
+    func concurrent() async throws {
+        var slow = RecordedBus.Script()
+        slow.signalAfterPolls = 5
+        var fast = RecordedBus.Script()
+        fast.signalAfterPolls = 0
+        let bus = RecordedBus(["containerd.service": slow, Self.unit: fast])
+        let manager = try Self.manager(bus)
+        async let first = manager.perform(.restart, unit: "containerd.service", timeout: .seconds(5))
+        async let second = manager.perform(.start, unit: Self.unit, timeout: .seconds(5))
+        let (a, b) = try await (first, second)
+        #expect(a.activeState == "active" && b.activeState == "active")
+        let jobs = bus.actions.filter { $0.hasPrefix("RestartUnit") || $0.hasPrefix("StartUnit") || $0.hasPrefix("UnrefUnit") }
+        // Each job is unpinned before the next one is queued.
+        #expect(jobs.count == 4)
+        #expect(jobs[1].hasPrefix("UnrefUnit") && jobs[3].hasPrefix("UnrefUnit"), "\(jobs)")
     }
 }

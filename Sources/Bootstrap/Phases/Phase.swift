@@ -3,7 +3,7 @@ import Support
 
 /// The phases of `nodeboot init` that appear in its timeline and in status.json, in order
 /// (DESIGN's table; `source` includes decoding, `report` is the status file itself).
-public enum PhaseName: String, Sendable, Codable, CaseIterable {
+public enum PhaseName: String, Sendable, Codable {
     case source, validate, discover, render, apply, run, register
 }
 

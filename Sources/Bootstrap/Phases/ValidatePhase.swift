@@ -1,26 +1,26 @@
-public import NodeConfig
-public import NodeRender
+import NodeConfig
+import NodeRender
 
 /// The validate phase (the config alone, before discovery): every problem at once, bad input
 /// when there is an error (or any warning with `--strict`); the maxPods expression compiled.
 /// `config check` and `config dump` run exactly this too.
-public struct ValidatePhase: Sendable {
-    public var strict: Bool
+struct ValidatePhase: Sendable {
+    var strict: Bool
 
-    public init(strict: Bool) { self.strict = strict }
+    init(strict: Bool) { self.strict = strict }
 
-    public struct Output: PhaseOutput {
-        public var located: LocatedConfig
+    struct Output: PhaseOutput {
+        var located: LocatedConfig
         /// `spec.kubelet.maxPodsExpression`, compiled (nil when not given).
-        public var maxPodsExpression: MaxPodsExpression?
-        public var warnings: [String]
+        var maxPodsExpression: MaxPodsExpression?
+        var warnings: [String]
         /// The cluster fields the config leaves to DescribeCluster.
-        public var missingClusterFields: [String]
+        var missingClusterFields: [String]
 
         var detail: String { warnings.isEmpty ? "ok" : "\(warnings.count) warning(s)" }
     }
 
-    public func run(_ located: LocatedConfig) throws(NodeBootError) -> Output {
+    func run(_ located: LocatedConfig) throws(NodeBootError) -> Output {
         let validation = NodeConfigValidation.validate(located)
         let warnings = try SourcePhase.warnings(validation.diagnostics, strict: strict)
         var expression: MaxPodsExpression?

@@ -199,20 +199,22 @@ actor ExecTokenSource {
         do {
             output = try await ExternalCommand.run(program, exec.args, environment: childEnvironment, timeout: limit)
         } catch {
+            // The program is missing or not executable: the node's image, not the API server.
             throw NodeBootError(
-                .kube, "cannot run the kubeconfig's exec plugin '\(commandLine)': \(error)",
+                .io, "cannot run the kubeconfig's exec plugin '\(commandLine)': \(error)",
                 hint: hint(notFound: true))
         }
         let stderr = Self.tail(output.stderr)
         if output.timedOut {
+            // The token helpers get credentials from IMDS and sign with them: an AWS-side failure.
             throw NodeBootError(
-                .kube,
+                .aws,
                 "the kubeconfig's exec plugin '\(commandLine)' did not finish within \(limitText)"
                     + (stderr.isEmpty ? "" : ": \(stderr)"), hint: hint(notFound: false))
         }
         guard output.status == 0 else {
             throw NodeBootError(
-                .kube,
+                .aws,
                 "the kubeconfig's exec plugin '\(commandLine)' exited with status \(output.status)"
                     + (stderr.isEmpty ? "" : ": \(stderr)"), hint: hint(notFound: false))
         }
