@@ -3,6 +3,7 @@ import FoundationEssentials
 import NIOCore
 import NIOHTTP1
 import Support
+import Synchronization
 
 /// `HTTPTransport` over AsyncHTTPClient. One instance per proxy setting; call `shutdown()` once.
 public final class AsyncHTTPTransport: HTTPTransport {
@@ -17,7 +18,10 @@ public final class AsyncHTTPTransport: HTTPTransport {
     }
 
     static let maxResponseBytes = 4 << 20
-    let client: HTTPClient
+    private let configuration: HTTPClient.Configuration
+    /// Made on the first request: a command that sends none (`config check` of files) starts no
+    /// event loop and no thread.
+    private let started = Mutex<HTTPClient?>(nil)
 
     /// - Parameters:
     ///   - connectTimeout: bound on the TCP connect of every attempt.
@@ -31,10 +35,20 @@ public final class AsyncHTTPTransport: HTTPTransport {
         if let proxy {
             configuration.proxy = .server(host: proxy.host, port: proxy.port)
         }
-        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        self.configuration = configuration
+    }
+
+    var client: HTTPClient {
+        started.withLock { client in
+            if let client { return client }
+            let made = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+            client = made
+            return made
+        }
     }
 
     public func shutdown() async {
+        guard let client = started.withLock({ $0 }) else { return }
         // A second shutdown or one racing a finished client only reports that it is already shut down.
         try? await client.shutdown()
     }
