@@ -5,8 +5,15 @@ facts: `nodeboot facts` end to end against the testbed (IMDSv2 discovery of ever
 fact, instance-role credentials, one signed DescribeInstances), compared with the same
 discovery done the way AL2's bootstrap.sh does it (curl against IMDS + `aws ec2
 describe-instances`). Median of N runs after warm-up, peak RSS from wait4().
+
+start-up: the floor of this machine measured in the same run (a static Swift hello world, built
+once per swiftc version into .build/bench-floor/, and /bin/true), then the commands that send
+nothing (`--help`, `--version`, `config check` of a file) and their margin over that floor.
+init: the phase timeline and the testbed's request log per run (IMDS and AWS requests).
 """
 import argparse
+import base64
+import hashlib
 import json
 import os
 import re
@@ -16,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 TARGET_MS = 20.0
 TARGET_RSS_MB = 25.0
@@ -23,6 +31,9 @@ INIT_TARGET_MS = 50.0
 INIT_TARGET_RSS_MB = 30.0
 TOKEN_TARGET_MS = 5.0
 TOKEN_TARGET_RATIO = 60.0
+FLOOR_MARGIN_TARGET_MS = 1.0
+SWIFTC = "/opt/swift/usr/bin/swiftc"
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PEER = r"""
 set -e
@@ -83,6 +94,65 @@ def run_once(argv, env, stdout=None):
     return elapsed, int(re.findall(r"maxrss_kb=(\d+)", err)[-1]) / 1024.0
 
 
+def floor_binary():
+    """A static Swift hello world (`swiftc -O -static-stdlib`), built once per swiftc version into
+    .build/bench-floor/<hash of `swiftc --version`>/hello. None (and why) when swiftc is missing or fails."""
+    swiftc = SWIFTC if os.access(SWIFTC, os.X_OK) else shutil.which("swiftc")
+    if not swiftc:
+        return None, "swiftc not found"
+    version = subprocess.run([swiftc, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout
+    directory = os.path.join(PROJECT, ".build", "bench-floor", hashlib.sha256(version).hexdigest()[:16])
+    binary = os.path.join(directory, "hello")
+    if os.access(binary, os.X_OK):
+        return binary, None
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-floor-") as work:
+        source = os.path.join(work, "hello.swift")
+        with open(source, "w") as f:
+            f.write('print("hello")\n')
+        staged = f"{binary}.{os.getpid()}.tmp"  # in the cache directory, so the rename is atomic
+        built = subprocess.run([swiftc, "-O", "-static-stdlib", source, "-o", staged],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=work)
+        if built.returncode != 0:
+            return None, f"swiftc failed: {built.stdout.decode(errors='replace').strip()[-300:]}"
+    with open(os.path.join(directory, "swiftc-version.txt"), "wb") as f:
+        f.write(version)
+    os.replace(staged, binary)
+    return binary, None
+
+
+def succeeds(argv, env):
+    """(True, "") when argv exits 0, else (False, the first line of what it printed)."""
+    proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    text = (proc.stderr or proc.stdout).decode(errors="replace").strip()
+    return proc.returncode == 0, text.splitlines()[0] if text else f"exit {proc.returncode}"
+
+
+class RequestLog:
+    """The testbed's request log over its control API on the AWS port (GET|DELETE /_testbed/requests);
+    loopback, so no proxy whatever the environment says."""
+
+    def __init__(self, aws_endpoint):
+        self.url = aws_endpoint.rstrip("/") + "/_testbed/requests"
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def clear(self):
+        self.opener.open(urllib.request.Request(self.url, method="DELETE"), timeout=10).read()
+
+    def read(self):
+        with self.opener.open(self.url, timeout=10) as response:
+            return [r for r in json.load(response)
+                    if r.get("endpoint") != "aws" and not r.get("path", "").startswith("/_testbed/")]
+
+
+def nodeconfig(kube_ca):
+    """The NodeConfig `config check` reads: config-provider-chain's, with the testbed's CA (a PEM certificate)
+    when it printed where it wrote it, so the check passes without a warning."""
+    ca = base64.b64encode(open(kube_ca.group(1), "rb").read()).decode() if kube_ca else "Y2VydGlmaWNhdGVBdXRob3JpdHk="
+    return ("---\napiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  cluster:\n    name: my-cluster\n"
+            f"    apiServerEndpoint: https://example.com\n    certificateAuthority: {ca}\n    cidr: 10.100.0.0/16\n")
+
+
 def image_root(directory):
     """What a machine image bakes in: version files, the ECR credential provider, a 2-CPU sysfs."""
     files = {
@@ -99,21 +169,26 @@ def image_root(directory):
         os.makedirs(os.path.join(directory, "sys/devices/system/cpu", cpu), exist_ok=True)
 
 
-def measure_init(nodeboot, env, scratch, runs, warmup):
+def measure_init(nodeboot, env, scratch, runs, warmup, requests=None):
     """`nodeboot init --skip run` from IMDS user data into a fresh node root per run (copied
-    outside the timing): every file is written each time. Phase shares from --output json."""
+    outside the timing): every file is written each time. Phase shares from --output json; with
+    `requests` (a RequestLog) the testbed's log is cleared before and read after each run (outside the timing)."""
     template = os.path.join(scratch, "image")
     image_root(template)
-    outputs, samples = [], []
+    outputs, samples, logs = [], [], []
     for index in range(warmup + runs):
         root = os.path.join(scratch, f"node-{index}")
         shutil.copytree(template, root)
         captured = []
+        if requests:
+            requests.clear()
         sample = run_once([nodeboot, "init", "--skip", "run", "--root", root, "--output", "json"], env, captured)
         shutil.rmtree(root, ignore_errors=True)
         if index >= warmup:
             samples.append(sample)
             outputs.append(captured[0])
+            if requests:
+                logs.append(requests.read())
     times = sorted(s[0] for s in samples)
     rss = max(s[1] for s in samples)
     median = statistics.median(times)
@@ -128,6 +203,20 @@ def measure_init(nodeboot, env, scratch, runs, warmup):
     for name, values in phases.items():
         value = statistics.median(values)
         print(f"    {name:<10} {value:7.2f} ms  {100 * value / total:5.1f}%")
+    if logs:
+        def spread(counts):
+            low, high = min(counts), max(counts)
+            return f"{statistics.median(counts):g}" + ("" if low == high else f" ({low}-{high})")
+        imds = [sum(1 for r in log if r["endpoint"] == "imds") for log in logs]
+        aws = [sum(1 for r in log if r["endpoint"] != "imds") for log in logs]
+        kinds = {}
+        for log in logs:
+            for r in log:
+                if r["endpoint"] != "imds":
+                    kinds.setdefault(f"{r['endpoint']} {r.get('action') or r.get('path')}", []).append(1)
+        detail = ", ".join(f"{kind} {len(n) / len(logs):g}" for kind, n in sorted(kinds.items()))
+        print(f"  requests per run (the testbed's request log, median of {len(logs)} runs): IMDS {spread(imds)}, "
+              f"AWS {spread(aws)}" + (f" ({detail})" if detail else ""))
     return {"median": median, "rss": rss}
 
 
@@ -174,7 +263,40 @@ def main():
         if "AWS_ENDPOINT_URL" not in exports:
             sys.exit("bench: the testbed did not print its endpoints")
         env.update(exports)
+        verdict = lambda ok: "met" if ok else "NOT met"
 
+        print("benchmark: start-up (the floor of this machine, and the commands that send nothing: --help, --version,"
+              " config check of a file)")
+        floor = {}
+        hello, why = floor_binary()
+        if hello:
+            floor["swift"] = measure("floor: static Swift hello world", [hello], env, args.runs, args.warmup)
+        floor["true"] = measure("floor: /bin/true", ["/bin/true"], env, args.runs, args.warmup)
+        config = os.path.join(scratch, "nodeconfig.yaml")
+        with open(out.name) as printed, open(config, "w") as f:
+            f.write(nodeconfig(re.search(r"^kube-ca: (.*)$", printed.read(), re.M)))
+        startup = {}
+        for label, argv in (("--help", [nodeboot, "--help"]), ("--version", [nodeboot, "--version"]),
+                            ("config check", [nodeboot, "config", "check", "-c", f"file://{config}"])):
+            ok, text = succeeds(argv, env)
+            if ok:
+                name = "nodeboot " + (f"{label} -c file://CONFIG" if label == "config check" else label)
+                startup[label] = measure(name, argv, env, args.runs, args.warmup)
+            else:
+                print(f"  {'nodeboot ' + label:<44} not measured: {text}")
+        swift = floor["swift"]["median"] if hello else None
+        print("  start-up floor: " + (f"static Swift hello world {swift:.1f} ms" if hello else
+                                     f"static Swift hello world not measured ({why})")
+              + f", /bin/true {floor['true']['median']:.1f} ms")
+        base = swift if hello else floor["true"]["median"]
+        print(f"  margin over the {'static Swift' if hello else '/bin/true'} floor (median): " +
+              ", ".join(f"{label} {r['median'] - base:+.1f} ms" for label, r in startup.items()))
+        quick = [label for label in ("--help", "--version") if label in startup]
+        if quick:
+            print(f"  target within {FLOOR_MARGIN_TARGET_MS:.0f} ms of the floor: " + "; ".join(
+                f"{label} {verdict(startup[label]['median'] - base <= FLOOR_MARGIN_TARGET_MS)}" for label in quick))
+
+        print()
         print("benchmark: nodeboot facts (all instance facts over IMDSv2 + one signed DescribeInstances), testbed on loopback")
         ours = measure("nodeboot facts", [nodeboot, "facts", "--output", "json"], env, args.runs, args.warmup)
         if shutil.which("aws") and shutil.which("curl"):
@@ -186,13 +308,13 @@ def main():
                   f"{peer['rss'] / ours['rss']:.1f}x less peak memory than the peer")
         else:
             print("  peer skipped: aws CLI or curl not installed")
-        verdict = lambda ok: "met" if ok else "NOT met"
         print(f"  target <= {TARGET_MS:.0f} ms median: {verdict(ours['median'] <= TARGET_MS)}; "
               f"target <= {TARGET_RSS_MB:.0f} MB peak RSS: {verdict(ours['rss'] <= TARGET_RSS_MB)}")
 
         print()
         print("benchmark: nodeboot init --skip run (user data from IMDS, DescribeInstances, render, atomic writes of 8 files)")
-        init = measure_init(nodeboot, env, scratch, max(20, args.runs), args.warmup)
+        init = measure_init(nodeboot, env, scratch, max(20, args.runs), args.warmup,
+                            RequestLog(exports["AWS_ENDPOINT_URL"]))
         print("  peer: nodeadm (Go) is not on this machine, so no ratio for init; the facts ratio above compares the"
               " discovery both agents share")
         print(f"  target <= {INIT_TARGET_MS:.0f} ms median: {verdict(init['median'] <= INIT_TARGET_MS)}; "
@@ -214,6 +336,8 @@ def main():
             print(f"  target >= {TOKEN_TARGET_RATIO:.0f}x faster: {verdict(ratio >= TOKEN_TARGET_RATIO)}")
         else:
             print("  peer skipped: the aws CLI is not installed")
+        print(f"  margin over the {'static Swift' if hello else '/bin/true'} floor (median): "
+              f"{token['median'] - base:+.1f} ms")
         print(f"  target <= {TOKEN_TARGET_MS:.0f} ms median: {verdict(token['median'] <= TOKEN_TARGET_MS)}")
     finally:
         server.terminate()
