@@ -14,8 +14,9 @@ public struct FileChange: Sendable, Equatable {
     public var diff: String?
 }
 
-/// The apply phase: each changed file written atomically with its mode; unchanged files (same
-/// bytes and mode) are not touched, so their inode and mtime stay.
+/// The apply phase: the changed files written all or nothing (`NodeFileSystem.writeAll`: staged,
+/// flushed, then renamed) with their modes; unchanged files (same bytes and mode) are not
+/// touched, so their inode and mtime stay.
 public struct Applier: Sendable {
     public var paths: NodePaths
 
@@ -53,14 +54,18 @@ public struct Applier: Sendable {
     /// Writes the files `plan` marks as created or updated.
     public func apply(_ files: [NodeFile]) throws(NodeBootError) -> [FileChange] {
         let changes = try plan(files, withDiffs: false)
-        for (file, change) in zip(files, changes) where change.action != .unchanged {
-            do {
-                try NodeFileSystem.writeAtomically(paths.node(file.path), file.bytes, mode: file.mode)
-            } catch {
-                throw NodeBootError(
-                    .io, "cannot write \(paths.node(file.path)): \(error)",
-                    hint: "check free space and permissions; files written before this one are complete", cause: error)
-            }
+        let writes = zip(files, changes).filter { $0.1.action != .unchanged }.map {
+            (path: paths.node($0.0.path), bytes: $0.0.bytes, mode: $0.0.mode)
+        }
+        do {
+            try NodeFileSystem.writeAll(writes)
+        } catch {
+            throw NodeBootError(
+                .io, "cannot write \(error.path): \(error)",
+                hint: error.changedTargets
+                    ? "the filesystem refused a rename midway: the files before it are new, the rest old; check `dmesg` for a read-only remount, then run nodeboot init again"
+                    : "check free space and permissions; no file was changed (every file is staged before any is replaced)",
+                cause: error)
         }
         return changes
     }

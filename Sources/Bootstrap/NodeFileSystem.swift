@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Support
 
 #if canImport(Glibc)
     import Glibc
@@ -12,6 +13,14 @@ public enum NodeFileSystem {
         public var path: String
         public var operation: String
         public var errno: Int32
+        /// Some of the targets were already replaced when this failed (only a failed rename of `writeAll`).
+        public var changedTargets = false
+
+        public init(path: String, operation: String, errno: Int32) {
+            self.path = path
+            self.operation = operation
+            self.errno = errno
+        }
 
         public var description: String {
             "\(operation) \(path): \(String(cString: strerror(errno)))"
@@ -84,40 +93,104 @@ public enum NodeFileSystem {
         }
     }
 
-    /// Writes `bytes` to `path` atomically with `mode`: a reader sees the old file or the new
-    /// one, never a part.
+    /// Writes `bytes` to `path` atomically with `mode` (a reader sees the old file or the new one,
+    /// never a part), durably: `writeAll` of one file.
     public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: UInt16) throws(Failure) {
-        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-        try makeDirectories(directory.isEmpty ? "/" : directory)
+        try writeAll([(path, bytes, mode)])
+    }
+
+    /// Writes files all or nothing, durably, with few flushes: each is staged beside its target
+    /// (`.NAME.nodeboot-PID`, written, its mode set), then all staged files are fsynced (one
+    /// journal commit serves most of them), then renamed over their targets, then each
+    /// directory is fsynced once. A failure while staging or flushing removes every staged file
+    /// and changes no target (`Failure.changedTargets` is false); a failed rename (the
+    /// filesystem turning read-only) leaves the files renamed before it in place.
+    public static func writeAll(_ files: [(path: String, bytes: [UInt8], mode: UInt16)]) throws(Failure) {
+        var staged: [Staged] = []
+        do throws(Failure) {
+            for file in files { staged.append(try stage(file.path, file.bytes, mode: file.mode)) }
+            try flush(staged)
+        } catch {
+            for file in staged {
+                close(file.descriptor)
+                unlink(file.temporary)
+            }
+            throw error
+        }
+        for file in staged { close(file.descriptor) }
+        for (index, file) in staged.enumerated() where rename(file.temporary, file.path) != 0 {
+            var failure = Failure(path: file.path, operation: "rename", errno: errno)
+            failure.changedTargets = index > 0
+            for rest in staged[index...] { unlink(rest.temporary) }
+            throw failure
+        }
+        var directories: [String] = []
+        for file in staged where !directories.contains(file.directory) { directories.append(file.directory) }
+        for directory in directories {
+            let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if descriptor >= 0 {
+                fsync(descriptor)
+                close(descriptor)
+            }
+        }
+    }
+
+    /// Makes the staged files durable: one `syncfs` per filesystem they are on (a single journal
+    /// flush instead of one per file), or one `fsync` each where the C library has no syncfs.
+    static func flush(_ staged: [Staged]) throws(Failure) {
+        guard let syncfs = GNU.syncfs else {
+            for file in staged where fsync(file.descriptor) != 0 {
+                throw Failure(path: file.temporary, operation: "fsync", errno: errno)
+            }
+            return
+        }
+        var devices: [UInt64] = []
+        for file in staged {
+            var status = stat()
+            guard fstat(file.descriptor, &status) == 0 else {
+                throw Failure(path: file.temporary, operation: "stat", errno: errno)
+            }
+            if devices.contains(UInt64(status.st_dev)) { continue }
+            devices.append(UInt64(status.st_dev))
+            if syncfs(file.descriptor) != 0 { throw Failure(path: file.temporary, operation: "syncfs", errno: errno) }
+        }
+    }
+
+    /// A file written under a temporary name beside its target, still open, not yet renamed.
+    struct Staged {
+        var path: String
+        var directory: String
+        var temporary: String
+        var descriptor: Int32
+    }
+
+    static func stage(_ path: String, _ bytes: [UInt8], mode: UInt16) throws(Failure) -> Staged {
+        var directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        if directory.isEmpty { directory = "/" }
+        try makeDirectories(directory)
         let name = path.split(separator: "/").last.map(String.init) ?? "file"
-        let temporary = "\(directory)/.\(name).nodeboot-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode_t(mode))
-        guard fd >= 0 else { throw Failure(path: temporary, operation: "create", errno: errno) }
+        let temporary = "\(directory == "/" ? "" : directory)/.\(name).nodeboot-\(getpid())"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode_t(mode))
+        guard descriptor >= 0 else { throw Failure(path: temporary, operation: "create", errno: errno) }
         var failure: Failure?
         var offset = 0
         while offset < bytes.count && failure == nil {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            let written = bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
             if written < 0 {
                 if errno != EINTR { failure = Failure(path: temporary, operation: "write", errno: errno) }
             } else {
                 offset += written
             }
         }
-        if failure == nil && fchmod(fd, mode_t(mode)) != 0 {
+        if failure == nil && fchmod(descriptor, mode_t(mode)) != 0 {
             failure = Failure(path: temporary, operation: "chmod", errno: errno)
         }
-        if failure == nil && fsync(fd) != 0 { failure = Failure(path: temporary, operation: "fsync", errno: errno) }
-        close(fd)
-        if failure == nil && rename(temporary, path) != 0 { failure = Failure(path: path, operation: "rename", errno: errno) }
         if let failure {
+            close(descriptor)
             unlink(temporary)
             throw failure
         }
-        let directoryFD = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directoryFD >= 0 {
-            fsync(directoryFD)
-            close(directoryFD)
-        }
+        return Staged(path: path, directory: directory, temporary: temporary, descriptor: descriptor)
     }
 
     /// Where a symbolic link points; nil when `path` is not a link.

@@ -46,7 +46,7 @@ public enum ExternalCommand {
         posix_spawn_file_actions_adddup2(&actions, err[1], 2)
         // Only stdin, stdout and stderr: descriptors another thread opened without close-on-exec
         // (its pipes) stay out of the plugin, and so out of whatever the plugin leaves running.
-        if let closeFrom = Glibc2.addCloseFrom { _ = closeFrom(&actions, 3) }
+        if let closeFrom = GNU.addCloseFrom { _ = closeFrom(&actions, 3) }
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -155,25 +155,9 @@ public enum ExternalCommand {
     /// thread spawns meanwhile must not inherit a write end: this side would not see the end of
     /// its output).
     static func makePipe(_ fds: inout [Int32]) -> Int32 {
-        if let pipe2 = Glibc2.pipe2 { return pipe2(&fds, O_CLOEXEC) }
+        if let pipe2 = GNU.pipe2 { return pipe2(&fds, O_CLOEXEC) }
         guard pipe(&fds) == 0 else { return -1 }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         return 0
-    }
-}
-
-/// glibc functions the Swift Glibc module does not declare (they need `_GNU_SOURCE`), looked up
-/// once at run time; nil where the C library lacks them.
-enum Glibc2 {
-    typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>?, Int32) -> Int32
-    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
-
-    static let pipe2: Pipe2? = symbol("pipe2")
-    /// glibc 2.34+.
-    static let addCloseFrom: AddCloseFrom? = symbol("posix_spawn_file_actions_addclosefrom_np")
-
-    static func symbol<T>(_ name: String) -> T? {
-        guard let handle = dlopen(nil, RTLD_NOW), let address = dlsym(handle, name) else { return nil }
-        return unsafeBitCast(address, to: T.self)
     }
 }

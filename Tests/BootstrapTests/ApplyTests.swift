@@ -35,6 +35,32 @@ struct ApplyTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/etc") == ["a.conf"])
     }
 
+    @Test("a file that cannot be written midway changes no file: every staged file is removed")
+    func allOrNothing() throws {
+        let root = Self.root()
+        let applier = Applier(paths: NodePaths(root: root))
+        let old = [NodeFile("/etc/a.conf", "old a\n"), NodeFile("/etc/z/z.conf", "old z\n")]
+        _ = try applier.apply(old)
+        // A directory where b.conf's staged copy would go: the second of three writes fails.
+        let blocker = root + "/etc/.b.conf.nodeboot-\(ProcessInfo.processInfo.processIdentifier)"
+        try FileManager.default.createDirectory(atPath: blocker, withIntermediateDirectories: true)
+        let new = [
+            NodeFile("/etc/a.conf", "new a\n"), NodeFile("/etc/b.conf", "b\n"), NodeFile("/etc/z/z.conf", "new z\n"),
+        ]
+        #expect {
+            _ = try applier.apply(new)
+        } throws: { error in
+            guard let error = error as? NodeBootError else { return false }
+            return error.code == .io && error.message.contains("b.conf") && error.hint?.contains("no file was changed") == true
+        }
+        #expect(try String(contentsOfFile: root + "/etc/a.conf", encoding: .utf8) == "old a\n")
+        #expect(try String(contentsOfFile: root + "/etc/z/z.conf", encoding: .utf8) == "old z\n")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: root + "/etc").sorted()
+                == [blocker.split(separator: "/").last.map(String.init) ?? "", "a.conf", "z"].sorted())
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/etc/z") == ["z.conf"])
+    }
+
     @Test("plan with diffs writes nothing and shows the change")
     func dryRun() throws {
         let root = Self.root()
