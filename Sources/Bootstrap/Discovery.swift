@@ -71,15 +71,17 @@ public struct Discoverer: Sendable {
         let mac: String
         let nodeIP: String
         do {
+            // The independent reads at once: the identity, the MAC and (IPv4) the node's address.
             async let identityBytes = imds.get("/latest/dynamic/instance-identity/document")
             async let macText = imds.require("/latest/meta-data/mac")
+            async let ipv4: String? = ipv6 ? nil : imds.require("/latest/meta-data/local-ipv4")
             identity = try JSONDecoder().decode(InstanceIdentity.self, from: Data(try await identityBytes))
             mac = try await macText
-            if ipv6 {
+            if let address = try await ipv4 {
+                nodeIP = address
+            } else {
                 let addresses = try await imds.require("/latest/meta-data/network/interfaces/macs/\(mac)/ipv6s")
                 nodeIP = addresses.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-            } else {
-                nodeIP = try await imds.require("/latest/meta-data/local-ipv4")
             }
         } catch {
             throw NodeBootError(

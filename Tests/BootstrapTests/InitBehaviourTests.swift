@@ -169,6 +169,23 @@ struct InitFlowTests {
         #expect(second.report?.files.allSatisfy { $0.action == .unchanged } == true)
     }
 
+    @Test("an IPv6 cluster: the node IP is the primary interface's first IPv6 address, read after its MAC")
+    func ipv6NodeIP() async throws {
+        let testbed = try await Testbed.start()
+        let root = try NodeFixture.root()
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("c6-\(UUID().uuidString).yaml")
+        try Data(NodeFixture.config.replacingOccurrences(of: "cidr: 10.100.0.0/16", with: "cidr: fd00:10:100::/108").utf8)
+            .write(to: config)
+        let result = await InitBehaviourTests.initRun(
+            InitBehaviourTests.options(root: root, sources: [.file(config.path)]), environment: testbed.environment)
+        let paths = await testbed.requests().map(\.path)
+        try await testbed.shutdown()
+        #expect(result.error == nil, "\(String(describing: result.error))")
+        let environment = try String(contentsOfFile: root + "/etc/eks/kubelet/environment", encoding: .utf8)
+        #expect(environment.contains("--node-ip=2001:db8:8:4::2"), "\(environment)")
+        #expect(!paths.contains("/latest/meta-data/local-ipv4"))
+    }
+
     @Test("a config cache with the same spec: no IMDS or EC2 call beyond the user data, nothing rewritten")
     func cacheReuse() async throws {
         let testbed = try await Testbed.start()
