@@ -144,9 +144,6 @@ public struct Discoverer: Sendable {
         return pattern ? "v\(version)" : "\(version)"
     }
 
-    /// EC2 does not have the answer yet (no PrivateDnsName, or the instance is not known yet).
-    struct NotYet: Error { var problem: String }
-
     /// One DescribeInstances, repeated under the retry policy (jittered backoff from 1 s to
     /// 15 s, `privateDnsNameDeadline` in all) while EC2 reports no PrivateDnsName yet or does not
     /// know the instance yet (eventual consistency).
@@ -155,26 +152,25 @@ public struct Discoverer: Sendable {
             maxAttempts: .max, baseDelay: .seconds(1), maxBackoff: .seconds(15), deadline: privateDnsNameDeadline,
             attemptTimeout: privateDnsNameDeadline)
         let session = self.session
+        let start = ContinuousClock.now
+        var lastProblem = ""
+        let name: String?
         do {
-            return try await policy.run(
-                operation: { _, _ in
-                    let client = try await session.client(region: region)
-                    let instance: EC2Instance
-                    do {
-                        instance = try await client.describeInstance(id: instanceId)
-                    } catch let error as AWSError where error.code == "InvalidInstanceID.NotFound" {
-                        throw NotYet(problem: "\(error)")
-                    }
-                    guard !instance.privateDnsName.isEmpty else {
-                        throw NotYet(problem: "EC2 reports no PrivateDnsName for \(instanceId) yet")
-                    }
-                    return instance.privateDnsName
-                }, classify: { $0 is NotYet ? .retry : .fail })
-        } catch let exhausted as RetryExhausted {
-            let problem = (exhausted.last as? NotYet)?.problem ?? "\(exhausted.last)"
-            throw NodeBootError(
-                .aws, "\(problem) after \(exhausted.elapsed.components.seconds) s",
-                hint: "set featureGates.InstanceIdNodeName: true to name the node by instance ID instead")
+            name = try await policy.firstValue { _ in
+                let client = try await session.client(region: region)
+                let instance: EC2Instance
+                do {
+                    instance = try await client.describeInstance(id: instanceId)
+                } catch let error as AWSError where error.code == "InvalidInstanceID.NotFound" {
+                    lastProblem = "\(error)"
+                    return nil
+                }
+                guard !instance.privateDnsName.isEmpty else {
+                    lastProblem = "EC2 reports no PrivateDnsName for \(instanceId) yet"
+                    return nil
+                }
+                return instance.privateDnsName
+            }
         } catch let error as AWSError where error.kind == .service || error.kind == .notFound {
             throw NodeBootError(.aws, "\(error)", hint: error.hint, cause: error)
         } catch is CancellationError {
@@ -184,6 +180,12 @@ public struct Discoverer: Sendable {
                 .aws, "EC2 DescribeInstances failed: \(error)",
                 hint: "the node needs ec2:DescribeInstances, or set featureGates.InstanceIdNodeName: true", cause: error)
         }
+        guard let name else {
+            throw NodeBootError(
+                .aws, "\(lastProblem) after \((ContinuousClock.now - start).components.seconds) s",
+                hint: "set featureGates.InstanceIdNodeName: true to name the node by instance ID instead")
+        }
+        return name
     }
 
     /// The type's ENI limits: embedded table, else DescribeInstanceTypes, else nil (110 pods).

@@ -8,23 +8,14 @@ import Support
 /// `*.localhost` are the loopback addresses of both families without asking anyone (RFC 6761
 /// 6.3, as systemd-resolved answers), so the result does not depend on the host's /etc/hosts.
 enum HostResolver {
-    struct NotResolved: Error {}
-
     static let policy = RetryPolicy.poll(every: .milliseconds(200), attempts: 6)
 
     /// The host's addresses, numeric, without duplicates; empty when it does not resolve.
     static func addresses(_ host: String) async -> [String] {
         let lower = host.lowercased()
         if lower == "localhost" || lower.hasSuffix(".localhost") { return ["127.0.0.1", "::1"] }
-        do {
-            return try await policy.run(
-                operation: { _, _ in
-                    guard let addresses = lookup(host) else { throw NotResolved() }
-                    return addresses
-                }, classify: { $0 is NotResolved ? .retry : .fail })
-        } catch {
-            return []  // not resolved after every try (or cancelled): the caller says which host
-        }
+        // Not resolved after every try, or cancelled: no addresses (the caller names the host).
+        return ((try? await policy.firstValue { _ in lookup(host) }) ?? nil) ?? []
     }
 
     /// One getaddrinfo call; nil when it fails.

@@ -124,7 +124,7 @@ public struct NodeInit: Sendable {
         }
         report.warnings += sourced.warnings
         report.notes += sourced.notes
-        report.configFromCache = sourced.fromCache
+        report.configFromCache = sourced.cachedDiscovery != nil
 
         let validated = try await recorder.run(.validate) { () throws(NodeBootError) in
             try ValidatePhase(strict: options.strict).run(sourced.located)
@@ -184,7 +184,7 @@ public struct NodeInit: Sendable {
             report.services = services
             throw error
         }
-        report.services = ran.services
+        report.services = services
         report.notes += ran.notes
 
         if let reason = RegisterPhase.skipReason(

@@ -131,7 +131,27 @@ public struct RetryPolicy: Sendable {
             }
         }
     }
+
+    /// Runs `look` (attempt numbers from 1) until it gives a value: nil means "not yet", and the
+    /// policy waits and looks again; an error ends it at once. Returns nil when the attempts or
+    /// the deadline ran out first (a poll's last look included). Cancellation throws.
+    public nonisolated(nonsending) func firstValue<T: Sendable>(_ look: (_ attempt: Int) async throws -> T?)
+        async throws -> T?
+    {
+        do {
+            return try await run(
+                operation: { attempt, _ in
+                    guard let value = try await look(attempt) else { throw NotYet() }
+                    return value
+                }, classify: { $0 is NotYet ? .retry : .fail })
+        } catch let exhausted as RetryExhausted where exhausted.last is NotYet {
+            return nil
+        }
+    }
 }
+
+/// `firstValue`'s look found nothing yet.
+private struct NotYet: Error {}
 
 /// Retries ran out; `last` is the final attempt's error.
 public struct RetryExhausted: Error, Sendable, CustomStringConvertible {

@@ -127,4 +127,21 @@ struct RetryPolicyTests {
         }
         #expect((times.last ?? .zero) >= .milliseconds(250), "\(times)")
     }
+
+    @Test("firstValue: looks until a value comes, nil when the attempts run out, an error ends it at once")
+    func firstValue() async throws {
+        let policy = Self.policy(attempts: 3, waits: Locked([]))
+        let looks = Locked(0)
+        let found = try await policy.firstValue { attempt in
+            looks.update { $0 += 1 }
+            return attempt == 2 ? "here" : nil
+        }
+        #expect(found == "here")
+        #expect(looks.current == 2)
+        let never: Int? = try await policy.firstValue { _ in nil }
+        #expect(never == nil)
+        await #expect(throws: Flaky.self) {
+            _ = try await policy.firstValue { _ -> Int? in throw Flaky() }
+        }
+    }
 }

@@ -19,12 +19,12 @@ struct RunPhase {
     var environment: [String: String]
     var logger: Logger
 
+    /// The services' outcome is in the `services` the phase was given (kept on failure too).
     struct Output: PhaseOutput {
-        var services: ServiceOutcome
         /// Open when services are managed: the register phase watches the kubelet through it.
         var manager: (any ServiceManager)?
         var notes: [String]
-        var detail: String { RunPhase.describe(services) }
+        var detail: String
     }
 
     /// `services` grows as units are handled, so a failure leaves what was done in it.
@@ -41,7 +41,7 @@ struct RunPhase {
         if let disks = try await localDisks(config.spec.instance.localStorage) { notes.append(disks) }
         guard manageServices else {
             services = ServiceOutcome(managed: false, note: "--root: this machine's services are not touched")
-            return Output(services: services, notes: notes)
+            return Output(notes: notes, detail: Self.describe(services))
         }
         let manager: any ServiceManager
         do {
@@ -55,7 +55,7 @@ struct RunPhase {
         }
         let run = ServiceRun(paths: paths, manager: manager, timeout: unitTimeout, logger: logger)
         try await run.run(files: files, daemons: daemons, into: &services)
-        return Output(services: services, manager: manager, notes: notes)
+        return Output(manager: manager, notes: notes, detail: Self.describe(services))
     }
 
     /// nodeadm's local-disk aspect: `setup-local-disks <strategy>` with its options; the note to

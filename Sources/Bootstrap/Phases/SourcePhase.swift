@@ -14,10 +14,9 @@ struct SourcePhase {
 
     struct Output: PhaseOutput {
         var located: LocatedConfig
-        /// The cached discovery to reuse (no IMDS or EC2 call), when the cache applies.
+        /// The cached discovery to reuse (no IMDS or EC2 call), when the cache applies: the
+        /// config came from the cache or is equal to it.
         var cachedDiscovery: Discovery?
-        /// The config came from the cache (or is equal to it).
-        var fromCache: Bool
         /// The sources' spec differs from the cached one: the config phase runs even with `--skip config`.
         var changedSinceCache: Bool
         var warnings: [String]
@@ -41,8 +40,8 @@ struct SourcePhase {
         if let provided = loaded.config {
             let equal = cache.map { $0.config == provided.config } ?? false
             return Output(
-                located: provided, cachedDiscovery: equal ? cache?.status : nil, fromCache: equal,
-                changedSinceCache: cache != nil && !equal, warnings: warnings, notes: notes, detail: detail)
+                located: provided, cachedDiscovery: equal ? cache?.status : nil, changedSinceCache: cache != nil && !equal,
+                warnings: warnings, notes: notes, detail: detail)
         }
         guard let cache else {
             let why = loaded.notes.isEmpty ? "" : " (\(loaded.notes.joined(separator: "; ")))"
@@ -53,7 +52,7 @@ struct SourcePhase {
         notes.append("no NodeConfig in the config sources: using the config cache \(configCache ?? "")")
         return Output(
             located: LocatedConfig(config: cache.config, documents: [DocumentOrigin(source: "config cache")]),
-            cachedDiscovery: cache.status, fromCache: true, changedSinceCache: false, warnings: warnings, notes: notes,
+            cachedDiscovery: cache.status, changedSinceCache: false, warnings: warnings, notes: notes,
             detail: detail)
     }
 

@@ -5,9 +5,6 @@ import Support
 /// Each is a poll under the one retry policy (`RetryPolicy.poll`, a last look at the deadline),
 /// watching the kubelet unit at every round and printing progress every `progressInterval`.
 extension RegistrationRun {
-    /// The poll has not seen what it waits for yet.
-    struct NotYet: Error {}
-
     var pollPolicy: RetryPolicy {
         RetryPolicy.poll(every: options.pollInterval, deadline: max(deadline - .now, .zero))
     }
@@ -66,25 +63,25 @@ extension RegistrationRun {
         timeout: (RegistrationRun) -> NodeBootError
     ) async throws(NodeBootError) -> Node {
         var lastProgress = start
+        let node: Node?
         do {
-            return try await pollPolicy.run(
-                operation: { attempt, _ in
-                    if let node = try await look(&self, attempt) { return node }
-                    if let failure = await options.kubeletHealth?() { throw failure }
-                    let now = ContinuousClock.now
-                    if now - lastProgress >= options.progressInterval {
-                        lastProgress = now
-                        log("register: waiting for node \(nodeName) \(waiting(progress(now)))")
-                    }
-                    throw NotYet()
-                }, classify: { $0 is NotYet ? .retry : .fail })
+            node = try await pollPolicy.firstValue { attempt in
+                if let node = try await look(&self, attempt) { return node }
+                if let failure = await options.kubeletHealth?() { throw failure }
+                let now = ContinuousClock.now
+                if now - lastProgress >= options.progressInterval {
+                    lastProgress = now
+                    log("register: waiting for node \(nodeName) \(waiting(progress(now)))")
+                }
+                return nil
+            }
         } catch let error as NodeBootError {
             throw error
-        } catch is RetryExhausted {
-            throw timeout(self)
         } catch {
             throw Self.cancelled(error)
         }
+        guard let node else { throw timeout(self) }
+        return node
     }
 
     static func readiness(_ node: Node) -> String {
