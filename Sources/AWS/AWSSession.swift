@@ -8,7 +8,7 @@ public final class AWSSession: Sendable {
     public let environment: [String: String]
     public let imds: IMDSClient
     public let apiPolicy: RetryPolicy
-    let imdsTransport: AsyncHTTPTransport
+    let imdsTransport: any HTTPTransport
     let apiTransport: ProxyingTransport
     /// The chain is resolved once per session; concurrent callers share the resolution.
     let provider = ExpiringValue<any CredentialProvider>()
@@ -19,7 +19,11 @@ public final class AWSSession: Sendable {
     ) throws(AWSError) {
         self.environment = environment
         let endpoint = try IMDSClient.endpoint(environment: environment)
-        imdsTransport = AsyncHTTPTransport(connectTimeout: imdsConnectTimeout)
+        // IMDS is plain HTTP on a link-local address (an https endpoint given by hand goes through TLS).
+        imdsTransport =
+            endpoint.hasPrefix("http://")
+            ? PlainHTTPTransport(connectTimeout: imdsConnectTimeout)
+            : AsyncHTTPTransport(connectTimeout: imdsConnectTimeout)
         imds = IMDSClient(endpoint: endpoint, transport: imdsTransport, policy: imdsPolicy)
         self.apiPolicy = apiPolicy ?? .aws(environment: environment)
         apiTransport = ProxyingTransport(settings: ProxySettings(environment: environment))

@@ -38,6 +38,12 @@ public struct HTTPResponse: Sendable {
 /// (refused, reset, timed out), so callers can tell "the server answered" from "it did not".
 public protocol HTTPTransport: Sendable {
     func send(_ request: HTTPRequest, timeout: Duration) async throws -> HTTPResponse
+    /// Releases connections and threads; the transport is not used afterwards.
+    func shutdown() async
+}
+
+extension HTTPTransport {
+    public func shutdown() async {}
 }
 
 /// The request never got an HTTP answer.

@@ -5,6 +5,7 @@ import Support
 
 struct Config: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "config",
         abstract: "Check or print the NodeConfig the config sources give.", subcommands: [Check.self, Dump.self])
 
     static func check(_ source: SourceOptions, _ imds: IMDSOptions) async throws -> ConfigCheck.Result {
@@ -22,6 +23,7 @@ struct Config: AsyncParsableCommand {
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "check",
             abstract: "Decode, merge and validate the config sources; exit 0 or print every problem.")
 
         @OptionGroup var source: SourceOptions
@@ -35,7 +37,8 @@ struct Config: AsyncParsableCommand {
     }
 
     struct Dump: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the merged NodeConfig (JSON or YAML).")
+        static let configuration = CommandConfiguration(
+            commandName: "dump", abstract: "Print the merged NodeConfig (JSON or YAML).")
 
         @OptionGroup var source: SourceOptions
 

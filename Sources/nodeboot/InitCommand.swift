@@ -34,6 +34,7 @@ struct SourceOptions: ParsableArguments {
 
 struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "init",
         abstract: "Bootstrap this instance into a node: config, discover, validate, render, apply, run.")
 
     @OptionGroup var source: SourceOptions

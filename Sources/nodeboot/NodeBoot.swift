@@ -13,7 +13,11 @@ struct NodeBoot: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nodeboot",
         abstract: "Bootstrap an EC2 instance into an Amazon EKS node.",
+        version: version,
         subcommands: [Init.self, Config.self, Token.self, Facts.self, Status.self])
+
+    /// The agent's version (`nodeboot --version`).
+    static let version = "0.11.0"
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
@@ -36,6 +40,7 @@ struct IMDSOptions: ParsableArguments {
 
 struct Facts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "facts",
         abstract: "Discover and print what the agent sees on this instance (never secrets).")
 
     @Option(name: .shortAndLong, help: "Output format: text or json.")
@@ -69,6 +74,10 @@ extension NodeBoot {
             let arguments = CommandLine.arguments.dropFirst().map { ["--daemon=", "-d="].contains($0) ? "--no-daemons" : $0 }
             // Invoked through a link named aws-iam-authenticator: that tool's command line.
             let invokedAs = CommandLine.arguments.first?.split(separator: "/").last.map(String.init) ?? ""
+            if arguments == ["--version"] {
+                StandardStreams.output(version + "\n")
+                return
+            }
             if let document = TokenCommand.fastPath(arguments, invokedAs: invokedAs) {
                 StandardStreams.output(document)
                 return

@@ -4,6 +4,7 @@ import Bootstrap
 /// `nodeboot status`: what the last `init` did (/run/nodeboot/status.json).
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Show what the last init did: phases, files, units, registration, error.",
         discussion: "Exit status 0 when the last run succeeded, 1 when it failed or no run left a report.")
 

@@ -6,6 +6,7 @@ import Support
 /// `nodeboot token`: the kubelet's exec credential plugin.
 struct Token: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "token",
         abstract: "Print an ExecCredential with an EKS bearer token (k8s-aws-v1) for the kubelet or kubectl.")
 
     @Option(help: "The EKS cluster name (the cluster ID on an Outpost).")

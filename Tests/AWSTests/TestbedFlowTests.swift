@@ -52,7 +52,7 @@ struct TestbedFlowTests {
             #expect(primary.vpcIPv4CIDRBlocks == ["192.0.2.0/24"])
             // One token for the whole discovery, every GET carried it (strict IMDSv2 would 401 otherwise).
             let requests = await testbed.requests().filter { $0.endpoint == "imds" }
-            #expect(requests.filter { $0.action == "GetToken" }.count == 1)
+            #expect(requests.filter { $0.action == "GetToken" }.count == 1, "\(requests)")
             #expect(requests.allSatisfy { $0.status == 200 || $0.status == 404 })
         }
     }

@@ -42,9 +42,17 @@ public enum ConnectProxy {
         """
 
     /// Starts the proxy; its first line is its port, every later line a tunnel's CONNECT line.
-    /// The caller kills `process` with SIGKILL (test children may inherit SIGTERM ignored; no
-    /// waitUntilExit: it spins a run loop on a cooperative thread; Foundation reaps the child).
     public static func start() async throws -> (process: Process, lines: LineReader, port: Int) {
+        try await PythonServer.start(script)
+    }
+}
+
+/// A small server written in Python for one test: it prints its port as its first line, then
+/// whatever it logs, one line per event.
+public enum PythonServer {
+    /// Starts `script`. The caller kills `process` with SIGKILL (test children may inherit SIGTERM
+    /// ignored; no waitUntilExit: it spins a run loop on a cooperative thread; Foundation reaps the child).
+    public static func start(_ script: String) async throws -> (process: Process, lines: LineReader, port: Int) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-u", "-c", script]
@@ -56,7 +64,7 @@ public enum ConnectProxy {
         let lines = LineReader(output.fileHandleForReading)
         guard let port = Int(try await lines.next(timeout: 10)) else {
             kill(process.processIdentifier, SIGKILL)
-            throw TestSupportError("the proxy printed no port")
+            throw TestSupportError("the server printed no port")
         }
         return (process, lines, port)
     }

@@ -1,0 +1,376 @@
+import Dispatch
+import FoundationEssentials
+import Support
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `HTTPTransport` for plain `http://` URLs — the instance metadata service and a loopback
+/// endpoint — over a socket of its own: no event loop, no threads of its own, no TLS context.
+/// Measured (issue 11): two IMDS requests through AsyncHTTPClient cost 3–4 ms of a 10 ms
+/// `config check` (event loop group, threads, channel pipeline); over this transport the same
+/// requests are a few hundred microseconds. HTTPS and proxies stay with `AsyncHTTPTransport`.
+///
+/// Each exchange runs on a Dispatch thread of its own (the socket calls block, bounded by `poll`
+/// and the request's timeout), so neither the cooperative pool nor another exchange waits on it. Connections are kept alive
+/// and reused per host and port; a reused connection the server has closed meanwhile is
+/// replaced once, before any byte of the answer arrived.
+public final class PlainHTTPTransport: HTTPTransport {
+    static let maxResponseBytes = 4 << 20
+    let connectTimeout: Duration
+    private let idle = Mutex<[String: [Int32]]>([:])
+
+    public init(connectTimeout: Duration) {
+        self.connectTimeout = connectTimeout
+    }
+
+    deinit {
+        for descriptors in idle.withLock({ $0.values }) {
+            for descriptor in descriptors { close(descriptor) }
+        }
+    }
+
+    /// Closes the idle connections.
+    public func shutdown() async {
+        let descriptors = idle.withLock { idle in
+            defer { idle = [:] }
+            return idle.values.flatMap { $0 }
+        }
+        for descriptor in descriptors { close(descriptor) }
+    }
+
+    public func send(_ request: HTTPRequest, timeout: Duration) async throws -> HTTPResponse {
+        try Task.checkCancellation()
+        let deadline = ContinuousClock.now + timeout
+        return try await withCheckedThrowingContinuation { continuation in
+            // A queue of its own: serial queues overcommit, so an exchange waiting on a silent
+            // server never holds up another (the global queue has one thread per core).
+            DispatchQueue(label: "nodeboot.plain-http").async {
+                continuation.resume(with: Result { try self.exchange(request, deadline: deadline) })
+            }
+        }
+    }
+
+    // MARK: - One exchange
+
+    struct Target {
+        var host: String
+        var port: UInt16
+        /// Path and query as they appear in the URL (already percent-encoded; what SigV4 signed).
+        var requestTarget: String
+        var hostHeader: String
+        var key: String { "\(host):\(port)" }
+    }
+
+    static func target(of url: URL) -> Target? {
+        guard url.scheme == "http", let host = url.host(percentEncoded: false), !host.isEmpty else { return nil }
+        let port = url.port ?? 80
+        guard let port16 = UInt16(exactly: port) else { return nil }
+        let text = url.absoluteString
+        guard text.hasPrefix("http://") else { return nil }
+        let rest = text.dropFirst("http://".count)
+        var target = rest.firstIndex(where: { $0 == "/" || $0 == "?" }).map { String(rest[$0...]) } ?? "/"
+        if let fragment = target.firstIndex(of: "#") { target = String(target[..<fragment]) }
+        if target.hasPrefix("?") { target = "/" + target }
+        let bracketed = host.contains(":") ? "[\(host)]" : host
+        return Target(
+            host: host, port: port16, requestTarget: target,
+            hostHeader: url.port == nil ? bracketed : "\(bracketed):\(port)")
+    }
+
+    func exchange(_ request: HTTPRequest, deadline: ContinuousClock.Instant) throws -> HTTPResponse {
+        let url = request.url.absoluteString
+        guard let target = Self.target(of: request.url) else {
+            throw TransportError(.connection, url: url, detail: "only http:// URLs are sent without TLS")
+        }
+        let head = Self.head(request, target: target)
+        if let idle = takeIdle(target.key) {
+            do {
+                return try exchange(on: idle, reused: true, head: head, request: request, target: target, deadline: deadline)
+            } catch is StaleConnection {
+                // The server closed it while it was idle: one fresh connection.
+            }
+        }
+        let descriptor = try Self.connect(target, url: url, deadline: min(deadline, ContinuousClock.now + connectTimeout))
+        return try exchange(on: descriptor, reused: false, head: head, request: request, target: target, deadline: deadline)
+    }
+
+    /// A reused connection failed before any byte of the answer: it was closed while idle.
+    struct StaleConnection: Error {}
+
+    private func exchange(
+        on descriptor: Int32, reused: Bool, head: [UInt8], request: HTTPRequest, target: Target,
+        deadline: ContinuousClock.Instant
+    ) throws -> HTTPResponse {
+        let url = request.url.absoluteString
+        var keep = false
+        defer { if keep { putIdle(target.key, descriptor) } else { close(descriptor) } }
+        var reader = Reader(descriptor: descriptor, url: url, deadline: deadline)
+        do {
+            try reader.write(head + request.body)
+        } catch let error as TransportError where reused && error.kind == .connection {
+            throw StaleConnection()
+        }
+        guard let parsed = try reader.readHead() else {
+            if reused { throw StaleConnection() }
+            throw TransportError(.connection, url: url, detail: "the server closed the connection without answering")
+        }
+        let noBody = request.method == "HEAD" || parsed.status == 204 || parsed.status == 304 || parsed.status < 200
+        let body: [UInt8]
+        var framed = true
+        if noBody {
+            body = []
+        } else if parsed.header("transfer-encoding")?.lowercased().contains("chunked") == true {
+            body = try reader.readChunked()
+        } else if let length = parsed.header("content-length").flatMap({ Int($0.trimmed) }) {
+            guard length >= 0 else { throw TransportError(.connection, url: url, detail: "bad Content-Length") }
+            guard length <= Self.maxResponseBytes else {
+                throw TransportError(.responseTooLarge, url: url, detail: "\(length) bytes")
+            }
+            body = try reader.read(exactly: length)
+        } else {
+            body = try reader.readToEnd()
+            framed = false
+        }
+        let closes = parsed.header("connection")?.lowercased().contains("close") == true || !parsed.http11
+        keep = framed && !closes && reader.buffered.isEmpty
+        return HTTPResponse(status: parsed.status, headers: parsed.headers, body: body)
+    }
+
+    static func head(_ request: HTTPRequest, target: Target) -> [UInt8] {
+        var text = "\(request.method) \(target.requestTarget) HTTP/1.1\r\n"
+        if !request.headers.contains(where: { $0.name.lowercased() == "host" }) {
+            text += "Host: \(target.hostHeader)\r\n"
+        }
+        for header in request.headers where header.name.lowercased() != "content-length" {
+            text += "\(header.name): \(header.value)\r\n"
+        }
+        if !request.body.isEmpty || ["POST", "PUT", "PATCH"].contains(request.method) {
+            text += "Content-Length: \(request.body.count)\r\n"
+        }
+        text += "\r\n"
+        return Array(text.utf8)
+    }
+
+    private func takeIdle(_ key: String) -> Int32? {
+        idle.withLock { $0[key]?.popLast() }
+    }
+
+    private func putIdle(_ key: String, _ descriptor: Int32) {
+        idle.withLock { $0[key, default: []].append(descriptor) }
+    }
+
+    // MARK: - Sockets
+
+    static func connect(_ target: Target, url: String, deadline: ContinuousClock.Instant) throws -> Int32 {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(target.host, String(target.port), &hints, &list)
+        guard status == 0, let first = list else {
+            throw TransportError(
+                .connection, url: url, detail: "cannot resolve \(target.host): \(String(cString: gai_strerror(status)))")
+        }
+        defer { freeaddrinfo(first) }
+        var lastError = "no address"
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let address = entry {
+            entry = address.pointee.ai_next
+            let descriptor = socket(
+                address.pointee.ai_family,
+                Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            guard descriptor >= 0 else {
+                lastError = "socket: \(String(cString: strerror(errno)))"
+                continue
+            }
+            var one: Int32 = 1
+            setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            if Glibc.connect(descriptor, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0 {
+                return descriptor
+            }
+            guard errno == EINPROGRESS else {
+                lastError = String(cString: strerror(errno))
+                close(descriptor)
+                continue
+            }
+            guard try wait(descriptor, for: Int16(POLLOUT), until: deadline) else {
+                close(descriptor)
+                throw TransportError(.timeout, url: url, detail: "connect to \(target.key) timed out")
+            }
+            var failure: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &failure, &length)
+            if failure == 0 { return descriptor }
+            lastError = String(cString: strerror(failure))
+            close(descriptor)
+        }
+        throw TransportError(.connection, url: url, detail: "connect to \(target.key): \(lastError)")
+    }
+
+    /// Waits until `descriptor` is ready for `events`; false when the deadline passed first.
+    static func wait(_ descriptor: Int32, for events: Int16, until deadline: ContinuousClock.Instant) throws -> Bool {
+        while true {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return false }
+            var entry = pollfd(fd: descriptor, events: events, revents: 0)
+            let milliseconds = Int32(clamping: (left.nanoseconds + 999_999) / 1_000_000)
+            let ready = poll(&entry, 1, milliseconds)
+            if ready > 0 { return true }
+            if ready < 0 && errno != EINTR { return false }
+        }
+    }
+
+    /// Buffered reads and writes on one connection, each bounded by the exchange's deadline.
+    struct Reader {
+        let descriptor: Int32
+        let url: String
+        let deadline: ContinuousClock.Instant
+        var buffered: [UInt8] = []
+        var closed = false
+
+        struct Head {
+            var status: Int
+            var http11: Bool
+            var headers: [(name: String, value: String)]
+            func header(_ name: String) -> String? {
+                headers.first { $0.name.lowercased() == name }?.value
+            }
+        }
+
+        func write(_ bytes: [UInt8]) throws {
+            var offset = 0
+            while offset < bytes.count {
+                let sent = bytes.withUnsafeBytes { raw in
+                    Glibc.send(descriptor, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                }
+                if sent > 0 {
+                    offset += sent
+                } else if sent < 0 && (errno == EAGAIN || errno == EINTR) {
+                    guard try PlainHTTPTransport.wait(descriptor, for: Int16(POLLOUT), until: deadline) else {
+                        throw TransportError(.timeout, url: url, detail: "sending the request timed out")
+                    }
+                } else {
+                    throw TransportError(.connection, url: url, detail: "send: \(String(cString: strerror(errno)))")
+                }
+            }
+        }
+
+        /// Reads more bytes into the buffer; false at the end of the stream.
+        mutating func fill() throws -> Bool {
+            if closed { return false }
+            var chunk = [UInt8](repeating: 0, count: 16 << 10)
+            while true {
+                let received = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+                if received > 0 {
+                    buffered.append(contentsOf: chunk[..<received])
+                    guard buffered.count <= PlainHTTPTransport.maxResponseBytes + 64 << 10 else {
+                        throw TransportError(.responseTooLarge, url: url, detail: "more than 4 MiB")
+                    }
+                    return true
+                }
+                if received == 0 {
+                    closed = true
+                    return false
+                }
+                guard errno == EAGAIN || errno == EINTR else {
+                    if errno == ECONNRESET { closed = true; return false }
+                    throw TransportError(.connection, url: url, detail: "recv: \(String(cString: strerror(errno)))")
+                }
+                guard try PlainHTTPTransport.wait(descriptor, for: Int16(POLLIN), until: deadline) else {
+                    throw TransportError(.timeout, url: url, detail: "no answer in time")
+                }
+            }
+        }
+
+        /// The status line and headers; nil when the connection closed before any byte.
+        mutating func readHead() throws -> Head? {
+            var searched = 0
+            while true {
+                if let end = Self.find([13, 10, 13, 10], in: buffered, from: max(0, searched - 3)) {
+                    let text = String(decoding: buffered[..<end], as: UTF8.self)
+                    buffered.removeFirst(end + 4)
+                    var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)
+                    let statusLine = lines.removeFirst().split(separator: " ", maxSplits: 2)
+                    guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/1."), let status = Int(statusLine[1]) else {
+                        throw TransportError(.connection, url: url, detail: "not an HTTP/1.x answer")
+                    }
+                    let headers = lines.compactMap { line -> (name: String, value: String)? in
+                        guard let colon = line.firstIndex(of: ":") else { return nil }
+                        return (String(line[..<colon]), line[line.index(after: colon)...].trimmed)
+                    }
+                    if status == 100 { return try readHead() }
+                    return Head(status: status, http11: statusLine[0] == "HTTP/1.1", headers: headers)
+                }
+                searched = buffered.count
+                guard try fill() else {
+                    if buffered.isEmpty { return nil }
+                    throw TransportError(.connection, url: url, detail: "the connection closed inside the answer's headers")
+                }
+            }
+        }
+
+        mutating func read(exactly count: Int) throws -> [UInt8] {
+            while buffered.count < count {
+                guard try fill() else {
+                    throw TransportError(.connection, url: url, detail: "the connection closed inside the body")
+                }
+            }
+            defer { buffered.removeFirst(count) }
+            return Array(buffered[..<count])
+        }
+
+        mutating func readLine() throws -> String {
+            var searched = 0
+            while true {
+                if let end = Self.find([13, 10], in: buffered, from: max(0, searched - 1)) {
+                    defer { buffered.removeFirst(end + 2) }
+                    return String(decoding: buffered[..<end], as: UTF8.self)
+                }
+                searched = buffered.count
+                guard try fill() else {
+                    throw TransportError(.connection, url: url, detail: "the connection closed inside a chunk")
+                }
+            }
+        }
+
+        mutating func readChunked() throws -> [UInt8] {
+            var body: [UInt8] = []
+            while true {
+                let sizeText = try readLine().split(separator: ";").first.map(String.init) ?? ""
+                guard let size = Int(sizeText.trimmed, radix: 16), size >= 0 else {
+                    throw TransportError(.connection, url: url, detail: "bad chunk size '\(sizeText)'")
+                }
+                if size == 0 {
+                    while try !readLine().isEmpty {}  // trailers
+                    return body
+                }
+                guard body.count + size <= PlainHTTPTransport.maxResponseBytes else {
+                    throw TransportError(.responseTooLarge, url: url, detail: "more than 4 MiB")
+                }
+                body += try read(exactly: size)
+                _ = try read(exactly: 2)
+            }
+        }
+
+        mutating func readToEnd() throws -> [UInt8] {
+            while try fill() {}
+            defer { buffered = [] }
+            return buffered
+        }
+
+        static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
+            guard haystack.count >= needle.count else { return nil }
+            var index = start
+            while index <= haystack.count - needle.count {
+                if haystack[index] == needle[0] && Array(haystack[index..<index + needle.count]) == needle {
+                    return index
+                }
+                index += 1
+            }
+            return nil
+        }
+    }
+}
