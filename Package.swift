@@ -52,7 +52,7 @@ let package = Package(
         // The NodeConfig API, user-data decoding (base64, gzip, MIME), merge and validation. No I/O.
         .target(name: "NodeConfig", dependencies: ["CZlib", "TOML", "YAML"], swiftSettings: swiftSettings),
         // Pure renderers of the node's files, max pods and kubeReserved. No I/O.
-        .target(name: "NodeRender", dependencies: ["NodeConfig", "TOML"], swiftSettings: swiftSettings),
+        .target(name: "NodeRender", dependencies: ["NodeConfig", "Support", "TOML"], swiftSettings: swiftSettings),
         // IMDSv2, credentials, retry policy, EC2/EKS/STS calls.
         .target(
             name: "AWS",

@@ -289,7 +289,7 @@ public final class PlainHTTPTransport: HTTPTransport {
         mutating func readHead() throws -> Head? {
             var searched = 0
             while true {
-                if let end = Self.find([13, 10, 13, 10], in: buffered, from: max(0, searched - 3)) {
+                if let end = buffered.firstIndex(of: [13, 10, 13, 10], from: searched - 3) {
                     let text = String(decoding: buffered[..<end], as: UTF8.self)
                     buffered.removeFirst(end + 4)
                     var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)
@@ -325,7 +325,7 @@ public final class PlainHTTPTransport: HTTPTransport {
         mutating func readLine() throws -> String {
             var searched = 0
             while true {
-                if let end = Self.find([13, 10], in: buffered, from: max(0, searched - 1)) {
+                if let end = buffered.firstIndex(of: [13, 10], from: searched - 1) {
                     defer { buffered.removeFirst(end + 2) }
                     return String(decoding: buffered[..<end], as: UTF8.self)
                 }
@@ -359,18 +359,6 @@ public final class PlainHTTPTransport: HTTPTransport {
             while try fill() {}
             defer { buffered = [] }
             return buffered
-        }
-
-        static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
-            guard haystack.count >= needle.count else { return nil }
-            var index = start
-            while index <= haystack.count - needle.count {
-                if haystack[index] == needle[0] && Array(haystack[index..<index + needle.count]) == needle {
-                    return index
-                }
-                index += 1
-            }
-            return nil
         }
     }
 }
