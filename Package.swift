@@ -133,7 +133,6 @@ let package = Package(
                 "NodeRender",
                 "Support",
                 "Systemd",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -1,17 +1,40 @@
-import ArgumentParser
 import Bootstrap
 import FoundationEssentials
 import Support
 
-struct Config: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "config",
-        abstract: "Check or print the NodeConfig the config sources give.", subcommands: [Check.self, Dump.self])
+/// `nodeboot config check|dump`.
+enum ConfigCommand {
+    static let command = Command(
+        "config", abstract: "Check or print the NodeConfig the config sources give.",
+        subcommands: [
+            Command(
+                "check", abstract: "Decode, merge and validate the config sources; exit 0 or print every problem.",
+                options: SourceOptions.options + IMDSOptions.options),
+            Command(
+                "dump", abstract: "Print the merged NodeConfig (JSON or YAML).",
+                options: SourceOptions.options + IMDSOptions.options + [
+                    .value("output", short: "o", "output", "json or yaml.")
+                ]),
+        ])
 
-    static func check(_ source: SourceOptions, _ imds: IMDSOptions) async throws -> ConfigCheck.Result {
+    enum DumpFormat: String, CaseIterable { case json, yaml }
+
+    static func check(_ arguments: Arguments) async throws {
+        _ = try await result(arguments)
+        StandardStreams.output("Configuration is valid\n")
+    }
+
+    static func dump(_ arguments: Arguments) async throws {
+        let format = try arguments.choice("output", default: DumpFormat.json)
+        let result = try await result(arguments)
+        StandardStreams.output(ConfigCheck.dump(result.located, format: format == .json ? .json : .yaml) + "\n")
+    }
+
+    static func result(_ arguments: Arguments) async throws -> ConfigCheck.Result {
         let check = ConfigCheck(
-            sources: try source.sources().nonEmpty ?? ConfigSource.default, strict: source.strict,
-            environment: ProcessInfo.processInfo.environment, imdsDeadline: imds.deadline)
+            sources: try SourceOptions.sources(arguments).nonEmpty ?? ConfigSource.default,
+            strict: arguments.flag("strict"), environment: ProcessInfo.processInfo.environment,
+            imdsDeadline: try IMDSOptions.deadline(arguments))
         do {
             let result = try await check.run()
             for message in result.messages { StandardStreams.error("\(message)\n") }
@@ -20,38 +43,23 @@ struct Config: AsyncParsableCommand {
             throw Failure(error)
         }
     }
+}
 
-    struct Check: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "check",
-            abstract: "Decode, merge and validate the config sources; exit 0 or print every problem.")
+/// The `-c/--config-source`, `--strict` and `--root` options shared by init and config.
+enum SourceOptions {
+    static let options: [Option] = [
+        .value(
+            "config-source", short: "c", "uri",
+            "Config source URI, repeatable, in order: imds://user-data (default) or file://PATH."),
+        .flag("strict", "Treat warnings (unknown fields, a CA that is not PEM) as errors."),
+        .value("root", "root", "Node root: every node path under this directory (paths given with -c are used as given)."),
+    ]
 
-        @OptionGroup var source: SourceOptions
-
-        @OptionGroup var imds: IMDSOptions
-
-        func run() async throws {
-            _ = try await Config.check(source, imds)
-            print("Configuration is valid")
-        }
-    }
-
-    struct Dump: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "dump", abstract: "Print the merged NodeConfig (JSON or YAML).")
-
-        @OptionGroup var source: SourceOptions
-
-        @OptionGroup var imds: IMDSOptions
-
-        enum Format: String, ExpressibleByArgument { case json, yaml }
-
-        @Option(name: .shortAndLong, help: "json or yaml.")
-        var output: Format = .json
-
-        func run() async throws {
-            let result = try await Config.check(source, imds)
-            print(ConfigCheck.dump(result.located, format: output == .json ? .json : .yaml))
+    static func sources(_ arguments: Arguments) throws -> [ConfigSource] {
+        do {
+            return try arguments.strings("config-source").map { uri throws(NodeBootError) in try ConfigSource(uri: uri) }
+        } catch {
+            throw Failure(error)
         }
     }
 }

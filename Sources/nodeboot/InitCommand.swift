@@ -1,4 +1,3 @@
-import ArgumentParser
 import Bootstrap
 import FoundationEssentials
 import Logging
@@ -10,94 +9,57 @@ import Systemd
     import Glibc
 #endif
 
-/// The `-c/--config-source` option shared by init and config.
-struct SourceOptions: ParsableArguments {
-    @Option(
-        name: [.customShort("c"), .customLong("config-source")],
-        help: "Config source URI, repeatable, in order: imds://user-data (default) or file://PATH.")
-    var configSources: [String] = []
+/// `nodeboot init`.
+struct Init {
+    static let command = Command(
+        "init", abstract: "Bootstrap this instance into a node: config, discover, validate, render, apply, run.",
+        options: SourceOptions.options + [
+            .value("skip", short: "s", "skip", "Skip a phase (config or run); repeatable."),
+            .value("daemon", short: "d", "daemon", "Only configure these daemons (containerd, kubelet); '--daemon=' for none."),
+            // `--daemon=` (nodeadm's "no daemons"); `main` rewrites it to this.
+            .flag("no-daemons", "", hidden: true),
+            .value("config-cache", "config-cache", "Config cache file (nodeadm's --config-cache)."),
+            .flag("dry-run", "Print the files that would change, with a diff; write nothing."),
+            .value(
+                "token-helper", "token-helper",
+                "The kubeconfig's exec plugin: nodeboot (nodeboot token, the default) or aws (aws eks get-token)."),
+            OutputFormat.option,
+            .flag(
+                "register-node",
+                "Create or reconcile the Node object as the kubelet would (when no kubelet registers: demo, testbed)."),
+            .flag("wait-ready", "After the Node exists, wait until it is Ready."),
+            .value(
+                "unit-timeout", "unit-timeout", "Seconds each unit start/restart may take (job done and active; default 120)."),
+            .value(
+                "register-timeout", "register-timeout",
+                "Seconds to wait for the Node to register (and be Ready with --wait-ready; default 300)."),
+        ] + IMDSOptions.options)
 
-    @Flag(help: "Treat warnings (unknown fields, a CA that is not PEM) as errors.")
-    var strict = false
+    let arguments: Arguments
+    let output: OutputFormat
 
-    @Option(help: "Node root: every node path under this directory (paths given with -c are used as given).")
-    var root: String?
-
-    func sources() throws -> [ConfigSource] {
-        do {
-            return try configSources.map { uri throws(NodeBootError) in try ConfigSource(uri: uri) }
-        } catch {
-            throw Failure(error)
-        }
-    }
-}
-
-struct Init: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "init",
-        abstract: "Bootstrap this instance into a node: config, discover, validate, render, apply, run.")
-
-    @OptionGroup var source: SourceOptions
-
-    @Option(name: .shortAndLong, help: "Skip a phase (config or run); repeatable.")
-    var skip: [String] = []
-
-    @Option(name: .shortAndLong, help: "Only configure these daemons (containerd, kubelet); '--daemon=' for none.")
-    var daemon: [String] = []
-
-    /// `--daemon=` (nodeadm's "no daemons"); `main` rewrites it to this, since an empty value
-    /// is not an option value for ArgumentParser.
-    @Flag(help: .hidden)
-    var noDaemons = false
-
-    @Option(help: "Config cache file (nodeadm's --config-cache).")
-    var configCache: String?
-
-    @Flag(help: "Print the files that would change, with a diff; write nothing.")
-    var dryRun = false
-
-    @Option(help: "The kubeconfig's exec plugin: nodeboot (nodeboot token) or aws (aws eks get-token).")
-    var tokenHelper: String = "nodeboot"
-
-    @Option(name: .shortAndLong, help: "Output format: text or json.")
-    var output: OutputFormat = .text
-
-    @Flag(help: "Create or reconcile the Node object as the kubelet would (when no kubelet registers: demo, testbed).")
-    var registerNode = false
-
-    @Flag(help: "After the Node exists, wait until it is Ready.")
-    var waitReady = false
-
-    @Option(help: "Seconds each unit start/restart may take (job done and active).")
-    var unitTimeout: Double = 120
-
-    @Option(help: "Seconds to wait for the Node to register (and be Ready with --wait-ready).")
-    var registerTimeout: Double = 300
-
-    @OptionGroup var imds: IMDSOptions
-
-    func validate() throws {
-        for (name, value) in [("--unit-timeout", unitTimeout), ("--register-timeout", registerTimeout)]
-        where !(value > 0 && value <= 3600) {
-            throw ValidationError("\(name) must be between 0 and 3600 seconds, not \(value)")
-        }
+    init(_ arguments: Arguments) throws(UsageError) {
+        self.arguments = arguments
+        output = try arguments.choice("output", default: OutputFormat.text)
     }
 
     func options() throws -> InitOptions {
         var options = InitOptions()
-        let sources = try source.sources()
+        let sources = try SourceOptions.sources(arguments)
         if !sources.isEmpty { options.sources = sources }
-        options.strict = source.strict
-        for phase in skip {
+        options.strict = arguments.flag("strict")
+        for phase in arguments.strings("skip") {
             guard let value = InitOptions.Phase(rawValue: phase) else {
                 throw Failure(NodeBootError(.input, "--skip \(phase): not a phase", hint: "use --skip config or --skip run"))
             }
             options.skip.insert(value)
         }
+        let noDaemons = arguments.flag("no-daemons")
         if noDaemons { options.daemons = [] }
-        if !daemon.isEmpty {
+        let named = arguments.strings("daemon")
+        if !named.isEmpty {
             var daemons = Set<Daemon>()
-            for name in daemon where !name.isEmpty {
+            for name in named where !name.isEmpty {
                 guard let value = Daemon(rawValue: name) else {
                     throw Failure(
                         NodeBootError(.input, "--daemon \(name): not a daemon", hint: "use containerd or kubelet"))
@@ -106,21 +68,22 @@ struct Init: AsyncParsableCommand {
             }
             options.daemons = noDaemons ? [] : daemons
         }
+        let tokenHelper = arguments.string("token-helper") ?? "nodeboot"
         guard let helper = TokenHelper(rawValue: tokenHelper) else {
             throw Failure(NodeBootError(.input, "--token-helper \(tokenHelper): use nodeboot or aws"))
         }
         options.tokenHelper = helper
-        options.configCache = configCache
-        if let root = source.root {
-            guard root.hasPrefix("/") || !root.isEmpty else { throw Failure(NodeBootError(.input, "--root is empty")) }
+        options.configCache = arguments.string("config-cache")
+        if let root = arguments.string("root") {
+            guard !root.isEmpty else { throw Failure(NodeBootError(.input, "--root is empty")) }
             options.root = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
         }
-        options.dryRun = dryRun
-        options.imdsDeadline = imds.deadline
-        options.registerNode = registerNode
-        options.waitReady = waitReady
-        options.unitTimeout = .milliseconds(Int64(unitTimeout * 1000))
-        options.registerTimeout = .milliseconds(Int64(registerTimeout * 1000))
+        options.dryRun = arguments.flag("dry-run")
+        options.imdsDeadline = try IMDSOptions.deadline(arguments)
+        options.registerNode = arguments.flag("register-node")
+        options.waitReady = arguments.flag("wait-ready")
+        options.unitTimeout = .milliseconds(Int64(try arguments.seconds("unit-timeout", default: 120) * 1000))
+        options.registerTimeout = .milliseconds(Int64(try arguments.seconds("register-timeout", default: 300) * 1000))
         return options
     }
 
@@ -148,6 +111,7 @@ struct Init: AsyncParsableCommand {
             throw Failure(error)
         }
         let total = ContinuousClock.now - start
-        print(output == .json ? report.json(total: total) : report.text(total: total, dryRun: dryRun), terminator: "")
+        StandardStreams.output(
+            output == .json ? report.json(total: total) : report.text(total: total, dryRun: options.dryRun))
     }
 }

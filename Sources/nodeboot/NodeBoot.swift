@@ -1,5 +1,4 @@
 import AWS
-import ArgumentParser
 import Bootstrap
 import FoundationEssentials
 import Support
@@ -8,56 +7,103 @@ import Support
     import Glibc
 #endif
 
+/// The agent's commands; each is a table of options (`Arguments.swift`) and a `run`.
 @main
-struct NodeBoot: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "nodeboot",
-        abstract: "Bootstrap an EC2 instance into an Amazon EKS node.",
-        version: version,
-        subcommands: [Init.self, Config.self, Token.self, Facts.self, Status.self])
-
+enum NodeBoot {
     /// The agent's version (`nodeboot --version`).
     static let version = "0.11.0"
-}
 
-enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
-    case text, json
-}
+    static let commands = Command(
+        "nodeboot", abstract: "Bootstrap an EC2 instance into an Amazon EKS node.",
+        subcommands: [Init.command, ConfigCommand.command, Token.command, Facts.command, Status.command])
 
-/// Options every command that talks to IMDS shares.
-struct IMDSOptions: ParsableArguments {
-    @Option(help: "Seconds to keep retrying the instance metadata service before giving up.")
-    var imdsTimeout: Double = 60
-
-    func validate() throws {
-        guard imdsTimeout > 0, imdsTimeout <= 3600 else {
-            throw ValidationError("--imds-timeout must be between 0 and 3600 seconds, not \(imdsTimeout)")
+    /// Maps `Failure` and usage errors to their message and exit status (DESIGN: 2 for bad input).
+    static func main() async {
+        let arguments = CommandLine.arguments.dropFirst().map { ["--daemon=", "-d="].contains($0) ? "--no-daemons" : $0 }
+        // Invoked through a link named aws-iam-authenticator: that tool's command line.
+        let invokedAs = CommandLine.arguments.first?.split(separator: "/").last.map(String.init) ?? ""
+        if arguments == ["--version"] {
+            StandardStreams.output(version + "\n")
+            return
+        }
+        if let document = TokenCommand.fastPath(arguments, invokedAs: invokedAs) {
+            StandardStreams.output(document)
+            return
+        }
+        do {
+            let root = invokedAs == "aws-iam-authenticator" ? AuthenticatorCompatibility.command : commands
+            switch try root.parse(arguments) {
+            case .help(let command):
+                StandardStreams.output(command.help)
+            case .run(let command, let parsed):
+                try await run(command, parsed)
+            }
+        } catch let failure as Failure {
+            StandardStreams.error("nodeboot: error: \(failure.error)\n")
+            exit(failure.error.code.exitStatus)
+        } catch let usage as UsageError {
+            StandardStreams.error(usage.text)
+            exit(NodeBootError.Code.input.exitStatus)
+        } catch let status as ExitStatus {
+            exit(status.code)
+        } catch {
+            StandardStreams.error("nodeboot: error: \(error)\n")
+            exit(1)
         }
     }
 
-    var deadline: Duration { .milliseconds(Int64(imdsTimeout * 1000)) }
+    static func run(_ command: Command, _ arguments: Arguments) async throws {
+        switch command.fullName {
+        case "nodeboot init": try await Init(arguments).run()
+        case "nodeboot config check": try await ConfigCommand.check(arguments)
+        case "nodeboot config dump": try await ConfigCommand.dump(arguments)
+        case "nodeboot token": try await Token.run(arguments)
+        case "aws-iam-authenticator token": try await AuthenticatorCompatibility.run(arguments)
+        case "nodeboot facts": try await Facts.run(arguments)
+        case "nodeboot status": try Status.run(arguments)
+        default: throw UsageError(message: "Unexpected command '\(command.fullName)'", command: commands)
+        }
+    }
 }
 
-struct Facts: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "facts",
-        abstract: "Discover and print what the agent sees on this instance (never secrets).")
+/// A command's exit status other than 0 without a message (the report said it all).
+struct ExitStatus: Error {
+    var code: Int32
+}
 
-    @Option(name: .shortAndLong, help: "Output format: text or json.")
-    var output: OutputFormat = .text
+enum OutputFormat: String, CaseIterable {
+    case text, json
 
-    @OptionGroup var imds: IMDSOptions
+    static let option = Option.value("output", short: "o", "output", "Output format: text or json.")
+}
 
-    func run() async throws {
+/// Options every command that talks to IMDS shares.
+enum IMDSOptions {
+    static let options = [
+        Option.value("imds-timeout", "imds-timeout", "Seconds to keep retrying the instance metadata service before giving up.")
+    ]
+
+    static func deadline(_ arguments: Arguments) throws(UsageError) -> Duration {
+        .milliseconds(Int64(try arguments.seconds("imds-timeout", default: 60) * 1000))
+    }
+}
+
+enum Facts {
+    static let command = Command(
+        "facts", abstract: "Discover and print what the agent sees on this instance (never secrets).",
+        options: [OutputFormat.option] + IMDSOptions.options)
+
+    static func run(_ arguments: Arguments) async throws {
+        let output = try arguments.choice("output", default: OutputFormat.text)
+        let deadline = try IMDSOptions.deadline(arguments)
         let report: NodeFactsReport
         do {
-            report = try await NodeFacts.gather(
-                environment: ProcessInfo.processInfo.environment, imdsDeadline: imds.deadline)
+            report = try await NodeFacts.gather(environment: ProcessInfo.processInfo.environment, imdsDeadline: deadline)
         } catch {
             throw Failure(error)
         }
-        print(output == .json ? NodeFacts.json(report) : NodeFacts.text(report), terminator: "")
-        if !report.errors.isEmpty { throw ExitCode(1) }
+        StandardStreams.output(output == .json ? NodeFacts.json(report) : NodeFacts.text(report))
+        if !report.errors.isEmpty { throw ExitStatus(code: 1) }
     }
 }
 
@@ -65,53 +111,4 @@ struct Facts: AsyncParsableCommand {
 struct Failure: Error {
     var error: NodeBootError
     init(_ error: NodeBootError) { self.error = error }
-}
-
-extension NodeBoot {
-    /// Entry point: maps `Failure` to its message and exit status; the rest is ArgumentParser's.
-    static func main() async {
-        do {
-            let arguments = CommandLine.arguments.dropFirst().map { ["--daemon=", "-d="].contains($0) ? "--no-daemons" : $0 }
-            // Invoked through a link named aws-iam-authenticator: that tool's command line.
-            let invokedAs = CommandLine.arguments.first?.split(separator: "/").last.map(String.init) ?? ""
-            if arguments == ["--version"] {
-                StandardStreams.output(version + "\n")
-                return
-            }
-            if let document = TokenCommand.fastPath(arguments, invokedAs: invokedAs) {
-                StandardStreams.output(document)
-                return
-            }
-            var command: any ParsableCommand
-            do {
-                command =
-                    invokedAs == "aws-iam-authenticator"
-                    ? try AuthenticatorCompatibility.parseAsRoot(arguments) : try parseAsRoot(arguments)
-            } catch {
-                if invokedAs == "aws-iam-authenticator" {
-                    if AuthenticatorCompatibility.exitCode(for: error) == .validationFailure {
-                        StandardStreams.error(AuthenticatorCompatibility.fullMessage(for: error) + "\n")
-                        Glibc.exit(NodeBootError.Code.input.exitStatus)
-                    }
-                    AuthenticatorCompatibility.exit(withError: error)
-                }
-                throw error
-            }
-            if var command = command as? any AsyncParsableCommand {
-                try await command.run()
-            } else {
-                try command.run()
-            }
-        } catch let failure as Failure {
-            StandardStreams.error("nodeboot: error: \(failure.error)\n")
-            Glibc.exit(failure.error.code.exitStatus)
-        } catch {
-            // A usage error is bad input: exit 2 (DESIGN), not ArgumentParser's 64.
-            if exitCode(for: error) == .validationFailure {
-                StandardStreams.error(fullMessage(for: error) + "\n")
-                Glibc.exit(NodeBootError.Code.input.exitStatus)
-            }
-            exit(withError: error)
-        }
-    }
 }

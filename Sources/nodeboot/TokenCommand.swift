@@ -1,56 +1,47 @@
-import ArgumentParser
 import Bootstrap
 import FoundationEssentials
 import Support
 
 /// `nodeboot token`: the kubelet's exec credential plugin.
-struct Token: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "token",
-        abstract: "Print an ExecCredential with an EKS bearer token (k8s-aws-v1) for the kubelet or kubectl.")
+enum Token {
+    static let command = Command(
+        "token", abstract: "Print an ExecCredential with an EKS bearer token (k8s-aws-v1) for the kubelet or kubectl.",
+        options: [
+            .value("cluster-name", "cluster-name", "The EKS cluster name (the cluster ID on an Outpost)."),
+            .value(
+                "region", "region",
+                "Region of the STS endpoint (default: AWS_REGION, AWS_DEFAULT_REGION, else IMDS, else us-east-1)."),
+            .value("role-arn", "role-arn", "Assume this IAM role first (sts:AssumeRole)."),
+            .value("session-name", "session-name", "Session name for --role-arn (default: EKSGetTokenAuth)."),
+        ])
 
-    @Option(help: "The EKS cluster name (the cluster ID on an Outpost).")
-    var clusterName: String
-
-    @Option(help: "Region of the STS endpoint (default: AWS_REGION, AWS_DEFAULT_REGION, else IMDS, else us-east-1).")
-    var region: String?
-
-    @Option(help: "Assume this IAM role first (sts:AssumeRole).")
-    var roleArn: String?
-
-    @Option(help: "Session name for --role-arn.")
-    var sessionName: String = "EKSGetTokenAuth"
-
-    func run() async throws {
-        try await printToken(clusterName: clusterName, region: region, roleARN: roleArn, sessionName: sessionName)
+    static func run(_ arguments: Arguments) async throws {
+        try await printToken(
+            clusterName: arguments.required("cluster-name"), region: arguments.string("region"),
+            roleARN: arguments.string("role-arn"), sessionName: arguments.string("session-name") ?? "EKSGetTokenAuth")
     }
 }
 
 /// `aws-iam-authenticator token -i CLUSTER [--region R] [-r ROLE]`: nodeboot answering under
 /// that name (a link named aws-iam-authenticator), for kubeconfigs written for AL2.
-struct AuthenticatorCompatibility: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "aws-iam-authenticator", abstract: "aws-iam-authenticator compatible token command (nodeboot).",
-        subcommands: [AuthenticatorToken.self])
+enum AuthenticatorCompatibility {
+    static let command = Command(
+        "aws-iam-authenticator", abstract: "aws-iam-authenticator compatible token command (nodeboot).",
+        subcommands: [
+            Command(
+                "token", abstract: "Print an ExecCredential.",
+                options: [
+                    .value("cluster-id", short: "i", "cluster-id", "The cluster name or ID."),
+                    .value("region", "region", "Region of the STS endpoint."),
+                    .value("role", short: "r", "role", "Assume this IAM role first."),
+                    .value("session-name", short: "s", "session-name", "Session name for --role (default: EKSGetTokenAuth)."),
+                ])
+        ])
 
-    struct AuthenticatorToken: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "token", abstract: "Print an ExecCredential.")
-
-        @Option(name: [.customShort("i"), .customLong("cluster-id")], help: "The cluster name or ID.")
-        var clusterID: String
-
-        @Option(help: "Region of the STS endpoint.")
-        var region: String?
-
-        @Option(name: [.customShort("r"), .customLong("role")], help: "Assume this IAM role first.")
-        var role: String?
-
-        @Option(name: [.customShort("s"), .customLong("session-name")], help: "Session name for --role.")
-        var sessionName: String = "EKSGetTokenAuth"
-
-        func run() async throws {
-            try await printToken(clusterName: clusterID, region: region, roleARN: role, sessionName: sessionName)
-        }
+    static func run(_ arguments: Arguments) async throws {
+        try await printToken(
+            clusterName: arguments.required("cluster-id"), region: arguments.string("region"),
+            roleARN: arguments.string("role"), sessionName: arguments.string("session-name") ?? "EKSGetTokenAuth")
     }
 }
 
