@@ -147,11 +147,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Helpers shared by the test targets: child processes, free ports, moto.
+        // JSON for the wire (the ipamd socket, the CNI plugin's stdin/stdout): no Foundation,
+        // members in order, numbers as written. A leaf.
+        .target(name: "WireJSON", swiftSettings: swiftSettings),
+        // The ipamd socket protocol: messages, framing, the version rule, a blocking client,
+        // the host veth name. Foundation-free, shared by the daemon and the per-pod plugin.
+        .target(name: "IPAMProtocol", dependencies: ["WireJSON"], swiftSettings: swiftSettings),
         .target(name: "TestSupport", dependencies: ["Systemd"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KubeAPITests", dependencies: ["ExecCredential", "KubeAPI", "SigV4", "Testbed", "TestSupport"],
             swiftSettings: swiftSettings),
+        .testTarget(
+            name: "IPAMTests", dependencies: ["IPAMProtocol", "TestSupport", "WireJSON"], swiftSettings: swiftSettings),
         .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4", "Support"], swiftSettings: swiftSettings),
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"], swiftSettings: swiftSettings),
