@@ -153,13 +153,16 @@ let package = Package(
         // The ipamd socket protocol: messages, framing, the version rule, a blocking client,
         // the host veth name. Foundation-free, shared by the daemon and the per-pod plugin.
         .target(name: "IPAMProtocol", dependencies: ["WireJSON"], swiftSettings: swiftSettings),
+        // The IPAM daemon (`nodeboot ipamd`, docs/ipamd.md): settings, the warm-pool decision, …
+        .target(name: "IPAM", dependencies: ["IPAMProtocol", "Support", "WireJSON"], swiftSettings: swiftSettings),
         .target(name: "TestSupport", dependencies: ["Systemd"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KubeAPITests", dependencies: ["ExecCredential", "KubeAPI", "SigV4", "Testbed", "TestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "IPAMTests", dependencies: ["IPAMProtocol", "TestSupport", "WireJSON"], swiftSettings: swiftSettings),
+            name: "IPAMTests", dependencies: ["IPAM", "IPAMProtocol", "TestSupport", "WireJSON"],
+            swiftSettings: swiftSettings),
         .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4", "Support"], swiftSettings: swiftSettings),
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"], swiftSettings: swiftSettings),

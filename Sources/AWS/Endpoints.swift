@@ -1,4 +1,5 @@
 public import FoundationEssentials
+import Support
 
 /// The AWS services nodeboot calls.
 public enum AWSService: String, Sendable, CaseIterable {

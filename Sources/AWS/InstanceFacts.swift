@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Support
 
 /// `/latest/dynamic/instance-identity/document`.
 public struct InstanceIdentity: Codable, Sendable, Equatable {

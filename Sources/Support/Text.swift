@@ -44,3 +44,11 @@ extension String {
         count >= width ? self : String(repeating: " ", count: width - count) + self
     }
 }
+
+extension StringProtocol {
+    /// Without leading and trailing whitespace and newlines (FoundationEssentials has no
+    /// `trimmingCharacters`, and full Foundation costs the agent 6 MB of resident memory).
+    public var trimmed: String {
+        String(drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+    }
+}
