@@ -1,4 +1,5 @@
 public import NodeRender
+import Support
 
 /// What apply did (or, with `--dry-run`, would do) to one file.
 public struct FileChange: Sendable, Equatable {

@@ -1,6 +1,7 @@
 import FoundationEssentials
 public import NodeConfig
 public import NodeRender
+import Support
 
 /// nodeadm's `--config-cache`: the resolved config and what enrichment found, so a re-run with
 /// the same spec needs no IMDS/EC2 calls, and a re-run whose sources hold nothing falls back to it.

@@ -1,5 +1,6 @@
 public import AWS
 public import NodeConfig
+import Support
 import TOML
 
 /// Where NodeConfig documents come from (`-c/--config-source`).

@@ -1,6 +1,7 @@
 import Logging
 import NodeConfig
 import NodeRender
+import Support
 
 /// The apply phase: the changed files written atomically (unchanged ones untouched), the
 /// aws-iam-authenticator link to nodeboot, the config cache; or, with `--dry-run`, the plan with

@@ -1,5 +1,6 @@
 import NodeConfig
 import NodeRender
+import Support
 
 /// The render phase: the render context decided from the config and the discovery (cluster
 /// details filled in and checked like user input, max pods, versions, the outpost's API server

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Logging
+import Support
 
 /// The report phase: `/run/nodeboot/status.json` for every run that touched the node (a run
 /// refused earlier changed nothing, so the previous report stays), and the outcome to systemd

@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Support
 
 #if canImport(Glibc)
     import Glibc
