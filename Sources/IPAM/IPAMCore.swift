@@ -1,0 +1,217 @@
+public import IPAMProtocol
+public import WireJSON
+
+/// One ENI's pod addresses as the daemon holds them.
+public struct ENIState: Sendable, Equatable {
+    public var id: String
+    public var device: Int
+    public var isPrimary: Bool
+    /// Pod addresses (secondary IPs, or the addresses of its /28 prefixes), in EC2's order.
+    public var addresses: [String]
+    public var createdAt: ContinuousClock.Instant?
+
+    public init(
+        id: String, device: Int, isPrimary: Bool, addresses: [String], createdAt: ContinuousClock.Instant? = nil
+    ) {
+        self.id = id
+        self.device = device
+        self.isPrimary = isPrimary
+        self.addresses = addresses
+        self.createdAt = createdAt
+    }
+
+    /// The pod route table: main (254) on the primary ENI, else device + 1 (vpc-cni.md §1 row 19).
+    public var table: Int { device == 0 ? 254 : device + 1 }
+}
+
+/// What the daemon tells every plugin about the node's network.
+public struct NetworkFacts: Sendable, Equatable {
+    public var vpcCIDRs: [String]
+    public var mtu: Int
+    public var externalSNAT: Bool
+
+    public init(vpcCIDRs: [String], mtu: Int, externalSNAT: Bool) {
+        self.vpcCIDRs = vpcCIDRs
+        self.mtu = mtu
+        self.externalSNAT = externalSNAT
+    }
+}
+
+/// The one owner of the pool's state (docs/ipamd.md §7): adds and deletes are synchronous
+/// methods of this actor, each writes the checkpoint before it answers, and none awaits
+/// anything else, so the add path can never reach EC2, IMDS or netlink.
+public actor IPAMCore {
+    public let facts: NetworkFacts
+    public let cooldown: Duration
+    public let checkpointPath: String
+    /// Wall-clock Unix milliseconds (checkpoint times must mean the same after a restart).
+    let wallClock: @Sendable () -> Int64
+    public private(set) var enis: [ENIState]
+    public private(set) var checkpoint: Checkpoint
+    /// When each address was last released (Unix ms): the longest-released is handed out first.
+    var released: [String: Int64] = [:]
+    public private(set) var adds = 0
+    public private(set) var deletes = 0
+
+    public init(
+        checkpoint: Checkpoint, enis: [ENIState], facts: NetworkFacts, cooldown: Duration,
+        checkpointPath: String = Checkpoint.path, wallClock: @escaping @Sendable () -> Int64
+    ) {
+        self.checkpoint = checkpoint
+        self.enis = enis
+        self.facts = facts
+        self.cooldown = cooldown
+        self.checkpointPath = checkpointPath
+        self.wallClock = wallClock
+        for entry in checkpoint.cooling { released[entry.address] = entry.until }
+    }
+
+    public func handle(_ request: Request) -> Reply {
+        do {
+            switch request {
+            case .add(let key, _, let pod): return .added(try add(key, pod: pod))
+            case .del(let key, _, _):
+                let assignment = try delete(key)
+                return .deleted(known: assignment != nil, assignment)
+            case .check(let key): return .checked(try check(key))
+            case .status: return .status(status())
+            case .other(let op):
+                return .failed(ProtocolError(.unsupported, "operation '\(op)' is not known to this ipamd (\(IPAMWire.version))"))
+            }
+        } catch {
+            return .failed(error)
+        }
+    }
+
+    /// The attachment's address: the same one again for a key it already has (an add is
+    /// idempotent), else a free address, recorded on disk before the answer.
+    public func add(_ key: AttachmentKey, pod: PodReference) throws(ProtocolError) -> Assignment {
+        if let existing = checkpoint.allocations.first(where: { $0.key == key }) {
+            return try assignment(for: existing)
+        }
+        let now = wallClock()
+        guard let (eni, address) = pick(now: now) else {
+            throw ProtocolError(.noAddress, noAddressMessage(now: now))
+        }
+        var next = checkpoint
+        next.allocations.append(.init(key: key, address: address, eni: eni.id, pod: pod, since: now))
+        next.cooling.removeAll { $0.address == address }
+        try commit(next)
+        adds += 1
+        return assignment(address: address, eni: eni)
+    }
+
+    /// Releases the attachment's address into the cooldown; nil when the key is unknown (a
+    /// repeated DEL is still a success, as CNI requires).
+    public func delete(_ key: AttachmentKey) throws(ProtocolError) -> Assignment? {
+        guard let existing = checkpoint.allocations.first(where: { $0.key == key }) else { return nil }
+        let assignment = try assignment(for: existing)
+        let now = wallClock()
+        let until = now + Int64(cooldown / .milliseconds(1))
+        var next = checkpoint
+        next.allocations.removeAll { $0.key == key }
+        next.cooling.append(.init(address: existing.address, until: until))
+        try commit(next)
+        released[existing.address] = now
+        deletes += 1
+        return assignment
+    }
+
+    public func check(_ key: AttachmentKey) throws(ProtocolError) -> Assignment {
+        guard let existing = checkpoint.allocations.first(where: { $0.key == key }) else {
+            throw ProtocolError(.unknown, "no attachment \(key) in ipamd's checkpoint")
+        }
+        return try assignment(for: existing)
+    }
+
+    /// Adds the ENIs' new addresses (the reconciler, after EC2 assigned them).
+    public func update(enis: [ENIState]) {
+        self.enis = enis.sorted { $0.device < $1.device }
+    }
+
+    func commit(_ next: Checkpoint) throws(ProtocolError) {
+        do {
+            try next.write(checkpointPath)
+        } catch {
+            throw ProtocolError(
+                .internal, "cannot record the assignment in \(checkpointPath): \(error); nothing was assigned", retry: true)
+        }
+        checkpoint = next
+    }
+
+    func assignment(for allocation: Checkpoint.Allocation) throws(ProtocolError) -> Assignment {
+        guard
+            let eni = enis.first(where: { $0.id == allocation.eni })
+                ?? enis.first(where: { $0.addresses.contains(allocation.address) })
+        else {
+            throw ProtocolError(
+                .internal, "\(allocation.address) is recorded on \(allocation.eni), which this node no longer has")
+        }
+        return assignment(address: allocation.address, eni: eni)
+    }
+
+    func assignment(address: String, eni: ENIState) -> Assignment {
+        Assignment(
+            ips: ["\(address)/\(address.contains(":") ? 128 : 32)"], device: eni.device, table: eni.table, mtu: facts.mtu,
+            vpcCIDRs: facts.vpcCIDRs, externalSNAT: facts.externalSNAT, eni: eni.id)
+    }
+
+    /// Packing: ENIs that already serve pods first (spare ENIs stay empty and can be freed),
+    /// then the lowest device; on an ENI, the address released longest ago (never-used first).
+    func pick(now: Int64) -> (ENIState, String)? {
+        let taken = Set(checkpoint.allocations.map(\.address))
+        let cooling = Set(checkpoint.cooling.filter { $0.until > now }.map(\.address))
+        let load = Dictionary(grouping: checkpoint.allocations, by: \.eni).mapValues(\.count)
+        let ordered = enis.sorted { ((load[$0.id] ?? 0) == 0 ? 1 : 0, $0.device) < ((load[$1.id] ?? 0) == 0 ? 1 : 0, $1.device) }
+        for eni in ordered {
+            let free = eni.addresses.filter { !taken.contains($0) && !cooling.contains($0) }
+            if let address = free.min(by: { (released[$0] ?? 0, $0) < (released[$1] ?? 0, $1) }) {
+                return (eni, address)
+            }
+        }
+        return nil
+    }
+
+    public struct Counts: Sendable, Equatable {
+        public var total: Int
+        public var assigned: Int
+        public var cooling: Int
+        public var free: Int { total - assigned - cooling }
+    }
+
+    public func counts(now: Int64? = nil) -> Counts {
+        let now = now ?? wallClock()
+        let all = Set(enis.flatMap(\.addresses))
+        let assigned = checkpoint.allocations.filter { all.contains($0.address) }.count
+        let cooling = Set(checkpoint.cooling.filter { $0.until > now }.map(\.address)).intersection(all).count
+        return Counts(total: all.count, assigned: assigned, cooling: cooling)
+    }
+
+    func noAddressMessage(now: Int64) -> String {
+        let counts = counts(now: now)
+        var message = "no free address: ipamd has \(counts.free) of \(counts.total) free"
+        if counts.cooling > 0 {
+            let first = checkpoint.cooling.filter { $0.until > now }.map(\.until).min() ?? now
+            message += ", \(counts.cooling) cooling down (the first is free again in \(max(first - now, 0) / 1000 + 1) s)"
+        }
+        return message + "; the pool grows in the background"
+    }
+
+    /// The status reply's body (and `nodeboot status`'s ipamd section).
+    public func status() -> JSON {
+        let counts = counts()
+        return [
+            "mode": .string(checkpoint.mode.rawValue), "instance": .string(checkpoint.instance),
+            "total": .int(counts.total), "assigned": .int(counts.assigned), "cooling": .int(counts.cooling),
+            "free": .int(counts.free), "adds": .int(adds), "deletes": .int(deletes),
+            "enis": .array(
+                enis.map { eni in
+                    let assigned = checkpoint.allocations.filter { $0.eni == eni.id }.count
+                    return [
+                        "id": .string(eni.id), "device": .int(eni.device), "primary": .bool(eni.isPrimary),
+                        "addresses": .int(eni.addresses.count), "assigned": .int(assigned),
+                    ]
+                }),
+        ]
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import IPAM
+import IPAMProtocol
+import Synchronization
+import Testing
+import WireJSON
+
+@Suite("ipamd core: add, del, check, status")
+struct IPAMCoreTests {
+    /// A settable wall clock (Unix ms).
+    final class Clock: Sendable {
+        let value = Mutex<Int64>(1_000_000)
+        func advance(_ milliseconds: Int64) { value.withLock { $0 += milliseconds } }
+        var read: @Sendable () -> Int64 { { [self] in value.withLock { $0 } } }
+    }
+
+    static let facts = NetworkFacts(vpcCIDRs: ["10.0.0.0/16"], mtu: 9001, externalSNAT: false)
+    static let enis = [
+        ENIState(id: "eni-p", device: 0, isPrimary: true, addresses: ["10.0.0.11", "10.0.0.12"]),
+        ENIState(id: "eni-1", device: 1, isPrimary: false, addresses: ["10.0.1.21", "10.0.1.22"]),
+    ]
+
+    static func directory() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("core-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    static func core(_ path: String, clock: Clock, enis: [ENIState] = enis) -> IPAMCore {
+        IPAMCore(
+            checkpoint: Checkpoint(instance: "i-1", mode: .secondaryIPv4), enis: enis, facts: facts, cooldown: .seconds(30),
+            checkpointPath: path + "/checkpoint.json", wallClock: clock.read)
+    }
+
+    static func key(_ container: String) -> AttachmentKey {
+        AttachmentKey(container: container, ifname: "eth0", network: "nodeboot")
+    }
+    static let pod = PodReference(namespace: "default", name: "nginx", uid: "u")
+
+    @Test("an add answers the address, its ENI's table and the node's facts; the checkpoint holds it before the answer")
+    func add() async throws {
+        let directory = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let core = Self.core(directory, clock: Clock())
+        let first = try await core.add(Self.key("a"), pod: Self.pod)
+        #expect(
+            first
+                == Assignment(
+                    ips: ["10.0.0.11/32"], device: 0, table: 254, mtu: 9001, vpcCIDRs: ["10.0.0.0/16"], externalSNAT: false,
+                    eni: "eni-p"))
+        let onDisk = try #require(try Checkpoint.load(directory + "/checkpoint.json"))
+        #expect(onDisk.allocations.map(\.address) == ["10.0.0.11"])
+        #expect(onDisk.allocations.first?.pod == Self.pod)
+        // The same key again: the same answer, nothing new recorded.
+        #expect(try await core.add(Self.key("a"), pod: Self.pod) == first)
+        #expect(await core.adds == 1)
+        // Packing: the ENI already serving pods first.
+        #expect(try await core.add(Self.key("b"), pod: Self.pod).eni == "eni-p")
+        let third = try await core.add(Self.key("c"), pod: Self.pod)
+        #expect(third.eni == "eni-1" && third.table == 2 && third.device == 1)
+    }
+
+    @Test("a deleted address cools down before it is handed out again; a repeated DEL is a success")
+    func cooldown() async throws {
+        let directory = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let clock = Clock()
+        let core = Self.core(
+            directory, clock: clock,
+            enis: [ENIState(id: "eni-p", device: 0, isPrimary: true, addresses: ["10.0.0.11", "10.0.0.12"])])
+        _ = try await core.add(Self.key("a"), pod: Self.pod)
+        _ = try await core.add(Self.key("b"), pod: Self.pod)
+        #expect(
+            await core.handle(.del(Self.key("a"), pod: nil, reason: ""))
+                == .deleted(known: true, try await core.check(Self.key("b")).with(ips: ["10.0.0.11/32"])))
+        #expect(await core.handle(.del(Self.key("a"), pod: nil, reason: "")) == .deleted(known: false, nil))
+        guard case .failed(let error) = await core.handle(.add(Self.key("c"), netns: "/n", pod: Self.pod)) else {
+            Issue.record("an add succeeded while the only free address was cooling down")
+            return
+        }
+        #expect(error.code == .noAddress && error.retry)
+        #expect(
+            error.message.contains("no free address: ipamd has 0 of 2 free, 1 cooling down (the first is free again in 31 s)"))
+        clock.advance(30_001)
+        #expect(try await core.add(Self.key("c"), pod: Self.pod).ips == ["10.0.0.11/32"])
+        let status = await core.status()
+        #expect(status["assigned"]?.int == 2 && status["free"]?.int == 0 && status["deletes"]?.int == 1)
+    }
+
+    @Test("an unknown check, an unknown operation, a checkpoint that cannot be written: clear errors, nothing assigned")
+    func failures() async throws {
+        let core = IPAMCore(
+            checkpoint: Checkpoint(instance: "i-1", mode: .secondaryIPv4), enis: Self.enis, facts: Self.facts,
+            cooldown: .seconds(30), checkpointPath: "/proc/nodeboot-test/checkpoint.json", wallClock: Clock().read)
+        guard case .failed(let unknown) = await core.handle(.check(Self.key("x"))) else {
+            Issue.record("check of nothing"); return
+        }
+        #expect(unknown.code == .unknown)
+        guard case .failed(let other) = await core.handle(.other("gc")) else { Issue.record("gc"); return }
+        #expect(other.code == .unsupported)
+        guard case .failed(let unwritable) = await core.handle(.add(Self.key("a"), netns: "/n", pod: Self.pod)) else {
+            Issue.record("an add that could not be recorded succeeded")
+            return
+        }
+        #expect(unwritable.code == .internal && unwritable.message.contains("nothing was assigned"))
+        #expect(await core.checkpoint.allocations.isEmpty)
+    }
+
+    @Test("property: 64 concurrent clients adding and deleting never hold the same address at once")
+    func concurrent() async throws {
+        let directory = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let addresses = (1...40).map { "10.0.2.\($0)" }
+        let core = IPAMCore(
+            checkpoint: Checkpoint(instance: "i-1", mode: .secondaryIPv4),
+            enis: [ENIState(id: "eni-p", device: 0, isPrimary: true, addresses: addresses)], facts: Self.facts,
+            cooldown: .zero, checkpointPath: directory + "/checkpoint.json", wallClock: Clock().read)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in 0..<64 {
+                group.addTask {
+                    for round in 0..<10 {
+                        let key = Self.key("c\(client)-\(round)")
+                        if case .added = await core.handle(.add(key, netns: "/n", pod: Self.pod)) {
+                            let held = await core.checkpoint.allocations.map(\.address)
+                            #expect(Set(held).count == held.count, "an address held twice: \(held)")
+                            _ = await core.handle(.del(key, pod: nil, reason: ""))
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(await core.checkpoint.allocations.isEmpty)
+        let onDisk = try #require(try Checkpoint.load(directory + "/checkpoint.json"))
+        #expect(onDisk.allocations.isEmpty)
+    }
+}
+
+extension Assignment {
+    func with(ips: [String]) -> Assignment {
+        var copy = self
+        copy.ips = ips
+        return copy
+    }
+}
