@@ -154,14 +154,24 @@ let package = Package(
         // the host veth name. Foundation-free, shared by the daemon and the per-pod plugin.
         .target(name: "IPAMProtocol", dependencies: ["WireJSON"], swiftSettings: swiftSettings),
         // The IPAM daemon (`nodeboot ipamd`, docs/ipamd.md): settings, the warm-pool decision, …
-        .target(name: "IPAM", dependencies: ["IPAMProtocol", "Support", "WireJSON"], swiftSettings: swiftSettings),
+        .target(
+            name: "IPAM",
+            dependencies: [
+                "IPAMProtocol", "Support", "WireJSON",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings),
         .target(name: "TestSupport", dependencies: ["Systemd"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KubeAPITests", dependencies: ["ExecCredential", "KubeAPI", "SigV4", "Testbed", "TestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "IPAMTests", dependencies: ["IPAM", "IPAMProtocol", "TestSupport", "WireJSON"],
+            name: "IPAMTests",
+            dependencies: [
+                "IPAM", "IPAMProtocol", "TestSupport", "WireJSON", .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings),
         .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4", "Support"], swiftSettings: swiftSettings),

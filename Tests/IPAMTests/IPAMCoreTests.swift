@@ -1,7 +1,9 @@
 import Foundation
 import IPAM
 import IPAMProtocol
+import NIOPosix
 import Synchronization
+import TestSupport
 import Testing
 import WireJSON
 
@@ -141,5 +143,48 @@ extension Assignment {
         var copy = self
         copy.ips = ips
         return copy
+    }
+}
+
+@Suite("ipamd socket server")
+struct SocketServerTests {
+    @Test("the plugin's client gets its answers over the socket (mode 0660); bad lines get badRequest, in order")
+    func serve() async throws {
+        let directory = try IPAMCoreTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let core = IPAMCoreTests.core(directory, clock: IPAMCoreTests.Clock())
+        let server = try await SocketServer.start(
+            core: core, path: directory + "/ipamd.sock", group: MultiThreadedEventLoopGroup.singleton)
+        let mode = try FileManager.default.attributesOfItem(atPath: server.path)[.posixPermissions] as? Int
+        #expect(mode == 0o660)
+        #expect(!FileManager.default.fileExists(atPath: server.path + ".new"))
+        let client = IPAMClient(socketPath: server.path)
+        let added = try client.send(.add(IPAMCoreTests.key("a"), netns: "/n", pod: IPAMCoreTests.pod))
+        #expect(added == .added(try await core.check(IPAMCoreTests.key("a"))))
+        #expect(try client.send(.add(IPAMCoreTests.key("a"), netns: "/n", pod: IPAMCoreTests.pod)) == added)
+        guard case .status(let status) = try client.send(.status) else { Issue.record("no status"); return }
+        #expect(status["assigned"]?.int == 1)
+        #expect(try client.send(.del(IPAMCoreTests.key("a"), pod: nil, reason: "")) != .deleted(known: false, nil))
+
+        // Raw lines: two requests in one write, the first not JSON; answers come in order.
+        let (process, lines, _) = try await PythonServer.start(
+            """
+            import socket
+            s = socket.socket(socket.AF_UNIX); s.connect('\(server.path)')
+            s.sendall(b'{nope\\n{"v":"1.0","op":"status"}\\n{"v":"9.0","op":"status"}\\n')
+            print(0, flush=True)
+            data = b''
+            while data.count(b'\\n') < 3: data += s.recv(65536)
+            for line in data.decode().splitlines(): print(line, flush=True)
+            """)
+        defer { kill(process.processIdentifier, SIGKILL) }
+        let first = try JSON(parsing: try await lines.next(timeout: 10))
+        let second = try JSON(parsing: try await lines.next(timeout: 10))
+        let third = try JSON(parsing: try await lines.next(timeout: 10))
+        #expect(first["error"]?["code"]?.string == "badRequest")
+        #expect(second["ok"]?.bool == true)
+        #expect(third["error"]?["code"]?.string == "version")
+        await server.close()
+        #expect(!FileManager.default.fileExists(atPath: server.path))
     }
 }
