@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // The agent's small cross-cutting helpers, written once: the retry policy, duration text,
@@ -130,6 +131,7 @@ let package = Package(
             dependencies: [
                 "AWS",
                 "Bootstrap",
+                "IPAM",
                 "NodeRender",
                 "Support",
                 "Systemd",
@@ -157,9 +159,12 @@ let package = Package(
         .target(
             name: "IPAM",
             dependencies: [
-                "IPAMProtocol", "Support", "WireJSON",
+                "AWS", "IPAMProtocol", "Support", "WireJSON",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings),
         .target(name: "TestSupport", dependencies: ["Systemd"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
@@ -192,7 +197,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         // The executables as a user runs them: exit status, stdout, stderr.
         .testTarget(
-            name: "CommandTests", dependencies: ["Bootstrap", "SigV4", "Testbed", "TestSupport"],
+            name: "CommandTests", dependencies: ["Bootstrap", "IPAMProtocol", "SigV4", "Testbed", "TestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(name: "NodeRenderTests", dependencies: ["NodeRender", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(

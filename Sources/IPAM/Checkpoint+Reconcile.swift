@@ -10,14 +10,19 @@ public struct HostObservation: Sendable {
     /// Names of the host's network links (a pod's host veth is `hostVethName(namespace, name)`).
     public var links: Set<String>
     public var vethPrefix: String
+    /// False when the kernel's view could not be read: then nothing is released or adopted
+    /// (without it, "no trace" proves nothing).
+    public var kernelKnown: Bool
 
     public init(
-        addressesByENI: [String: Set<String>], kernelTraces: [String: String], links: Set<String>, vethPrefix: String = "eni"
+        addressesByENI: [String: Set<String>], kernelTraces: [String: String], links: Set<String>, vethPrefix: String = "eni",
+        kernelKnown: Bool = true
     ) {
         self.addressesByENI = addressesByENI
         self.kernelTraces = kernelTraces
         self.links = links
         self.vethPrefix = vethPrefix
+        self.kernelKnown = kernelKnown
     }
 }
 
@@ -53,7 +58,7 @@ extension Checkpoint {
             let trace = host.kernelTraces[allocation.address]
             let adopted = allocation.key.network == Self.adoptedNetwork
             let veth = allocation.pod.map { hostVethName(namespace: $0.namespace, name: $0.name, prefix: host.vethPrefix) }
-            let inUse = trace != nil || veth.map(host.links.contains) == true
+            let inUse = !host.kernelKnown || trace != nil || veth.map(host.links.contains) == true
             guard onENIs.contains(allocation.address) else {
                 kept.append(allocation)
                 result.unconfirmed.append(allocation)
@@ -62,7 +67,7 @@ extension Checkpoint {
                         + "kept (not handed out) until EC2 confirms")
                 continue
             }
-            if adopted ? trace != nil : (inUse || now - allocation.since < Self.wiringGrace) {
+            if adopted ? (trace != nil || !host.kernelKnown) : (inUse || now - allocation.since < Self.wiringGrace) {
                 kept.append(allocation)
                 continue
             }

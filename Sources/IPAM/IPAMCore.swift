@@ -194,7 +194,7 @@ public actor IPAMCore {
             let first = checkpoint.cooling.filter { $0.until > now }.map(\.until).min() ?? now
             message += ", \(counts.cooling) cooling down (the first is free again in \(max(first - now, 0) / 1000 + 1) s)"
         }
-        return message + "; the pool grows in the background"
+        return message
     }
 
     /// The status reply's body (and `nodeboot status`'s ipamd section).

@@ -15,7 +15,9 @@ enum NodeBoot {
 
     static let commands = Command(
         "nodeboot", abstract: "Bootstrap an EC2 instance into an Amazon EKS node.",
-        subcommands: [Init.command, ConfigCommand.command, Token.command, Facts.command, Status.command])
+        subcommands: [
+            Init.command, ConfigCommand.command, Token.command, Facts.command, Status.command, IPAMD.command,
+        ])
 
     /// Maps `Failure` and usage errors to their message and exit status (DESIGN: 2 for bad input).
     static func main() async {
@@ -61,6 +63,7 @@ enum NodeBoot {
         case "aws-iam-authenticator token": try await AuthenticatorCompatibility.run(arguments)
         case "nodeboot facts": try await Facts.run(arguments)
         case "nodeboot status": try Status.run(arguments)
+        case "nodeboot ipamd": try await IPAMD.run(arguments)
         default: throw UsageError(message: "Unexpected command '\(command.fullName)'", command: commands)
         }
     }

@@ -1,0 +1,101 @@
+import Foundation
+import IPAMProtocol
+import TestSupport
+import Testbed
+import Testing
+
+/// `nodeboot ipamd` as systemd runs it: the real binary, the testbed as the instance.
+@Suite("nodeboot ipamd")
+struct IPAMDCommandTests {
+    static let binary = Paths.debugBinaries.appendingPathComponent("nodeboot").path
+
+    @Test("refused settings: one line each, naming the variable and where to set it; exit 2; nothing served")
+    func refused() async throws {
+        let root = try ConfigCommandTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let result = try await ChildProcess.run(
+            [Self.binary, "ipamd", "--root", root],
+            environment: ChildProcess.cleanEnvironment(["WARM_IP_TARGET": "lots", "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG": "true"]))
+        #expect(result.status == 2)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines.first?.hasPrefix("ipamd: refused setting: WARM_IP_TARGET=lots: not a whole number of 0 or more") == true)
+        #expect(lines.allSatisfy { $0.hasSuffix("set it in spec.instance.environment.nodeboot-ipamd of the NodeConfig") })
+        #expect(!FileManager.default.fileExists(atPath: root + "/run/nodeboot/ipamd.sock"))
+    }
+
+    @Test(
+        "serves the ENIs' secondary addresses: conflist once serving, add/del over the socket, SIGTERM exits 0, a restart keeps assignments"
+    )
+    func serves() async throws {
+        var configuration = TestbedConfiguration.default
+        configuration.networkInterfaces = [
+            .init(
+                mac: "0e:49:61:0f:c3:12", deviceNumber: 1, interfaceId: "eni-0000000000000000a",
+                localIpv4s: ["172.16.34.50", "172.16.34.51", "172.16.34.52"])
+        ]
+        let testbed = try await Testbed.start(configuration)
+        let root = try ConfigCommandTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let socket = root + "/run/nodeboot/ipamd.sock"
+        let key = AttachmentKey(container: "c1", ifname: "eth0", network: "nodeboot")
+        let pod = PodReference(namespace: "default", name: "nginx", uid: "u1")
+
+        func start() throws -> Process {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = ["ipamd", "--root", root]
+            process.environment = ChildProcess.cleanEnvironment(testbed.environment)
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            return process
+        }
+        func waitForSocket() async throws {
+            for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) {
+                try await Task.sleep(for: .milliseconds(25))
+            }
+        }
+        func stop(_ process: Process) async throws -> Int32 {
+            kill(process.processIdentifier, SIGTERM)
+            for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(25)) }
+            return process.isRunning ? -1 : process.terminationStatus
+        }
+
+        let first = try start()
+        try await waitForSocket()
+        let client = IPAMClient(socketPath: socket)
+        let added = try client.send(.add(key, netns: "/var/run/netns/x", pod: pod))
+        guard case .added(let assignment) = added else {
+            Issue.record("add answered \(added)")
+            _ = try await stop(first)
+            try await testbed.shutdown()
+            return
+        }
+        #expect(assignment.ips == ["172.16.34.51/32"])
+        #expect(assignment.device == 1 && assignment.table == 2 && assignment.eni == "eni-0000000000000000a")
+        let conflist = try String(contentsOfFile: root + "/etc/cni/net.d/10-nodeboot.conflist", encoding: .utf8)
+        #expect(conflist.contains(#""type":"nodeboot-cni""#))
+        #expect(try await stop(first) == 0)
+        #expect(!FileManager.default.fileExists(atPath: socket), "the socket is removed at shutdown")
+
+        // A new daemon reads the checkpoint: the same key keeps its address, the next gets another.
+        let second = try start()
+        try await waitForSocket()
+        #expect(try client.send(.add(key, netns: "/var/run/netns/x", pod: pod)) == added)
+        guard
+            case .added(let other) = try client.send(
+                .add(AttachmentKey(container: "c2", ifname: "eth0", network: "nodeboot"), netns: "/n", pod: pod))
+        else {
+            Issue.record("second add failed")
+            return
+        }
+        #expect(other.ips == ["172.16.34.52/32"])
+        guard case .deleted(let known, _) = try client.send(.del(key, pod: pod, reason: "test")) else {
+            Issue.record("del"); return
+        }
+        #expect(known)
+        #expect(try await stop(second) == 0)
+        try await testbed.shutdown()
+    }
+}
