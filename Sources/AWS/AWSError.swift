@@ -95,6 +95,15 @@ public struct AWSError: Error, Sendable, CustomStringConvertible {
             return "the secret access key does not match the access key id, or the system clock is off by more than 5 minutes"
         case "InvalidClientTokenId", "UnrecognizedClientException", "AuthFailure":
             return "the access key id is not valid here: check the credentials, the region and the partition"
+        case "InsufficientFreeAddressesInSubnet":
+            return "the subnet has too few free IPv4 addresses; free addresses in it or give the node a larger subnet"
+        case "InsufficientCidrBlocks":
+            return
+                "the subnet has no free aligned /28 block for a prefix (it may still have free addresses); reserve a CIDR range in the subnet for prefixes (subnet CIDR reservation)"
+        case "PrivateIpAddressLimitExceeded":
+            return "the network interface already holds as many IPv4 addresses and prefixes as the instance type allows"
+        case "AttachmentLimitExceeded":
+            return "the instance already has as many network interfaces as its type allows (MAX_ENI lowers the number used)"
         case _ where throttlingCodes.contains(code):
             return "AWS is throttling this account; stagger node launches or raise AWS_MAX_ATTEMPTS"
         default:

@@ -8,6 +8,48 @@ public struct EC2Instance: Sendable, Equatable, Codable {
     public var instanceType: String?
     public var availabilityZone: String?
     public var state: String?
+    /// The attached ENIs, in the order EC2 lists them.
+    public var networkInterfaces: [NetworkInterface]
+
+    /// An ENI as `DescribeInstances` lists it under the instance.
+    public struct NetworkInterface: Sendable, Equatable, Codable {
+        public var id: String
+        public var macAddress: String
+        public var attachmentId: String
+        public var deviceIndex: Int
+        public var networkCardIndex: Int
+        /// The attachment's status (`attaching`, `attached`, `detaching`).
+        public var status: String
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case instanceId, privateDnsName, privateIpAddress, instanceType, availabilityZone, state, networkInterfaces
+    }
+
+    init(
+        instanceId: String, privateDnsName: String, privateIpAddress: String?, instanceType: String?,
+        availabilityZone: String?, state: String?, networkInterfaces: [NetworkInterface]
+    ) {
+        self.instanceId = instanceId
+        self.privateDnsName = privateDnsName
+        self.privateIpAddress = privateIpAddress
+        self.instanceType = instanceType
+        self.availabilityZone = availabilityZone
+        self.state = state
+        self.networkInterfaces = networkInterfaces
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        instanceId = try c.decode(String.self, forKey: .instanceId)
+        privateDnsName = try c.decode(String.self, forKey: .privateDnsName)
+        privateIpAddress = try c.decodeIfPresent(String.self, forKey: .privateIpAddress)
+        instanceType = try c.decodeIfPresent(String.self, forKey: .instanceType)
+        availabilityZone = try c.decodeIfPresent(String.self, forKey: .availabilityZone)
+        state = try c.decodeIfPresent(String.self, forKey: .state)
+        // Written before the field existed: no ENIs known.
+        networkInterfaces = try c.decodeIfPresent([NetworkInterface].self, forKey: .networkInterfaces) ?? []
+    }
 }
 
 /// Network limits of an instance type from `DescribeInstanceTypes`.
@@ -38,7 +80,8 @@ extension AWSClient {
         }
     }
 
-    /// `ec2:DescribeInstances` for one instance id.
+    /// `ec2:DescribeInstances` for one instance id, with its attached ENIs (a free device index is
+    /// chosen from these: IMDS may lag behind an attach).
     public func describeInstance(id: String) async throws -> EC2Instance {
         let operation = "EC2 DescribeInstances"
         let root = try parseXML(try await perform(ec2Call("DescribeInstances", [("InstanceId.1", id)])), operation: operation)
@@ -53,7 +96,15 @@ extension AWSClient {
             instanceId: id, privateDnsName: item.string("privateDnsName") ?? "",
             privateIpAddress: item.string("privateIpAddress"), instanceType: item.string("instanceType"),
             availabilityZone: item.path("placement", "availabilityZone")?.text,
-            state: item.path("instanceState", "name")?.text)
+            state: item.path("instanceState", "name")?.text,
+            networkInterfaces: item.items("networkInterfaceSet").compactMap { eni in
+                guard let id = eni.string("networkInterfaceId"), let attachment = eni.child("attachment") else { return nil }
+                return EC2Instance.NetworkInterface(
+                    id: id, macAddress: eni.string("macAddress") ?? "", attachmentId: attachment.string("attachmentId") ?? "",
+                    deviceIndex: attachment.string("deviceIndex").flatMap(Int.init) ?? 0,
+                    networkCardIndex: attachment.string("networkCardIndex").flatMap(Int.init) ?? 0,
+                    status: attachment.string("status") ?? "")
+            })
     }
 
     /// `ec2:DescribeInstanceTypes` for one type: ENIs on the default network card, IPs per ENI.

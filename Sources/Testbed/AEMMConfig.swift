@@ -53,6 +53,8 @@ struct InstanceModel: Sendable {
         var subnetIPv4CIDR: String
         var vpcID: String
         var vpcIPv4CIDRs: [String]
+        var subnetIPv6CIDRs: [String] = []
+        var vpcIPv6CIDRs: [String] = []
         var securityGroupIDs: [String]
         var securityGroupNames: [String]
         var ownerID: String
@@ -137,7 +139,8 @@ struct InstanceModel: Sendable {
             interfaceID: v("mac-network-interface-id"), localIPv4s: lines("mac-local-ipv4s"),
             ipv6s: lines("mac-ipv6-associations"), subnetID: v("mac-subnet-id"),
             subnetIPv4CIDR: v("mac-subnet-ipv4-cidr-block"), vpcID: v("mac-vpc-id"),
-            vpcIPv4CIDRs: lines("mac-vpc-ipv4-cidr-blocks"), securityGroupIDs: lines("mac-security-group-ids"),
+            vpcIPv4CIDRs: lines("mac-vpc-ipv4-cidr-blocks"), subnetIPv6CIDRs: lines("mac-subnet-ipv6-cidr-blocks"),
+            vpcIPv6CIDRs: lines("mac-vpc-ipv6-cidr-blocks"), securityGroupIDs: lines("mac-security-group-ids"),
             securityGroupNames: lines("mac-security-groups"), ownerID: v("mac-owner-id"),
             privateDNSName: privateDNSName)
         var interfaces = [primary]
@@ -147,7 +150,7 @@ struct InstanceModel: Sendable {
                 interfaceID: eni.interfaceId ?? String(format: "eni-%017x", 0xe0 + index),
                 localIPv4s: eni.localIpv4s, ipv6s: eni.ipv6s, subnetID: eni.subnetId ?? primary.subnetID,
                 subnetIPv4CIDR: eni.subnetIpv4CidrBlock ?? primary.subnetIPv4CIDR, vpcID: eni.vpcId ?? primary.vpcID,
-                vpcIPv4CIDRs: eni.vpcIpv4CidrBlocks ?? primary.vpcIPv4CIDRs,
+                vpcIPv4CIDRs: eni.vpcIpv4CidrBlocks ?? primary.vpcIPv4CIDRs, vpcIPv6CIDRs: primary.vpcIPv6CIDRs,
                 securityGroupIDs: primary.securityGroupIDs, securityGroupNames: primary.securityGroupNames,
                 ownerID: primary.ownerID,
                 privateDNSName: eni.localIpv4s.first.map { "ip-" + $0.replacingOccurrences(of: ".", with: "-") + ".ec2.internal" } ?? "")
@@ -195,6 +198,11 @@ struct InstanceModel: Sendable {
     /// The document at a path, or the listing of a directory (children one per line,
     /// subdirectories with a trailing `/`), or nil.
     func lookup(_ rawPath: String) -> String? {
+        InstanceModel.lookup(rawPath, in: documents)
+    }
+
+    /// ``lookup(_:)`` in a given set of documents.
+    static func lookup(_ rawPath: String, in documents: [String: String]) -> String? {
         let path = InstanceModel.normalize(rawPath)
         if let document = documents[path] { return document }
         let prefix = path == "/" ? "/" : path + "/"

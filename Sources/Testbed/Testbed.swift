@@ -95,8 +95,12 @@ public final class Testbed: Sendable {
         } catch {
             throw TestbedError(.configuration, "testbed kube API: cannot make its TLS certificate", cause: error)
         }
+        let network = try NetworkModel(
+            instance: instance, network: configuration.network,
+            instanceTypes: InstanceTypes.table(configuration.instanceTypes), now: Date())
         let core = TestbedCore(
-            configuration: configuration, instance: instance, role: role, kubeCAPEM: tls.caPEM, logger: logger)
+            configuration: configuration, instance: instance, role: role, kubeCAPEM: tls.caPEM, network: network,
+            logger: logger)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var tasks: [Task<Void, Never>] = []

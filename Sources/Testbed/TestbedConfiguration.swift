@@ -16,6 +16,9 @@ import Foundation
 ///   "instanceTypes": [{"instanceType": "m4.xlarge", "maximumNetworkInterfaces": 4,
 ///                      "ipv4AddressesPerInterface": 15}],
 ///   "networkInterfaces": [{"mac": "0e:49:61:0f:c3:12", "deviceNumber": 1, "localIpv4s": ["172.16.34.50"]}],
+///   "network": {"vpc": {"id": "vpc-d295a6a7", "cidrs": ["192.0.2.0/24"]},
+///               "subnets": [{"id": "subnet-0ac62554", "cidr": "192.0.2.0/27"}],
+///               "imdsLagMs": 0, "detachLagMs": 0},
 ///   "imdsTokenMaxTtlSeconds": 21600,
 ///   "faults": [{"endpoint": "ec2", "action": "DescribeInstances", "throttle": true, "count": 1}],
 ///   "lateStart": {"imdsSeconds": 0, "awsSeconds": 0, "kubeSeconds": 0},
@@ -35,6 +38,7 @@ import Foundation
 /// - `staticKeys`: further access keys the AWS endpoint accepts (no session token).
 /// - `instanceTypes`: added to the embedded DescribeInstanceTypes table (same name replaces).
 /// - `networkInterfaces`: ENIs besides the primary one (IMDS `macs/` and DescribeInstances).
+/// - `network`: the VPC and subnets EC2's ENI API works in, and its lags (see ``Network``).
 /// - `imdsTokenMaxTtlSeconds`: the largest token TTL IMDS grants (1…21600).
 /// - `faults`: fault rules active from the start (see ``FaultRule``).
 /// - `lateStart`: seconds before the IMDS, AWS or kube listener opens; until then connections are refused.
@@ -47,6 +51,7 @@ public struct TestbedConfiguration: Codable, Sendable {
     public var staticKeys: [StaticKey]
     public var instanceTypes: [InstanceType]
     public var networkInterfaces: [NetworkInterface]
+    public var network: Network
     public var imdsTokenMaxTtlSeconds: Int
     public var faults: [FaultRule]
     public var lateStart: LateStart
@@ -60,6 +65,7 @@ public struct TestbedConfiguration: Codable, Sendable {
         staticKeys: [StaticKey] = [StaticKey(accessKeyId: "testing", secretAccessKey: "testing")],
         instanceTypes: [InstanceType] = [],
         networkInterfaces: [NetworkInterface] = [],
+        network: Network = Network(),
         imdsTokenMaxTtlSeconds: Int = 21600,
         faults: [FaultRule] = [],
         lateStart: LateStart = LateStart(),
@@ -72,6 +78,7 @@ public struct TestbedConfiguration: Codable, Sendable {
         self.staticKeys = staticKeys
         self.instanceTypes = instanceTypes
         self.networkInterfaces = networkInterfaces
+        self.network = network
         self.imdsTokenMaxTtlSeconds = imdsTokenMaxTtlSeconds
         self.faults = faults
         self.lateStart = lateStart
@@ -85,7 +92,7 @@ public struct TestbedConfiguration: Codable, Sendable {
     public static var bundledInstanceJSON: String { BundledInstance.json }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case instance, privateDnsName, clusters, role, staticKeys, instanceTypes, networkInterfaces
+        case instance, privateDnsName, clusters, role, staticKeys, instanceTypes, networkInterfaces, network
         case imdsTokenMaxTtlSeconds, faults, lateStart, kubeAPI
     }
 
@@ -101,6 +108,7 @@ public struct TestbedConfiguration: Codable, Sendable {
         instanceTypes = try c.decodeIfPresent([InstanceType].self, forKey: .instanceTypes) ?? d.instanceTypes
         networkInterfaces =
             try c.decodeIfPresent([NetworkInterface].self, forKey: .networkInterfaces) ?? d.networkInterfaces
+        network = try c.decodeIfPresent(Network.self, forKey: .network) ?? d.network
         imdsTokenMaxTtlSeconds =
             try c.decodeIfPresent(Int.self, forKey: .imdsTokenMaxTtlSeconds) ?? d.imdsTokenMaxTtlSeconds
         faults = try c.decodeIfPresent([FaultRule].self, forKey: .faults) ?? d.faults
@@ -187,6 +195,7 @@ public struct TestbedConfiguration: Codable, Sendable {
         for (i, eni) in networkInterfaces.enumerated() where !MAC.isValid(eni.mac) {
             problems.append("networkInterfaces[\(i)].mac: '\(eni.mac)' is not a MAC address")
         }
+        problems += network.validationErrors()
         for (i, rule) in faults.enumerated() {
             problems += rule.validationErrors(at: "faults[\(i)]")
         }

@@ -56,7 +56,7 @@ extension TestbedCore {
                 case .failure(let error): return error.response
                 case .success(let identity):
                     signer = identity.accessKeyID
-                    return dispatch(call, identity: identity)
+                    return await dispatch(call, identity: identity)
                 }
             }
         }
@@ -169,9 +169,9 @@ extension TestbedCore {
         }
     }
 
-    func dispatch(_ call: AWSCall, identity: SigV4Verifier.Identity) -> HTTPResponse {
+    func dispatch(_ call: AWSCall, identity: SigV4Verifier.Identity) async -> HTTPResponse {
         switch call.service {
-        case .ec2: return ec2(call)
+        case .ec2: return await ec2(call)
         case .eks: return eks(call)
         case .sts: return sts(call, identity: identity)
         }
@@ -186,6 +186,7 @@ extension TestbedCore {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.sortedKeys]
+        if let response = networkControl(request) { return response }
         switch (request.method, request.path) {
         case ("PUT", "/_testbed/faults"):
             let rules: [FaultRule]
@@ -235,7 +236,7 @@ extension TestbedCore {
                     (
                         "message",
                         .string(
-                            "unknown testbed control call \(request.method) \(request.path); known: PUT|GET /_testbed/faults, POST /_testbed/imds/expire-tokens, GET|DELETE /_testbed/requests, POST /_testbed/kube/nodes/NAME/ready"
+                            "unknown testbed control call \(request.method) \(request.path); known: PUT|GET /_testbed/faults, POST /_testbed/imds/expire-tokens, GET|DELETE /_testbed/requests, POST /_testbed/kube/nodes/NAME/ready, GET /_testbed/ec2/network, GET|POST /_testbed/ec2/network-interfaces, PUT /_testbed/ec2/lag"
                         )
                     )
                 ]).compact())

@@ -1,7 +1,9 @@
 import Foundation
+import Synchronization
 
-/// EC2's Query API (`Version=2016-11-15`): DescribeInstances and DescribeInstanceTypes, with
-/// response and error XML in the shapes botocore parses.
+/// EC2's Query API (`Version=2016-11-15`): DescribeInstances (its ENIs from the network model)
+/// and DescribeInstanceTypes, with response and error XML in the shapes botocore parses. The ENI
+/// actions are in `TestbedCore+ENI.swift`.
 extension TestbedCore {
     static let ec2Namespace = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
@@ -34,10 +36,11 @@ extension TestbedCore {
         return HTTPResponse(status: 200, contentType: "text/xml;charset=UTF-8", text: body)
     }
 
-    func ec2(_ call: AWSCall) -> HTTPResponse {
+    func ec2(_ call: AWSCall) async -> HTTPResponse {
         switch call.action {
         case "DescribeInstances": return describeInstances(call)
         case "DescribeInstanceTypes": return describeInstanceTypes(call)
+        case let action? where TestbedCore.eniActions.contains(action): return await eniAction(action, call)
         case let action?:
             return TestbedCore.ec2Error(400, "InvalidAction", "The action \(action) is not valid for this web service.")
         case nil:
@@ -65,30 +68,9 @@ extension TestbedCore {
         let groups = zip(i.interfaces[0].securityGroupIDs, i.interfaces[0].securityGroupNames).map {
             "<item>" + XML.element("groupId", $0) + XML.element("groupName", $1) + "</item>"
         }.joined()
-        var interfaces = ""
-        for eni in i.interfaces {
-            var addresses = ""
-            for (n, ip) in eni.localIPv4s.enumerated() {
-                addresses +=
-                    "<item>" + XML.element("privateIpAddress", ip)
-                    + XML.element("privateDnsName", n == 0 ? eni.privateDNSName : "")
-                    + XML.element("primary", n == 0 ? "true" : "false") + "</item>"
-            }
-            let ipv6 = eni.ipv6s.map { "<item>" + XML.element("ipv6Address", $0) + "</item>" }.joined()
-            interfaces +=
-                "<item>" + XML.element("networkInterfaceId", eni.interfaceID) + XML.element("subnetId", eni.subnetID)
-                + XML.element("vpcId", eni.vpcID) + "<description/>" + XML.element("ownerId", eni.ownerID)
-                + XML.element("status", "in-use") + XML.element("macAddress", eni.mac)
-                + XML.element("privateIpAddress", eni.localIPv4s.first ?? "")
-                + XML.element("privateDnsName", eni.privateDNSName) + XML.element("sourceDestCheck", "true")
-                + "<groupSet>" + groups + "</groupSet>" + "<attachment>"
-                + XML.element("attachmentId", "eni-attach-" + eni.interfaceID.dropFirst(4))
-                + XML.element("deviceIndex", String(eni.deviceNumber)) + XML.element("status", "attached")
-                + XML.element("attachTime", i.launchTime) + XML.element("deleteOnTermination", "true")
-                + XML.element("networkCardIndex", String(eni.networkCard)) + "</attachment>"
-                + "<privateIpAddressesSet>" + addresses + "</privateIpAddressesSet>"
-                + "<ipv6AddressesSet>" + ipv6 + "</ipv6AddressesSet>" + XML.element("interfaceType", "interface")
-                + "</item>"
+        let interfaces = state.withLock { state in
+            state.network.settle(Date())
+            return state.network.attached.map { TestbedCore.eniXML($0, in: state.network, forInstance: true) }.joined()
         }
         let primary = i.interfaces[0]
         let item =

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// IMDSv2 as EC2 serves it: a token from `PUT /latest/api/token`, then GETs with the token.
 extension TestbedCore {
@@ -72,7 +73,8 @@ extension TestbedCore {
         } else if instance.imdsv2 {
             return TestbedCore.imdsError(401)
         }
-        guard let document = instance.lookup(request.path) else { return TestbedCore.imdsError(404) }
+        let documents = state.withLock { $0.network.imdsDocuments(now: now) }
+        guard let document = InstanceModel.lookup(request.path, in: documents) else { return TestbedCore.imdsError(404) }
         return HTTPResponse(status: 200, contentType: "text/plain", text: document)
     }
 }

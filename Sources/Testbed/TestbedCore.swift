@@ -4,7 +4,7 @@ import SigV4
 import Synchronization
 
 /// The testbed's request handling and its mutable state (IMDS tokens, fault rules, the
-/// request log, the Kubernetes objects), shared by the listeners.
+/// request log, EC2's network model, the Kubernetes objects), shared by the listeners.
 final class TestbedCore: Sendable {
     struct ActiveFault {
         var rule: FaultRule
@@ -16,6 +16,13 @@ final class TestbedCore: Sendable {
         /// IMDS token → expiry.
         var tokens: [String: Date] = [:]
         var records: [RecordedRequest] = []
+        var network: NetworkModel
+    }
+
+    /// In-process hooks run on attach and detach, before EC2's answer.
+    struct NetworkHooks {
+        var onAttach: (@Sendable (ENIEvent) async -> Void)?
+        var onDetach: (@Sendable (ENIEvent) async -> Void)?
     }
 
     let configuration: TestbedConfiguration
@@ -34,13 +41,14 @@ final class TestbedCore: Sendable {
     let kubeAddressBox = Mutex("127.0.0.1:0")
     /// Watch responses being written; shutdown lets them end cleanly first.
     let openWatches = Mutex(0)
+    let networkHooks = Mutex(NetworkHooks())
 
     var kubeAddress: String { kubeAddressBox.withLock { $0 } }
     var kubeEndpoint: String { "https://" + kubeAddress }
 
     init(
         configuration: TestbedConfiguration, instance: InstanceModel, role: RoleCredentials, kubeCAPEM: String,
-        logger: Logger
+        network: NetworkModel, logger: Logger
     ) {
         self.configuration = configuration
         self.instance = instance
@@ -53,7 +61,8 @@ final class TestbedCore: Sendable {
         self.kubeCAPEM = kubeCAPEM
         self.kubeClusterName =
             configuration.kubeAPI.clusterName ?? configuration.clusters.first?.name ?? "my-cluster"
-        self.state = Mutex(State(faults: configuration.faults.map { ActiveFault(rule: $0, remaining: $0.count) }))
+        self.state = Mutex(
+            State(faults: configuration.faults.map { ActiveFault(rule: $0, remaining: $0.count) }, network: network))
     }
 
     // MARK: Faults
