@@ -144,8 +144,9 @@ public enum EC2AddressRequest: Sendable, Equatable {
 }
 
 extension AWSClient {
-    /// `MaxResults` of a paged DescribeNetworkInterfaces (EC2's largest page).
-    static let networkInterfacePageSize = 1000
+    /// `MaxResults` of a paged DescribeNetworkInterfaces. EC2 allows 1000, but an ENI with 50
+    /// addresses is about 8 KB of XML: 250 of them stay well under the transports' 4 MiB cap.
+    static let networkInterfacePageSize = 250
     /// A bound on pages, so a service repeating its `NextToken` cannot loop us forever.
     static let maximumPages = 1000
 
@@ -244,7 +245,7 @@ extension AWSClient {
 
     /// `ec2:DescribeNetworkInterfaces` by id and/or filters (name → values; values of one filter
     /// are alternatives, filters all apply, e.g. `["tag-key": ["node.k8s.amazonaws.com/instance_id"],
-    /// "status": ["available"]]`). Without ids it pages through `MaxResults` 1000 and `NextToken`
+    /// "status": ["available"]]`). Without ids it pages through `MaxResults` 250 and `NextToken`
     /// (EC2 refuses `MaxResults` together with ids).
     public func describeNetworkInterfaces(ids: [String] = [], filters: [String: [String]] = [:]) async throws
         -> [EC2NetworkInterface]
