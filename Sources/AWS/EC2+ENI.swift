@@ -27,6 +27,15 @@ public enum EC2ErrorCode {
     public static let idempotentParameterMismatch = "IdempotentParameterMismatch"
 }
 
+extension AWSError {
+    /// DeleteNetworkInterface of an ENI that is still attached or detaching. EC2 has no code of
+    /// its own for it: it answers `InvalidParameterValue` "Network interface 'eni-…' is currently
+    /// in use." (aws-node #1399). Retry once the ENI is `available`.
+    public var isNetworkInterfaceInUse: Bool {
+        code == EC2ErrorCode.invalidParameterValue && message.contains("is currently in use")
+    }
+}
+
 /// A subnet as `DescribeSubnets` reports it.
 public struct EC2Subnet: Sendable, Equatable {
     public var id: String

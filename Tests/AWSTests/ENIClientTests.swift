@@ -193,7 +193,8 @@ struct ENIClientTests {
 
             let inUse = await Self.awsError { try await client.deleteNetworkInterface(enis[0]) }
             #expect(inUse?.code == EC2ErrorCode.invalidParameterValue)
-            #expect(inUse?.message.contains("currently in use") == true)
+            #expect(inUse?.isNetworkInterfaceInUse == true)
+            #expect(taken?.isNetworkInterfaceInUse == false)
             try await client.detachNetworkInterface(attachment: first)
             let detaching = await Self.awsError { try await client.detachNetworkInterface(attachment: first) }
             #expect(detaching?.code == EC2ErrorCode.incorrectState)
