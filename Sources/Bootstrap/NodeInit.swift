@@ -81,7 +81,7 @@ public struct NodeInit: Sendable {
     }
 
     var paths: NodePaths { NodePaths(root: options.root) }
-    var daemons: Set<Daemon> { options.daemons ?? Set(Daemon.allCases) }
+    var daemons: Set<Daemon> { options.daemons ?? Daemon.defaults }
 
     /// Runs every phase. A run that got as far as touching the node (apply or run) leaves
     /// `/run/nodeboot/status.json`, failed or not.

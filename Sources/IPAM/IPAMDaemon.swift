@@ -84,16 +84,18 @@ public enum IPAMDaemon {
             }
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             let server = try await SocketServer.start(core: core, path: paths.socket, group: group)
+            // READY once the socket serves (init's bounded wait for the unit ends here); the
+            // conflist, which makes containerd report the network ready, only once there is an
+            // address to give.
             let counts = await core.counts()
             let line = "serving \(counts.free) free of \(counts.total) addresses on \(enis.count) ENIs"
             if counts.free > 0 {
                 try Conflist(mtu: settings.mtu).write(paths.conflist)
-                notify("READY=1\nSTATUS=\(line)")
                 log("ipamd: \(line); wrote \(paths.conflist)")
             } else {
-                notify("STATUS=no free address yet: the conflist waits")
-                log("ipamd: no free address on this instance's ENIs yet; the conflist is not written")
+                log("ipamd: \(line); no free address yet, so \(paths.conflist) is not written")
             }
+            notify("READY=1\nSTATUS=\(line)")
             let services = ServiceGroup(
                 configuration: .init(
                     services: [.init(service: Serving(server: server), successTerminationBehavior: .gracefullyShutdownGroup)],

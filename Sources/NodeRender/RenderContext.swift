@@ -85,12 +85,20 @@ public enum TokenHelper: String, Sendable, Equatable, CaseIterable, Codable {
 /// The daemons whose configuration `init` writes (nodeadm's `--daemon` names).
 public enum Daemon: String, Sendable, CaseIterable, Codable {
     case containerd
+    /// nodeboot's IPAM daemon (docs/ipamd.md). Opt-in (`--daemon nodeboot-ipamd`) until it
+    /// grows the pool through EC2: started by default, it would serve no address on a fresh
+    /// node and contend with the aws-node daemonset.
+    case ipamd = "nodeboot-ipamd"
     case kubelet
+
+    /// What `init` handles without `--daemon`: nodeadm's two.
+    public static let defaults: Set<Daemon> = [.containerd, .kubelet]
 
     /// The systemd unit that runs it.
     public var unit: ServiceUnit {
         switch self {
         case .containerd: .containerd
+        case .ipamd: .ipamd
         case .kubelet: .kubelet
         }
     }
@@ -102,6 +110,8 @@ public enum ServiceUnit: String, Sendable, CaseIterable, Codable {
     /// DNS: only when the NodeConfig sets nameservers or domains (its drop-in is rendered).
     case resolved = "systemd-resolved.service"
     case containerd = "containerd.service"
+    /// Between containerd and the kubelet: the kubelet's first pod needs an address.
+    case ipamd = "nodeboot-ipamd.service"
     case kubelet = "kubelet.service"
 
     /// The daemon it runs (`--daemon` selects it); nil for a unit that is handled only when a
@@ -110,6 +120,7 @@ public enum ServiceUnit: String, Sendable, CaseIterable, Codable {
         switch self {
         case .resolved: nil
         case .containerd: .containerd
+        case .ipamd: .ipamd
         case .kubelet: .kubelet
         }
     }
@@ -123,6 +134,7 @@ public enum ServiceUnit: String, Sendable, CaseIterable, Codable {
         switch self {
         case .resolved: "systemd-resolved"
         case .containerd: "nodeboot's units/containerd drop-ins"
+        case .ipamd: "nodeboot's units/nodeboot-ipamd.service"
         case .kubelet: "nodeboot's units/kubelet.service"
         }
     }

@@ -15,7 +15,9 @@ struct Init {
         "init", abstract: "Bootstrap this instance into a node: config, discover, validate, render, apply, run.",
         options: SourceOptions.options + [
             .value("skip", short: "s", "skip", "Skip a phase (config or run); repeatable."),
-            .value("daemon", short: "d", "daemon", "Only configure these daemons (containerd, kubelet); '--daemon=' for none."),
+            .value(
+                "daemon", short: "d", "daemon",
+                "Only configure these daemons (containerd, kubelet, nodeboot-ipamd); '--daemon=' for none."),
             // `--daemon=` (nodeadm's "no daemons"); `main` rewrites it to this.
             .flag("no-daemons", "", hidden: true),
             .value("config-cache", "config-cache", "Config cache file (nodeadm's --config-cache)."),
@@ -62,7 +64,8 @@ struct Init {
             for name in named where !name.isEmpty {
                 guard let value = Daemon(rawValue: name) else {
                     throw Failure(
-                        NodeBootError(.input, "--daemon \(name): not a daemon", hint: "use containerd or kubelet"))
+                        NodeBootError(
+                            .input, "--daemon \(name): not a daemon", hint: "use containerd or kubelet (or nodeboot-ipamd)"))
                 }
                 daemons.insert(value)
             }

@@ -187,6 +187,27 @@ struct InitServiceTests {
         }
     }
 
+    @Test("--daemon nodeboot-ipamd: started between containerd and the kubelet; its NodeConfig environment restarts only it")
+    func ipamd() async throws {
+        try await Self.withNode { node in
+            let options = node.options(daemons: [.containerd, .ipamd, .kubelet])
+            _ = try await node.run(options).get()
+            #expect(
+                node.manager.actions == ["start containerd.service", "start nodeboot-ipamd.service", "start kubelet.service"])
+            try node.write("  instance:\n    environment:\n      nodeboot-ipamd:\n        WARM_IP_TARGET: \"5\"")
+            node.manager.clearCalls()
+            _ = try await node.run(options).get()
+            #expect(node.manager.actions == ["daemon-reload", "restart nodeboot-ipamd.service"])
+            let dropIn = try String(
+                contentsOfFile: node.root + "/etc/systemd/system/nodeboot-ipamd.service.d/environment.conf", encoding: .utf8)
+            #expect(dropIn == "[Service]\nEnvironment=\"WARM_IP_TARGET=5\"\n")
+            // Without --daemon it is nodeadm's two: ipamd is opt-in until it grows the pool through EC2.
+            node.manager.clearCalls()
+            _ = try await node.run().get()
+            #expect(!node.manager.actions.contains { $0.contains("ipamd") })
+        }
+    }
+
     @Test("a unit that fails: the error names it and carries its journal lines; the kubelet is not started")
     func failingUnit() async throws {
         try await Self.withNode { node in

@@ -30,7 +30,7 @@ public final class RecordingServiceManager: ServiceManager {
     private let state: Mutex<State>
 
     /// `installed`: the units that exist (inactive); any other unit is `not-found`.
-    public init(installed: [String] = ["containerd.service", "kubelet.service"]) {
+    public init(installed: [String] = ["containerd.service", "nodeboot-ipamd.service", "kubelet.service"]) {
         var units: [String: UnitState] = [:]
         for unit in installed { units[unit] = UnitState(loadState: "loaded", activeState: "inactive", subState: "dead") }
         state = Mutex(State(units: units))
