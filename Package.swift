@@ -175,7 +175,8 @@ let package = Package(
         .testTarget(
             name: "IPAMTests",
             dependencies: [
-                "IPAM", "IPAMProtocol", "TestSupport", "WireJSON", .product(name: "NIOPosix", package: "swift-nio"),
+                "AWS", "IPAM", "IPAMProtocol", "Testbed", "TestSupport", "WireJSON",
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"], swiftSettings: swiftSettings),

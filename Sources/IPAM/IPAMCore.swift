@@ -45,7 +45,7 @@ public actor IPAMCore {
     public let cooldown: Duration
     public let checkpointPath: String
     /// Wall-clock Unix milliseconds (checkpoint times must mean the same after a restart).
-    let wallClock: @Sendable () -> Int64
+    nonisolated let wallClock: @Sendable () -> Int64
     public private(set) var enis: [ENIState]
     public private(set) var checkpoint: Checkpoint
     /// When each address was last released (Unix ms): the longest-released is handed out first.
@@ -98,6 +98,7 @@ public actor IPAMCore {
         next.cooling.removeAll { $0.address == address }
         try commit(next)
         adds += 1
+        changed?()
         return assignment(address: address, eni: eni)
     }
 
@@ -114,6 +115,7 @@ public actor IPAMCore {
         try commit(next)
         released[existing.address] = now
         deletes += 1
+        changed?()
         return assignment
     }
 
@@ -124,9 +126,52 @@ public actor IPAMCore {
         return try assignment(for: existing)
     }
 
-    /// Adds the ENIs' new addresses (the reconciler, after EC2 assigned them).
-    public func update(enis: [ENIState]) {
-        self.enis = enis.sorted { $0.device < $1.device }
+    /// Attached ENIs that are not ours (they use device slots).
+    public private(set) var foreignENIs = 0
+    /// Called after every change an add or delete makes (wakes the reconciler).
+    var changed: (@Sendable () -> Void)?
+
+    public func setForeignENIs(_ count: Int) { foreignENIs = count }
+    public func onChange(_ callback: @escaping @Sendable () -> Void) { changed = callback }
+
+    /// Addresses EC2 assigned to `eni` (only those not known yet are added: moto answers with all).
+    public func addAddresses(_ addresses: [String], to eni: String) {
+        guard let index = enis.firstIndex(where: { $0.id == eni }) else { return }
+        let known = Set(enis[index].addresses)
+        enis[index].addresses += addresses.filter { !known.contains($0) }
+    }
+
+    /// A newly attached ENI, its addresses ready to hand out.
+    public func attach(_ eni: ENIState) {
+        enis.removeAll { $0.id == eni.id }
+        enis.append(eni)
+        enis.sort { $0.device < $1.device }
+    }
+
+    /// Removes up to `count` addresses of `eni` that are neither assigned nor cooling, and returns
+    /// them (they can no longer be handed out while EC2 takes them back).
+    public func takeFree(_ count: Int, from eni: String) -> [String] {
+        guard let index = enis.firstIndex(where: { $0.id == eni }) else { return [] }
+        let now = wallClock()
+        let taken = Set(checkpoint.allocations.map(\.address))
+        let cooling = Set(checkpoint.cooling.filter { $0.until > now }.map(\.address))
+        let free = enis[index].addresses.filter { !taken.contains($0) && !cooling.contains($0) }.suffix(count)
+        enis[index].addresses.removeAll { free.contains($0) }
+        return Array(free)
+    }
+
+    /// Forgets a non-primary ENI with nothing assigned or cooling on it, before EC2 detaches it;
+    /// false (and nothing changes) when it is still in use.
+    public func detach(_ id: String) -> Bool {
+        guard let eni = enis.first(where: { $0.id == id }), !eni.isPrimary else { return false }
+        let now = wallClock()
+        let addresses = Set(eni.addresses)
+        let inUse =
+            checkpoint.allocations.contains { $0.eni == id || addresses.contains($0.address) }
+            || checkpoint.cooling.contains { $0.until > now && addresses.contains($0.address) }
+        guard !inUse else { return false }
+        enis.removeAll { $0.id == id }
+        return true
     }
 
     func commit(_ next: Checkpoint) throws(ProtocolError) {

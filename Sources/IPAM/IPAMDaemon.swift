@@ -50,11 +50,7 @@ public enum IPAMDaemon {
         }
         do {
             let facts = try await session.imds.instanceFacts()
-            let enis = facts.interfaces.filter { ($0.networkCard ?? 0) == 0 }.map { interface in
-                ENIState(
-                    id: interface.interfaceId ?? interface.mac, device: interface.deviceNumber ?? 0,
-                    isPrimary: interface.mac == facts.mac, addresses: Array(interface.localIPv4s.dropFirst()))
-            }.sorted { $0.device < $1.device }
+            let enis = Self.enis(facts)
             let vpcCIDRs = facts.primaryInterface?.vpcIPv4CIDRBlocks ?? []
             let wall: @Sendable () -> Int64 = {
                 var now = timespec()
@@ -82,23 +78,28 @@ public enum IPAMDaemon {
             if let slash = paths.socket.lastIndex(of: "/"), slash != paths.socket.startIndex {
                 try NodeFileSystem.makeDirectories(String(paths.socket[..<slash]), mode: 0o755)
             }
-            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            let server = try await SocketServer.start(core: core, path: paths.socket, group: group)
-            // READY once the socket serves (init's bounded wait for the unit ends here); the
-            // conflist, which makes containerd report the network ready, only once there is an
-            // address to give.
-            let counts = await core.counts()
-            let line = "serving \(counts.free) free of \(counts.total) addresses on \(enis.count) ENIs"
-            if counts.free > 0 {
-                try Conflist(mtu: settings.mtu).write(paths.conflist)
-                log("ipamd: \(line); wrote \(paths.conflist)")
-            } else {
-                log("ipamd: \(line); no free address yet, so \(paths.conflist) is not written")
+            // Everything from here runs inside the service group, whose SIGTERM handler is in
+            // place before the socket exists: a stop right after the socket appears is graceful.
+            let conflist = Conflist(mtu: settings.mtu)
+            let publish: @Sendable () async -> Void = {
+                let counts = await core.counts()
+                guard counts.total > 0 else { return }
+                if (try? conflist.write(paths.conflist)) == true {
+                    log("ipamd: \(counts.total) addresses on the ENIs; wrote \(paths.conflist)")
+                }
+                notify("STATUS=serving \(counts.free) free of \(counts.total) addresses, \(counts.assigned) assigned")
             }
-            notify("READY=1\nSTATUS=\(line)")
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            let serving = Serving(core: core, path: paths.socket, group: group, publish: publish, notify: notify)
+            let growing = Growing(core: core, log: log, publish: publish) {
+                try await Self.reconciler(core: core, session: session, facts: facts, settings: settings, log: log)
+            }
             let services = ServiceGroup(
                 configuration: .init(
-                    services: [.init(service: Serving(server: server), successTerminationBehavior: .gracefullyShutdownGroup)],
+                    services: [
+                        .init(service: serving, successTerminationBehavior: .gracefullyShutdownGroup),
+                        .init(service: growing, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore),
+                    ],
                     gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "nodeboot-ipamd")))
             try await services.run()
             notify("STOPPING=1")
@@ -111,11 +112,86 @@ public enum IPAMDaemon {
         }
     }
 
-    /// The socket server as a service: serves until graceful shutdown, then stops accepting.
-    struct Serving: Service {
-        let server: SocketServer
+    /// The ENIs on the default network card, with the secondary addresses IMDS lists (the first
+    /// local-ipv4 is the ENI's own).
+    public static func enis(_ facts: InstanceFacts) -> [ENIState] {
+        facts.interfaces.filter { ($0.networkCard ?? 0) == 0 }.map { interface in
+            ENIState(
+                id: interface.interfaceId ?? interface.mac, device: interface.deviceNumber ?? 0,
+                isPrimary: interface.mac == facts.mac, addresses: Array(interface.localIPv4s.dropFirst()))
+        }.sorted { $0.device < $1.device }
+    }
+
+    /// The reconciler's EC2 side: the region's client, the instance type's limits
+    /// (DescribeInstanceTypes), the primary ENI's subnet and security groups, the attached ENIs
+    /// that are not ours.
+    public static func reconciler(
+        core: IPAMCore, session: AWSSession, facts: InstanceFacts, settings: Settings,
+        log: @escaping @Sendable (String) -> Void
+    ) async throws -> Reconciler {
+        let ec2 = try await session.client(region: session.region(identity: facts.identity).region)
+        let type = try await ec2.describeInstanceType(facts.identity.instanceType)
+        let limits = InstanceLimits(
+            instanceType: type.instanceType, maxENIs: type.maxENIs, ipv4PerENI: type.ipv4AddressesPerInterface,
+            maxENISetting: settings.maxENI)
+        guard let primaryID = facts.primaryInterface?.interfaceId,
+            let primary = try await ec2.describeNetworkInterfaces(ids: [primaryID]).first
+        else {
+            throw IPAMError("the primary ENI of \(facts.identity.instanceId) is not known to EC2")
+        }
+        let ours = Set(await core.enis.map(\.id))
+        let instance = try await ec2.describeInstance(id: facts.identity.instanceId)
+        await core.setForeignENIs(
+            instance.networkInterfaces.filter { $0.networkCardIndex == 0 && !ours.contains($0.id) }.count)
+        // The standard formula until init hands over the kubelet's maxPods (docs/ipamd.md §2, NodeSpec).
+        let maxPods = limits.maxENIs * limits.slotsPerENI + 2
+        return Reconciler(
+            core: core, ec2: ec2, imds: session.imds,
+            context: .init(
+                instanceID: facts.identity.instanceId, cluster: nil, limits: limits, maxPods: maxPods, settings: settings,
+                subnet: primary.subnetId, securityGroups: primary.securityGroupIds),
+            log: log)
+    }
+
+    /// The pool's growth: the reconciler's EC2 setup, then its loop until SIGTERM (which cancels
+    /// it: no EC2 change starts after it, vpc-cni.md §1 row 8). Without EC2 (no credentials, no
+    /// permission) the daemon keeps serving the addresses the ENIs have.
+    struct Growing: Service {
+        let core: IPAMCore
+        let log: @Sendable (String) -> Void
+        let publish: @Sendable () async -> Void
+        let make: @Sendable () async throws -> Reconciler
 
         func run() async throws {
+            let reconciler: Reconciler
+            do {
+                reconciler = try await make()
+            } catch {
+                log("ipamd: the pool cannot grow through EC2: \(error); serving the addresses the ENIs have")
+                return
+            }
+            await reconciler.setAfterPass(publish)
+            let (wake, waker) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            await core.onChange { waker.yield() }
+            try await cancelWhenGracefulShutdown {
+                await reconciler.run(wake: wake)
+            }
+        }
+    }
+
+    /// The socket: bound, READY=1, served until SIGTERM, then closed (in-flight requests finish).
+    struct Serving: Service {
+        let core: IPAMCore
+        let path: String
+        let group: any EventLoopGroup
+        let publish: @Sendable () async -> Void
+        let notify: @Sendable (String) -> Void
+
+        func run() async throws {
+            let server = try await SocketServer.start(core: core, path: path, group: group)
+            await publish()
+            let counts = await core.counts()
+            notify("READY=1\nSTATUS=serving \(counts.free) free of \(counts.total) addresses")
             try? await gracefulShutdown()
             await server.close()
         }

@@ -45,7 +45,9 @@ struct IPAMDCommandTests {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Self.binary)
             process.arguments = ["ipamd", "--root", root]
-            process.environment = ChildProcess.cleanEnvironment(testbed.environment)
+            // WARM_ENI_TARGET=0: the two free addresses are enough, so the pool does not grow and
+            // the first add deterministically gets the configured ENI's first secondary address.
+            process.environment = ChildProcess.cleanEnvironment(testbed.environment.merging(["WARM_ENI_TARGET": "0"]) { $1 })
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()

@@ -1,0 +1,245 @@
+public import AWS
+import FoundationEssentials
+import Support
+
+/// The pool's loop (docs/ipamd.md §4): builds the pool's view from the core, asks
+/// `PoolView.decide` what to do, and carries it out through EC2: more secondary addresses on
+/// an ENI with room, or a new ENI (created in the primary ENI's subnet with its security
+/// groups and nodeboot's tags, attached at the lowest free device index, DeleteOnTermination
+/// set, then waited for in IMDS), addresses given back above target, a spare ENI detached and
+/// deleted. The CNI add path never comes here: adds and deletes only wake the loop.
+/// Secondary-IPv4 mode only for now (prefix delegation and IPv6 are decided by `Pool` but not
+/// carried out yet).
+public actor Reconciler {
+    public struct Context: Sendable {
+        public var instanceID: String
+        public var cluster: String?
+        public var limits: InstanceLimits
+        public var maxPods: Int
+        public var settings: Settings
+        /// The primary ENI's subnet and security groups: new ENIs get the same.
+        public var subnet: String
+        public var securityGroups: [String]
+
+        public init(
+            instanceID: String, cluster: String?, limits: InstanceLimits, maxPods: Int, settings: Settings, subnet: String,
+            securityGroups: [String]
+        ) {
+            self.instanceID = instanceID
+            self.cluster = cluster
+            self.limits = limits
+            self.maxPods = maxPods
+            self.settings = settings
+            self.subnet = subnet
+            self.securityGroups = securityGroups
+        }
+    }
+
+    let core: IPAMCore
+    let ec2: AWSClient
+    let imds: IMDSClient
+    let context: Context
+    let log: @Sendable (String) -> Void
+    /// Runs after every pass (the daemon writes the conflist once an address is free).
+    var afterPass: @Sendable () async -> Void = {}
+    /// How long a new ENI may take to appear in IMDS with its addresses (vpc-cni.md §1 row 9).
+    let attachWait: Duration
+    var subnetBlockedUntil: ContinuousClock.Instant?
+    var lastDecrease: ContinuousClock.Instant?
+    var created: [String: ContinuousClock.Instant] = [:]
+    public private(set) var calls: [String: Int] = [:]
+    public private(set) var errors: [String: Int] = [:]
+    public private(set) var lastDecision = PoolDecision()
+
+    public init(
+        core: IPAMCore, ec2: AWSClient, imds: IMDSClient, context: Context, attachWait: Duration = .seconds(60),
+        log: @escaping @Sendable (String) -> Void
+    ) {
+        self.core = core
+        self.ec2 = ec2
+        self.imds = imds
+        self.context = context
+        self.attachWait = attachWait
+        self.log = log
+    }
+
+    public func setAfterPass(_ callback: @escaping @Sendable () async -> Void) { afterPass = callback }
+
+    /// Wakes on `wake` (adds and deletes) and every `interval`, until cancelled.
+    public func run(wake: AsyncStream<Void>, interval: Duration = .seconds(5)) async {
+        await pass()
+        await withTaskGroup(of: Void.self) { group in
+            let (ticks, ticker) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    ticker.yield()
+                }
+                ticker.finish()
+            }
+            group.addTask {
+                for await _ in wake { ticker.yield() }
+            }
+            for await _ in ticks {
+                if Task.isCancelled { break }
+                await self.pass()
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// The pool's view now.
+    public func view(terminating: Bool = false) async -> PoolView {
+        let enis = await core.enis
+        let checkpoint = await core.checkpoint
+        let now = core.wallClock()
+        let clock = ContinuousClock.now
+        let cooling = Set(checkpoint.cooling.filter { $0.until > now }.map(\.address))
+        let assignedByENI = Dictionary(grouping: checkpoint.allocations, by: \.eni).mapValues(\.count)
+        let poolENIs = enis.map { eni in
+            let assigned = assignedByENI[eni.id] ?? 0
+            let coolingHere = eni.addresses.filter(cooling.contains).count
+            return PoolENI(
+                id: eni.id, device: eni.device, isPrimary: eni.isPrimary, addresses: eni.addresses.count, assigned: assigned,
+                cooling: coolingHere, age: created[eni.id].map { clock - $0 } ?? .seconds(86_400))
+        }
+        return PoolView(
+            mode: .secondaryIPv4, limits: context.limits, settings: context.settings, maxPods: context.maxPods, enis: poolENIs,
+            foreignENIs: await core.foreignENIs, subnetBlockedUntil: subnetBlockedUntil, lastDecrease: lastDecrease,
+            terminating: terminating, now: clock)
+    }
+
+    /// One decision and its EC2 calls. Errors are counted and logged, never thrown: the next
+    /// pass tries again (an insufficient-capacity answer waits out a 120 s cooldown first).
+    public func pass() async {
+        defer { Task { await afterPass() } }
+        let decision = await view().decide()
+        if decision.reason != lastDecision.reason, decision.blocked != nil || !decision.actions.isEmpty {
+            log("ipamd: \(decision.reason)")
+        }
+        lastDecision = decision
+        for action in decision.actions {
+            do {
+                try await perform(action)
+            } catch let error as AWSError {
+                let api = error.operation.split(separator: " ").last.map(String.init) ?? error.operation
+                errors[api, default: 0] += 1
+                if [EC2ErrorCode.insufficientFreeAddresses, EC2ErrorCode.insufficientCidrBlocks].contains(error.code) {
+                    subnetBlockedUntil = .now + .seconds(120)
+                }
+                log("ipamd: \(error)")
+                return
+            } catch {
+                errors["ipamd", default: 0] += 1
+                log("ipamd: \(error)")
+                return
+            }
+        }
+    }
+
+    func called(_ api: String) { calls[api, default: 0] += 1 }
+
+    func perform(_ action: PoolAction) async throws {
+        switch action {
+        case .assignIPs(let eni, let count):
+            called("AssignPrivateIpAddresses")
+            let answered = try await ec2.assignPrivateIPs(eni: eni, count: count)
+            await core.addAddresses(answered, to: eni)
+        case .createENI(let count):
+            try await createENI(addresses: count)
+        case .unassignIPs(let eni, let count):
+            let released = await core.takeFree(count, from: eni)
+            guard !released.isEmpty else { return }
+            called("UnassignPrivateIpAddresses")
+            do {
+                try await ec2.unassignPrivateIPs(eni: eni, addresses: released)
+            } catch {
+                await core.addAddresses(released, to: eni)
+                throw error
+            }
+            lastDecrease = .now
+        case .freeENI(let eni):
+            try await freeENI(eni)
+        case .assignPrefixes, .unassignPrefixes, .assignIPv6Prefix:
+            throw IPAMError("ipamd: \(action) is decided but not carried out yet (prefix delegation and IPv6 pools)")
+        }
+    }
+
+    func createENI(addresses count: Int) async throws {
+        var tags = [
+            "node.k8s.amazonaws.com/instance_id": context.instanceID,
+            "node.k8s.amazonaws.com/createdAt": Date.now.formatted(.iso8601),
+        ]
+        if let cluster = context.cluster { tags["cluster.k8s.amazonaws.com/name"] = cluster }
+        called("CreateNetworkInterface")
+        let eni = try await ec2.createNetworkInterface(
+            subnet: context.subnet, groups: context.securityGroups, description: "nodeboot-\(context.instanceID)",
+            addresses: .secondaryIPv4(count: count), tags: tags, clientToken: "nodeboot-\(UInt64.random(in: 1...UInt64.max))")
+        do {
+            called("DescribeInstances")
+            let instance = try await ec2.describeInstance(id: context.instanceID)
+            let used = Set(instance.networkInterfaces.filter { $0.networkCardIndex == 0 }.map(\.deviceIndex))
+            let device = (0...).first { !used.contains($0) } ?? used.count
+            called("AttachNetworkInterface")
+            let attachment = try await ec2.attachNetworkInterface(eni: eni.id, instance: context.instanceID, deviceIndex: device)
+            do {
+                called("ModifyNetworkInterfaceAttribute")
+                try await ec2.setDeleteOnTermination(eni: eni.id, attachment: attachment)
+            } catch {
+                try? await detachAndDelete(eni.id, attachment: attachment)
+                throw error
+            }
+            try await waitInIMDS(mac: eni.macAddress)
+            created[eni.id] = .now
+            await core.attach(ENIState(id: eni.id, device: device, isPrimary: false, addresses: eni.secondaryIPv4s))
+            log("ipamd: attached \(eni.id) at device \(device) with \(eni.secondaryIPv4s.count) addresses")
+        } catch {
+            called("DeleteNetworkInterface")
+            _ = try? await ec2.deleteNetworkInterface(eni.id)
+            throw error
+        }
+    }
+
+    /// Until IMDS lists the ENI's MAC with an address: backoff from 100 ms doubling to 2 s, bounded
+    /// by `attachWait` (aws-node: 12 attempts from 100 ms, vpc-cni.md §1 row 9).
+    func waitInIMDS(mac: String) async throws {
+        let policy = RetryPolicy(
+            maxAttempts: .max, baseDelay: .milliseconds(100), maxBackoff: .seconds(2), deadline: attachWait,
+            attemptTimeout: attachWait, random: { 1 })
+        let seen = try await policy.firstValue { _ in
+            let interface = try? await self.imds.networkInterface(mac: mac)
+            return interface?.localIPv4s.isEmpty == false ? true : nil
+        }
+        guard seen != nil else {
+            throw IPAMError("the new ENI \(mac) did not appear in the instance metadata within \(attachWait)")
+        }
+    }
+
+    func freeENI(_ id: String) async throws {
+        guard await core.detach(id) else { return }
+        called("DescribeNetworkInterfaces")
+        guard let attachment = try await ec2.describeNetworkInterfaces(ids: [id]).first?.attachment?.id else {
+            called("DeleteNetworkInterface")
+            _ = try await ec2.deleteNetworkInterface(id)
+            return
+        }
+        try await detachAndDelete(id, attachment: attachment)
+        created[id] = nil
+        log("ipamd: detached and deleted \(id) (a spare ENI above WARM_ENI_TARGET)")
+    }
+
+    /// Detach, then poll until `available` (not a fixed sleep), then delete.
+    func detachAndDelete(_ id: String, attachment: String) async throws {
+        called("DetachNetworkInterface")
+        try await ec2.detachNetworkInterface(attachment: attachment)
+        let policy = RetryPolicy.poll(every: .milliseconds(500), deadline: .seconds(30))
+        let detached = try await policy.firstValue { _ in
+            await self.called("DescribeNetworkInterfaces")
+            let status = try? await self.ec2.describeNetworkInterfaces(ids: [id]).first?.status
+            return status == "available" || status == nil ? true : nil
+        }
+        guard detached != nil else { throw IPAMError("\(id) was still attached 30 s after DetachNetworkInterface") }
+        called("DeleteNetworkInterface")
+        _ = try await ec2.deleteNetworkInterface(id)
+    }
+}
