@@ -24,8 +24,21 @@ The scenario, with the command line of units/nodeboot.service's ExecStart plus -
   e. the kubelet stopped, then the shipped nodeboot.service started by systemd (testbed endpoints in a test drop-in):
      active (exited), its sd_notify STATUS= seen, the kubelet started again from inside nodeboot.service's start job
      (a unit ordered after nodeboot.service would deadlock here), containerd and the files untouched.
+  f. a kubelet that exits a second after it started: init --wait-ready fails at once (not after its timeout), naming
+     kubelet.service and quoting its journal.
   c. a containerd config that containerd refuses (a NodeConfig drop-in in /etc/eks/nodeadm.d/ whose containerd TOML
-     has `sandbox_image = 5`): exit 1, stderr names containerd.service and quotes its journal.
+     has `sandbox_image = 5`): exit 1, stderr names containerd.service and quotes its journal. (Then the drop-in is
+     removed again.)
+  g. nodeboot's IPAM daemon: init with --daemon containerd --daemon nodeboot-ipamd --daemon kubelet and the testbed's
+     endpoints in spec.instance.environment.nodeboot-ipamd (a NodeConfig drop-in): exit 0; the unit's environment
+     drop-in; the order containerd → nodeboot-ipamd → kubelet in status.json and in PID 1's journal (the kubelet's
+     start job begins after ipamd's READY=1); nodeboot-ipamd.service active (running) with a STATUS= text;
+     /run/nodeboot/ipamd.sock with mode 0660 answering a status request (python3 in the container, else from the
+     host) with the testbed's instance; the conflist there only if an address is free; `systemctl stop`: exit 0,
+     Result=success, the socket removed.
+  h. a setting ipamd refuses (WARM_IP_TARGET=lots): init fails naming nodeboot-ipamd.service and quoting the
+     daemon's "ipamd: refused setting: ..." line; the daemon exited 2 and systemd does not restart it (NRestarts=0
+     after two RestartSec periods). Then the NodeConfig drop-in and the unit's drop-in are removed, the unit stopped.
 --bench: boot and scenario a only, then one line: time to the Node, the agent's CPU time, the time spent waiting on
 systemd (the run phase).
 --units DIR: install other units (e.g. a kubelet.service ordered After=nodeboot.service, to see e time out).
@@ -45,6 +58,7 @@ import shlex
 import shutil
 import signal
 import ssl
+import stat
 import subprocess
 import sys
 import tempfile
@@ -95,6 +109,34 @@ if [ "$1" = "--version" ]; then echo "Kubernetes {KUBELET_VERSION}"; exit 0; fi
 sleep 1
 echo "kubelet stand-in: failed to parse kubelet flag: unknown flag: --bogus (scenario f)" >&2
 exit 1
+"""
+# Scenarios g and h: nodeboot's IPAM daemon (units/nodeboot-ipamd.service), selected with --daemon.
+IPAMD = "nodeboot-ipamd.service"
+IPAMD_DAEMONS = ["--daemon", "containerd", "--daemon", "nodeboot-ipamd", "--daemon", "kubelet"]
+IPAMD_ORDER = ["containerd.service", IPAMD, "kubelet.service"]
+IPAMD_SOCKET = "/run/nodeboot/ipamd.sock"
+IPAMD_CONFLIST = "/etc/cni/net.d/10-nodeboot.conflist"
+IPAMD_NODECONFIG = "/etc/eks/nodeadm.d/80-ipamd.yaml"  # spec.instance.environment.nodeboot-ipamd
+IPAMD_ENVIRONMENT = "/etc/systemd/system/nodeboot-ipamd.service.d/environment.conf"  # what init makes of it
+IPAMD_REFUSED = ("WARM_IP_TARGET", "lots")
+# systemd's catalog message ids (PID 1's journal lines): a start job began ("Starting …"), a start finished
+# ("Started …"; for Type=notify at READY=1).
+JOB_STARTING = "7d4958e842da4a758f6c1cdc7b36dcc5"
+JOB_STARTED = "39f53479d3a045ac8e11786248231fbf"
+# A status request on ipamd's socket (docs/ipamd.md §7): one JSON line in, one out. argv[1]: the socket's path.
+IPAMD_STATUS_CLIENT = """
+import socket, sys
+client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+client.settimeout(10)
+client.connect(sys.argv[1])
+client.sendall(b'{"v":"1.0","op":"status"}\\n')
+reply = b""
+while not reply.endswith(b"\\n"):
+    chunk = client.recv(65536)
+    if not chunk:
+        break
+    reply += chunk
+sys.stdout.write(reply.decode(errors="replace"))
 """
 IPTABLES_STAND_IN = f"""#!/bin/sh
 # iptables stand-in installed by scripts/systemd-test.py: the container shares the host's network namespace without
@@ -600,7 +642,7 @@ def scenario_full(container, cloud, args, report, bench):
         print_bench(result, status)
         return
     if not ok:
-        report.skip("b, e, c", "the first init failed")
+        report.skip("b, e, f, c, g, h", "the first init failed")
         return
 
     # b: the second run changes nothing.
@@ -613,6 +655,8 @@ def scenario_full(container, cloud, args, report, bench):
     scenario_unit(container, cloud, report, files, units)
     scenario_crashing_kubelet(container, cloud, args, report)
     scenario_failing(container, cloud, args, report)
+    scenario_ipamd(container, cloud, args, report)
+    scenario_ipamd_refused(container, cloud, args, report)
 
 
 def scenario_unit(container, cloud, report, files, units):
@@ -715,6 +759,188 @@ def scenario_failing(container, cloud, args, report):
     error = (state or {}).get("error") or {}
     report.check("c: status.json records the failure", bool(state) and state.get("result") == "failed"
                  and "containerd" in json.dumps(error), problem or f"error: {error}")
+    # The next scenarios start without the bad config, and with containerd stopped rather than restarting every 5 s
+    # (Debian's unit: Restart=always) on the bad config.toml, which the next init replaces.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(container.path(BAD_DROPIN))
+    container.run(["systemctl", "stop", "containerd.service"], timeout=UNIT_TIMEOUT)
+    container.run(["systemctl", "reset-failed", "containerd.service"], timeout=UNIT_TIMEOUT)
+
+
+def write_ipamd_nodeconfig(container, variables):
+    """The NodeConfig drop-in whose spec.instance.environment.nodeboot-ipamd init turns into the unit's drop-in."""
+    body = "".join(f"        {name}: {json.dumps(value)}\n" for name, value in sorted(variables.items()))
+    write(container.path(IPAMD_NODECONFIG), "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n"
+          f"  instance:\n    environment:\n      nodeboot-ipamd:\n{body}")
+
+
+def journal_cursor(container):
+    out = container.run(["journalctl", "-n", "0", "--show-cursor", "--no-pager"], timeout=30)[1]
+    return next((line.split("cursor: ", 1)[1].strip() for line in out.splitlines() if "cursor: " in line), None)
+
+
+def unit_jobs(container, cursor, units):
+    """PID 1's job lines since CURSOR for UNITS, in journal order: [(unit, "starting" or "started")]."""
+    argv = ["journalctl", "_PID=1", "-o", "json", "--no-pager"] + ([f"--after-cursor={cursor}"] if cursor else [])
+    events = []
+    for line in container.run(argv, timeout=30)[1].splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            kind = {JOB_STARTING: "starting", JOB_STARTED: "started"}.get(entry.get("MESSAGE_ID"))
+            if kind and entry.get("UNIT") in units:
+                events.append((entry["UNIT"], kind))
+    return events
+
+
+def ipamd_status_request(container):
+    """(how it was asked, status, stdout, stderr) of one status request: python3 in the container when the tree has
+    it, else this Python on the host through the container's root."""
+    if os.access(container.path("/usr/bin/python3"), os.X_OK):
+        result = container.run(["python3", "-c", IPAMD_STATUS_CLIENT, IPAMD_SOCKET], timeout=30)
+        return "python3 in the container", *result[:3]
+    status, out, err = run_agent([sys.executable, "-c", IPAMD_STATUS_CLIENT, container.path(IPAMD_SOCKET)], "/",
+                                 {"PATH": PATH, "LANG": "C.UTF-8"}, 30)
+    return "from the host through the container's root", status, out, err
+
+
+def scenario_ipamd(container, cloud, args, report):
+    """g: init with --daemon containerd --daemon nodeboot-ipamd --daemon kubelet and the testbed's IMDS endpoint in
+    spec.instance.environment.nodeboot-ipamd: the daemon is started between containerd and the kubelet (the kubelet's
+    start job only after ipamd's READY=1), serves its socket (0660) and answers a status request; stopped, it exits 0
+    and removes the socket."""
+    # From stopped units, so that each start in the journal is init's: the kubelet may be in auto-restart after f and
+    # c; nodeboot-ipamd.service, enabled and without a condition (docs/ipamd.md §9 has ConditionPathExists=
+    # /etc/nodeboot/ipamd.json), is started at boot and restarted every 2 s while it fails unconfigured.
+    for unit in ("kubelet.service", IPAMD):
+        container.run(["systemctl", "stop", unit], timeout=UNIT_TIMEOUT)
+        container.run(["systemctl", "reset-failed", unit], timeout=UNIT_TIMEOUT)
+    write_ipamd_nodeconfig(container, cloud.env)
+    cursor = journal_cursor(container)
+    result = container.run(args + IPAMD_DAEMONS, env=init_env(cloud), timeout=INIT_TIMEOUT)
+    state = container.show(IPAMD, "ActiveState", "SubState", "Result", "StatusText", "MainPID", "Environment")
+    ok = report.check(f"g: init {' '.join(IPAMD_DAEMONS)} with {IPAMD_NODECONFIG} exits 0", result[0] == 0,
+                      excerpt(result) + f"\n{IPAMD}: {state}\njournal:\n{container.journal(IPAMD, 40)}",
+                      info=f"{result[3] * 1000:.0f} ms")
+    try:
+        with open(container.path(IPAMD_ENVIRONMENT)) as f:
+            dropin = f.read()
+    except OSError as error:
+        dropin = f"({error})"
+    loaded = state.get("Environment", "")
+    report.check(f"g: spec.instance.environment.nodeboot-ipamd became {IPAMD_ENVIRONMENT}, loaded by systemd",
+                 all(f'Environment="{k}={v}"' in dropin and f"{k}={v}" in loaded for k, v in cloud.env.items()),
+                 f"{IPAMD_ENVIRONMENT}:\n{dropin}\nsystemctl show -p Environment: {loaded}")
+    if not ok:
+        report.skip("g: the daemon's checks", "init failed")
+        return
+
+    status, problem = read_status(container)
+    actions = [a for a in (status or {}).get("units", {}).get("actions", []) if a.get("unit") in IPAMD_ORDER]
+    report.check("g: status.json: containerd → nodeboot-ipamd → kubelet, each started ok",
+                 [a.get("unit") for a in actions] == IPAMD_ORDER
+                 and all(a.get("action") == "start" and a.get("result") == "ok" for a in actions),
+                 problem or f"units: {json.dumps(status.get('units'))[:800]}",
+                 info=", ".join(f"{a['unit'].split('.')[0]} {a.get('action')} {a.get('milliseconds', 0):.0f} ms"
+                                for a in actions))
+    expected = [(unit, kind) for unit in IPAMD_ORDER for kind in ("starting", "started")]
+
+    def journaled():  # PID 1's lines reach the journal a moment after the state changes
+        found = unit_jobs(container, cursor, IPAMD_ORDER)
+        return found if len(found) >= len(expected) else None
+    events = wait_for(journaled, 5) or unit_jobs(container, cursor, IPAMD_ORDER)
+    report.check("g: the journal (PID 1): each start job begins only after the unit before it started"
+                 " (ipamd's Started = its READY=1)", events == expected,
+                 f"expected: {expected}\nPID 1's job lines since the run: {events}\n"
+                 f"units: {json.dumps((status or {}).get('units'))[:800]}",
+                 info=" → ".join(unit for unit, kind in events if kind == "started"))
+
+    state = container.show(IPAMD, "ActiveState", "SubState", "StatusText", "MainPID", "Slice")
+    report.check(f"g: {IPAMD} is active (running) with a STATUS= text",
+                 state.get("ActiveState") == "active" and state.get("SubState") == "running"
+                 and bool(state.get("StatusText")),
+                 f"{IPAMD}: {state}\njournal:\n{container.journal(IPAMD, 40)}", info=state.get("StatusText"))
+    try:
+        mode = stat.filemode(os.lstat(container.path(IPAMD_SOCKET)).st_mode)
+    except OSError as error:
+        mode = f"({error.strerror})"
+    report.check(f"g: {IPAMD_SOCKET} is a socket with mode 0660", mode == "srw-rw----", f"{IPAMD_SOCKET}: {mode}",
+                 info=mode)
+
+    how, code, out, err = ipamd_status_request(container)
+    try:
+        reply = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        reply = {}
+    body = reply.get("status") or {}
+    report.check(f"g: a status request on the socket answers ok ({how})",
+                 code == 0 and reply.get("ok") is True and isinstance(body, dict),
+                 excerpt((code, out, err)), info=f"{body.get('free')} free of {body.get('total')},"
+                                                 f" {len(body.get('enis') or [])} ENIs")
+    document = json.loads(cloud.imds("/latest/dynamic/instance-identity/document"))
+    report.check("g: the daemon read the instance from the testbed's IMDS (the drop-in's endpoint)",
+                 body.get("instance") == document["instanceId"] and bool(body.get("enis")),
+                 f"status reply: {json.dumps(reply)[:800]}\nIMDS instance: {document['instanceId']}",
+                 info=body.get("instance"))
+    written = os.path.exists(container.path(IPAMD_CONFLIST))
+    report.check(f"g: {IPAMD_CONFLIST} is there only if an address is free",
+                 isinstance(body.get("free"), int) and written == (body.get("free") > 0),
+                 f"conflist present: {written}; free addresses: {body.get('free')}\n"
+                 f"journal:\n{container.journal(IPAMD, 20)}",
+                 info=f"{'written' if written else 'not written'}, {body.get('free')} free")
+
+    stopped = container.run(["systemctl", "stop", IPAMD], timeout=UNIT_TIMEOUT)
+    state = container.show(IPAMD, "ActiveState", "Result", "ExecMainCode", "ExecMainStatus")
+    report.check(f"g: systemctl stop {IPAMD}: Result=success, the daemon exited 0 (SIGTERM)",
+                 stopped[0] == 0 and state.get("ActiveState") == "inactive" and state.get("Result") == "success"
+                 and state.get("ExecMainCode") == "1" and state.get("ExecMainStatus") == "0",
+                 excerpt(stopped) + f"\n{IPAMD}: {state}\njournal:\n{container.journal(IPAMD, 20)}",
+                 info=f"{stopped[3] * 1000:.0f} ms")
+    report.check(f"g: {IPAMD_SOCKET} is gone", not os.path.lexists(container.path(IPAMD_SOCKET)),
+                 f"{IPAMD_SOCKET} still exists after the stop")
+
+
+def scenario_ipamd_refused(container, cloud, args, report):
+    """h: a setting the daemon refuses in the NodeConfig's environment for nodeboot-ipamd: it exits 2 printing the
+    refusal; init fails naming the unit and quoting that line; RestartPreventExitStatus=2 keeps systemd from
+    restarting it every RestartSec."""
+    name, value = IPAMD_REFUSED
+    refusal = f"ipamd: refused setting: {name}={value}"
+    write_ipamd_nodeconfig(container, {**cloud.env, name: value})
+    result = container.run(args + IPAMD_DAEMONS, env=init_env(cloud), timeout=INIT_TIMEOUT)
+    status, _, err, seconds = result[:4]
+    journal = container.journal(IPAMD, 40)
+    report.check(f"h: init with {name}={value} for nodeboot-ipamd fails (non-zero exit)",
+                 status not in (0, None), excerpt(result), info=f"exit {status}, {seconds * 1000:.0f} ms")
+    quoted = next((line.strip() for line in err.splitlines() if refusal in line), "")
+    report.check(f"h: its stderr names {IPAMD} and quotes the daemon's journal line ('{refusal} …')",
+                 IPAMD in err and bool(quoted) and any(refusal in line for line in journal.splitlines()),
+                 excerpt(result) + f"\n{IPAMD}'s journal:\n{journal}", info=quoted[:160])
+    state = container.show(IPAMD, "ActiveState", "Result", "ExecMainCode", "ExecMainStatus", "NRestarts")
+    report.check(f"h: {IPAMD} failed with exit status 2 (a refused setting)",
+                 state.get("ActiveState") == "failed" and state.get("ExecMainCode") == "1"
+                 and state.get("ExecMainStatus") == "2", f"{IPAMD}: {state}\njournal:\n{journal}",
+                 info=f"Result={state.get('Result')}")
+    time.sleep(2 * 2 + 0.5)  # two RestartSec=2 periods
+    state = container.show(IPAMD, "ActiveState", "SubState", "NRestarts")
+    report.check(f"h: {IPAMD} is not restarted (RestartPreventExitStatus=2): NRestarts=0 after 4.5 s",
+                 state.get("NRestarts") == "0" and state.get("ActiveState") == "failed",
+                 f"{IPAMD}: {state}\njournal:\n{container.journal(IPAMD, 40)}",
+                 info=f"{state.get('ActiveState')}/{state.get('SubState')}")
+    report_state, problem = read_status(container)
+    error = (report_state or {}).get("error") or {}
+    report.check("h: status.json records the failure of nodeboot-ipamd", bool(report_state)
+                 and report_state.get("result") == "failed" and IPAMD in error.get("message", ""),
+                 problem or f"error: {error}")
+
+    # No trace of g and h for what runs next: no NodeConfig environment, no unit drop-in, the unit stopped, not failed.
+    for path in (IPAMD_NODECONFIG, IPAMD_ENVIRONMENT):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(container.path(path))
+    with contextlib.suppress(OSError):
+        os.rmdir(container.path(os.path.dirname(IPAMD_ENVIRONMENT)))
+    container.run(["systemctl", "daemon-reload"], timeout=60)
+    container.run(["systemctl", "stop", IPAMD], timeout=UNIT_TIMEOUT)
+    container.run(["systemctl", "reset-failed", IPAMD], timeout=UNIT_TIMEOUT)
 
 
 def print_bench(result, status):
