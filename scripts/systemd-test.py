@@ -809,8 +809,7 @@ def scenario_ipamd(container, cloud, args, report):
     start job only after ipamd's READY=1), serves its socket (0660) and answers a status request; stopped, it exits 0
     and removes the socket."""
     # From stopped units, so that each start in the journal is init's: the kubelet may be in auto-restart after f and
-    # c; nodeboot-ipamd.service, enabled and without a condition (docs/ipamd.md §9 has ConditionPathExists=
-    # /etc/nodeboot/ipamd.json), is started at boot and restarted every 2 s while it fails unconfigured.
+    # c; nodeboot-ipamd.service is not enabled (only init starts it), stopping it is for a repeated run.
     for unit in ("kubelet.service", IPAMD):
         container.run(["systemctl", "stop", unit], timeout=UNIT_TIMEOUT)
         container.run(["systemctl", "reset-failed", unit], timeout=UNIT_TIMEOUT)
@@ -1016,6 +1015,10 @@ def main():
         report.check("boot: kubelet.service (enabled) was skipped: the node is not configured yet",
                      skipped.get("ActiveState") == "inactive" and skipped.get("ConditionResult") == "no",
                      f"kubelet.service: {skipped}\njournal:\n{container.journal('kubelet.service', 20)}")
+        ipamd = container.show(IPAMD, "ActiveState", "UnitFileState", "NRestarts")
+        report.check(f"boot: {IPAMD} is not started by systemd (not enabled: only init starts it, when asked to)",
+                     ipamd.get("ActiveState") == "inactive" and ipamd.get("UnitFileState") != "enabled",
+                     f"{IPAMD}: {ipamd}\njournal:\n{container.journal(IPAMD, 12)}")
         helped = container.run(["/usr/bin/nodeboot", "--help"], timeout=30)
         report.check("nodeboot runs in the container", helped[0] == 0, excerpt(helped))
 

@@ -91,6 +91,7 @@ public actor IPAMCore {
         }
         let now = wallClock()
         guard let (eni, address) = pick(now: now) else {
+            changed?()  // the pool is short now: wake the reconciler, not at its next tick
             throw ProtocolError(.noAddress, noAddressMessage(now: now))
         }
         var next = checkpoint

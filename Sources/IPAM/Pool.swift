@@ -215,7 +215,7 @@ extension PoolView {
                 decision.blocked = .limits("\(limits.text); \(usage)")
                 decision.reason = "\(state): cannot grow: \(limits.text); \(usage)"
             } else {
-                decision.reason = "\(state): growing by \(short)"
+                decision.reason = "\(state): short by \(short), growing"
             }
             return decision
         }

@@ -114,7 +114,10 @@ public actor Reconciler {
     public func pass() async {
         defer { Task { await afterPass() } }
         let decision = await view().decide()
-        if decision.reason != lastDecision.reason, decision.blocked != nil || !decision.actions.isEmpty {
+        // One line per change of state (growing, or blocked for a new reason), not per pass.
+        if !decision.actions.isEmpty
+            || (decision.blocked != nil && Self.kind(decision.blocked) != Self.kind(lastDecision.blocked))
+        {
             log("ipamd: \(decision.reason)")
         }
         lastDecision = decision
@@ -134,6 +137,16 @@ public actor Reconciler {
                 log("ipamd: \(error)")
                 return
             }
+        }
+    }
+
+    static func kind(_ blocked: PoolDecision.Blocked?) -> String {
+        switch blocked {
+        case nil: ""
+        case .limits: "limits"
+        case .maxPods: "maxPods"
+        case .subnet: "subnet"
+        case .terminating: "terminating"
         }
     }
 
