@@ -155,6 +155,9 @@ let package = Package(
         // The ipamd socket protocol: messages, framing, the version rule, a blocking client,
         // the host veth name. Foundation-free, shared by the daemon and the per-pod plugin.
         .target(name: "IPAMProtocol", dependencies: ["WireJSON"], swiftSettings: swiftSettings),
+        // rtnetlink over an AF_NETLINK socket: links, veths, addresses, routes, rules, neighbours,
+        // network namespaces. Foundation-free (the per-pod CNI plugin links it). A leaf.
+        .target(name: "Netlink", swiftSettings: swiftSettings),
         // The IPAM daemon (`nodeboot ipamd`, docs/ipamd.md): settings, the warm-pool decision, …
         .target(
             name: "IPAM",
@@ -179,6 +182,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink"], swiftSettings: swiftSettings),
         .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4", "Support"], swiftSettings: swiftSettings),
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"], swiftSettings: swiftSettings),
