@@ -59,7 +59,7 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         return bytes.reduce(0) { $0 << 8 | UInt32($1) }
     }
 
-    /// Dotted quad, or RFC 5952 IPv6 text (lowercase, the longest run of two or more zero
+    /// Dotted quad, or RFC 5952 IPv6 text (lowercase, the first longest run of two or more zero
     /// groups as `::`), as `ip` prints them.
     public var description: String {
         if family == .inet { return bytes.map(String.init).joined(separator: ".") }
@@ -75,6 +75,12 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
             while end < 8 && groups[end] == 0 { end += 1 }
             if end - index > best.count { best = (index, end - index) }
             index = end
+        }
+        // IPv4-mapped (::ffff:a.b.c.d) and -compatible (::a.b.c.d) addresses end in a dotted
+        // quad, as inet_ntop writes them.
+        if best.start == 0 && (best.count == 6 || (best.count == 5 && groups[5] == 0xFFFF)) {
+            let quad = bytes[12...].map(String.init).joined(separator: ".")
+            return best.count == 6 ? "::" + quad : "::ffff:" + quad
         }
         let hex = groups.map { String($0, radix: 16) }
         guard best.count >= 2 else { return hex.joined(separator: ":") }

@@ -87,7 +87,7 @@ public struct Rule: Sendable, Hashable, CustomStringConvertible {
         table = attributes.u32(FRA.table) ?? UInt32(payload[start + 4])
         action = RuleAction(rawValue: payload[start + 7])
         invert = readU32(payload, at: start + 8) & FRA.invert != 0
-        priority = attributes.u32(FRA.priority)
+        priority = attributes.u32(FRA.priority) ?? 0  // the kernel leaves out a priority of 0
         fwmark = attributes.u32(FRA.fwmark)
         fwmask = attributes.u32(FRA.fwmask)
         inputInterface = attributes.string(FRA.inputInterface)
