@@ -42,7 +42,7 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     /// (`::` once, an embedded dotted quad at the end); no zone, no prefix.
     public init?(_ text: some StringProtocol) {
         let text = String(text)
-        if text.contains(":") {
+        if text.utf8.contains(0x3A) {  // ":"
             guard let bytes = Self.parseV6(text) else { return nil }
             family = .inet6
             self.bytes = bytes
@@ -119,7 +119,7 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
             var result: [UInt16] = []
             let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
             for (position, piece) in pieces.enumerated() {
-                if allowV4Tail && position == pieces.count - 1 && piece.contains(".") {
+                if allowV4Tail && position == pieces.count - 1 && piece.utf8.contains(0x2E) {
                     guard let v4 = parseV4(String(piece)) else { return nil }
                     result.append(UInt16(v4[0]) << 8 | UInt16(v4[1]))
                     result.append(UInt16(v4[2]) << 8 | UInt16(v4[3]))
