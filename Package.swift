@@ -162,7 +162,7 @@ let package = Package(
         .target(
             name: "IPAM",
             dependencies: [
-                "AWS", "IPAMProtocol", "Support", "WireJSON",
+                "AWS", "IPAMProtocol", "Netlink", "Support", "WireJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -178,7 +178,7 @@ let package = Package(
         .testTarget(
             name: "IPAMTests",
             dependencies: [
-                "AWS", "IPAM", "IPAMProtocol", "Testbed", "TestSupport", "WireJSON",
+                "AWS", "IPAM", "IPAMProtocol", "Netlink", "Testbed", "TestSupport", "WireJSON",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),

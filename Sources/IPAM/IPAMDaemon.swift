@@ -3,6 +3,7 @@ import IPAMProtocol
 import Logging
 import NIOCore
 import NIOPosix
+import Netlink
 import ServiceLifecycle
 import Support
 import UnixSignals
@@ -65,9 +66,16 @@ public enum IPAMDaemon {
                 )
                 checkpoint = Checkpoint(instance: facts.identity.instanceId, mode: .secondaryIPv4)
             }
-            let observation = HostObservation(
-                addressesByENI: Dictionary(uniqueKeysWithValues: enis.map { ($0.id, Set($0.addresses)) }), kernelTraces: [:],
-                links: [], kernelKnown: false)
+            // The kernel's pod routes and rules: what a restart must not hand out again. Unreadable,
+            // nothing is released (no trace proves nothing then).
+            let addressesByENI = Dictionary(uniqueKeysWithValues: enis.map { ($0.id, Set($0.addresses)) })
+            let observation: HostObservation
+            do {
+                observation = try KernelView.read(try RouteNetlink(), addressesByENI: addressesByENI, vethPrefix: "eni")
+            } catch {
+                log("ipamd: cannot read the kernel's routes and rules (\(error)); no address is released at this start")
+                observation = HostObservation(addressesByENI: addressesByENI, kernelTraces: [:], links: [], kernelKnown: false)
+            }
             let reconciled = checkpoint.reconcile(with: observation, now: wall(), cooldown: settings.cooldown)
             reconciled.notes.forEach(log)
             try reconciled.checkpoint.write(paths.checkpoint)
