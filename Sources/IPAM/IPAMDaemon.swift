@@ -99,8 +99,23 @@ public enum IPAMDaemon {
             }
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             let serving = Serving(core: core, path: paths.socket, group: group, publish: publish, notify: notify)
+            // The node side of every ENI the instance has now (a restart re-asserts it).
+            let wire: @Sendable (ENIWiring) -> [String] = { wiring in
+                do {
+                    return try NodeNetwork.ensure(wiring, netlink: try RouteNetlink())
+                } catch {
+                    return ["cannot wire device \(wiring.device) (\(wiring.mac)): \(error)"]
+                }
+            }
+            for interface in facts.interfaces where (interface.networkCard ?? 0) == 0 {
+                guard let wiring = ENIWiring(interface, device: interface.deviceNumber ?? 0, mtu: settings.mtu) else { continue }
+                for note in wire(wiring) { log("ipamd: \(note)") }
+            }
             let growing = Growing(core: core, log: log, publish: publish) {
-                try await Self.reconciler(core: core, session: session, facts: facts, settings: settings, log: log)
+                let reconciler = try await Self.reconciler(
+                    core: core, session: session, facts: facts, settings: settings, log: log)
+                await reconciler.setWiring(wire)
+                return reconciler
             }
             let services = ServiceGroup(
                 configuration: .init(

@@ -42,6 +42,8 @@ public actor Reconciler {
     let log: @Sendable (String) -> Void
     /// Runs after every pass (the daemon writes the conflist once an address is free).
     var afterPass: @Sendable () async -> Void = {}
+    /// Wires a new ENI's node side (NodeNetwork over netlink in the daemon); returns journal notes.
+    var wire: @Sendable (ENIWiring) -> [String] = { _ in [] }
     /// How long a new ENI may take to appear in IMDS with its addresses (vpc-cni.md §1 row 9).
     let attachWait: Duration
     var subnetBlockedUntil: ContinuousClock.Instant?
@@ -64,6 +66,7 @@ public actor Reconciler {
     }
 
     public func setAfterPass(_ callback: @escaping @Sendable () async -> Void) { afterPass = callback }
+    public func setWiring(_ callback: @escaping @Sendable (ENIWiring) -> [String]) { wire = callback }
 
     /// Wakes on `wake` (adds and deletes) and every `interval`, until cancelled.
     public func run(wake: AsyncStream<Void>, interval: Duration = .seconds(5)) async {
@@ -203,6 +206,12 @@ public actor Reconciler {
                 throw error
             }
             try await waitInIMDS(mac: eni.macAddress)
+            // The node side before any address is handed out: the ENI's table, rule, MTU.
+            if let interface = try? await imds.networkInterface(mac: eni.macAddress),
+                let wiring = ENIWiring(interface, device: device, mtu: context.settings.mtu)
+            {
+                for note in wire(wiring) { log("ipamd: \(note)") }
+            }
             created[eni.id] = .now
             await core.attach(ENIState(id: eni.id, device: device, isPrimary: false, addresses: eni.secondaryIPv4s))
             log("ipamd: attached \(eni.id) at device \(device) with \(eni.secondaryIPv4s.count) addresses")
