@@ -172,7 +172,7 @@ public enum IPAMDaemon {
             core: core, ec2: ec2, imds: session.imds,
             context: .init(
                 instanceID: facts.identity.instanceId, cluster: nil, limits: limits, maxPods: maxPods, settings: settings,
-                subnet: primary.subnetId, securityGroups: primary.securityGroupIds),
+                subnet: primary.subnetId, securityGroups: primary.securityGroupIds, vpcID: primary.vpcId),
             log: log)
     }
 
@@ -196,8 +196,23 @@ public enum IPAMDaemon {
             await reconciler.setAfterPass(publish)
             let (wake, waker) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
             await core.onChange { waker.yield() }
+            // Leaked ENIs (nodeboot's, detached, in this VPC, older than 5 min): first sweep after a
+            // random 0-300 s (nodes booted together do not sweep together), then hourly.
+            let context = reconciler.context
+            let sweeper =
+                context.settings.leakedENICleanup
+                ? LeakSweeper(
+                    ec2: reconciler.ec2, instanceID: context.instanceID, vpcID: context.vpcID, cluster: context.cluster, log: log)
+                : nil
             try await cancelWhenGracefulShutdown {
-                await reconciler.run(wake: wake)
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await reconciler.run(wake: wake) }
+                    if let sweeper {
+                        group.addTask {
+                            await sweeper.run(initialDelay: .seconds(Int.random(in: 0...300)), interval: .seconds(3600))
+                        }
+                    }
+                }
             }
         }
     }

@@ -20,11 +20,14 @@ public actor Reconciler {
         /// The primary ENI's subnet and security groups: new ENIs get the same.
         public var subnet: String
         public var securityGroups: [String]
+        /// The VPC (the leak sweeper looks for leaked ENIs in it).
+        public var vpcID: String
 
         public init(
             instanceID: String, cluster: String?, limits: InstanceLimits, maxPods: Int, settings: Settings, subnet: String,
-            securityGroups: [String]
+            securityGroups: [String], vpcID: String = ""
         ) {
+            self.vpcID = vpcID
             self.instanceID = instanceID
             self.cluster = cluster
             self.limits = limits

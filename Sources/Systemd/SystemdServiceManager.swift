@@ -50,7 +50,10 @@ public actor SystemdServiceManager: ServiceManager {
     init(
         connect: @escaping @Sendable () throws(SystemdError) -> any SystemdBus,
         journal: @escaping @Sendable (String, JournalReader.Filter, Int) -> [String],
-        journalPauses: [Duration] = [.milliseconds(200), .milliseconds(200), .milliseconds(300), .milliseconds(300)]
+        journalPauses: [Duration] = [
+            .milliseconds(200), .milliseconds(200), .milliseconds(300), .milliseconds(300), .milliseconds(500),
+            .milliseconds(500), .seconds(1),
+        ]
     ) throws(SystemdError) {
         self.connect = connect
         self.journal = journal
@@ -110,7 +113,8 @@ public actor SystemdServiceManager: ServiceManager {
 
     /// The unit's last journal lines after it failed. journald gets the unit's own output
     /// through its stdout stream, which can trail systemd's messages about the exit: read again
-    /// (for at most a second) until a line of the unit itself is there, or give what there is.
+    /// (for at most 3 s: under load the stream trailed by more than a second in a clean-clone run)
+    /// until a line of the unit itself is there, or give what there is.
     func journalAfterExit(unit: String, filter: JournalReader.Filter) async -> [String] {
         var lines: [String] = []
         for pause in journalPauses {
