@@ -6,6 +6,7 @@ import NIOPosix
 import Netlink
 import ServiceLifecycle
 import Support
+import Synchronization
 import UnixSignals
 
 #if canImport(Glibc)
@@ -49,6 +50,16 @@ public enum IPAMDaemon {
             notify("STATUS=refused: \(error.problems.map(\.variable).joined(separator: ", "))")
             return refusedStatus
         }
+        let metricsAddress: MetricsAddress
+        do {
+            metricsAddress = try environment["NODEBOOT_IPAMD_METRICS_ADDRESS"].map(MetricsAddress.init(parsing:)) ?? .standard
+        } catch {
+            log(
+                "ipamd: refused setting: NODEBOOT_IPAMD_METRICS_ADDRESS=\(environment["NODEBOOT_IPAMD_METRICS_ADDRESS"] ?? ""): "
+                    + "\(error); set it in spec.instance.environment.nodeboot-ipamd of the NodeConfig")
+            return refusedStatus
+        }
+        let started = ContinuousClock.now
         do {
             let facts = try await session.imds.instanceFacts()
             let enis = Self.enis(facts)
@@ -98,7 +109,12 @@ public enum IPAMDaemon {
                 notify("STATUS=serving \(counts.free) free of \(counts.total) addresses, \(counts.assigned) assigned")
             }
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            let serving = Serving(core: core, path: paths.socket, group: group, publish: publish, notify: notify)
+            let readiness = Readiness()
+            let startup = Mutex<Duration?>(nil)
+            let serving = Serving(
+                core: core, path: paths.socket, group: group, publish: publish, notify: notify, readiness: readiness,
+                ready: { startup.withLock { $0 = ContinuousClock.now - started } })
+            let box = ReconcilerBox()
             // The node side of every ENI the instance has now (a restart re-asserts it).
             let wire: @Sendable (ENIWiring) -> [String] = { wiring in
                 do {
@@ -115,13 +131,34 @@ public enum IPAMDaemon {
                 let reconciler = try await Self.reconciler(
                     core: core, session: session, facts: facts, settings: settings, log: log)
                 await reconciler.setWiring(wire)
+                box.reconciler.withLock { $0 = reconciler }
                 return reconciler
             }
+            let metrics = MetricsService(
+                address: metricsAddress, group: group, readiness: readiness,
+                snapshot: {
+                    let counts = await core.counts()
+                    let reconciler = box.reconciler.withLock { $0 }
+                    var snapshot = MetricsSnapshot(
+                        enisAllocated: await core.enis.count, totalAddresses: counts.total,
+                        assignedAddresses: counts.assigned, coolingAddresses: counts.cooling, addRequests: await core.adds,
+                        deleteRequests: ["": await core.deletes], startupDuration: startup.withLock { $0 })
+                    if let reconciler {
+                        let limits = reconciler.context.limits
+                        snapshot.enisMax = limits.effectiveMaxENIs - (await core.foreignENIs)
+                        snapshot.addressesMax = limits.effectiveMaxENIs * limits.slotsPerENI
+                        snapshot.ec2Requests = await reconciler.calls
+                        snapshot.ec2Errors = (await reconciler.errors).filter { $0.key != "ipamd" }
+                    }
+                    return snapshot
+                },
+                onStart: { server in log("ipamd: metrics and /healthz on http://\(server.address)") })
             let services = ServiceGroup(
                 configuration: .init(
                     services: [
                         .init(service: serving, successTerminationBehavior: .gracefullyShutdownGroup),
                         .init(service: growing, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore),
+                        .init(service: Logged(service: metrics, what: "metrics", log: log), successTerminationBehavior: .ignore),
                     ],
                     gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "nodeboot-ipamd")))
             try await services.run()
@@ -224,14 +261,38 @@ public enum IPAMDaemon {
         let group: any EventLoopGroup
         let publish: @Sendable () async -> Void
         let notify: @Sendable (String) -> Void
+        let readiness: Readiness
+        let ready: @Sendable () -> Void
 
         func run() async throws {
             let server = try await SocketServer.start(core: core, path: path, group: group)
             await publish()
             let counts = await core.counts()
             notify("READY=1\nSTATUS=serving \(counts.free) free of \(counts.total) addresses")
+            readiness.markReady()
+            ready()
             try? await gracefulShutdown()
             await server.close()
+        }
+    }
+
+    /// The reconciler, once the growth service made it (the metrics read its EC2 counts).
+    final class ReconcilerBox: Sendable {
+        let reconciler = Mutex<Reconciler?>(nil)
+    }
+
+    /// A service whose failure is logged and does not stop the daemon (metrics: a port in use).
+    struct Logged<Wrapped: Service>: Service {
+        let service: Wrapped
+        let what: String
+        let log: @Sendable (String) -> Void
+
+        func run() async throws {
+            do {
+                try await service.run()
+            } catch {
+                log("ipamd: \(what) not served: \(error)")
+            }
         }
     }
 }

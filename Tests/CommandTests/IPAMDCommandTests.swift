@@ -4,6 +4,10 @@ import TestSupport
 import Testbed
 import Testing
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 /// `nodeboot ipamd` as systemd runs it: the real binary, the testbed as the instance.
 @Suite("nodeboot ipamd")
 struct IPAMDCommandTests {
@@ -38,6 +42,11 @@ struct IPAMDCommandTests {
         let root = try ConfigCommandTests.directory()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let socket = root + "/run/nodeboot/ipamd.sock"
+        let metricsPort = try freeLoopbackPort()
+        func get(_ path: String) async throws -> (Int, String) {
+            let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(metricsPort)\(path)")!)
+            return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+        }
         let key = AttachmentKey(container: "c1", ifname: "eth0", network: "nodeboot")
         let pod = PodReference(namespace: "default", name: "nginx", uid: "u1")
 
@@ -47,7 +56,10 @@ struct IPAMDCommandTests {
             process.arguments = ["ipamd", "--root", root]
             // WARM_ENI_TARGET=0: the two free addresses are enough, so the pool does not grow and
             // the first add deterministically gets the configured ENI's first secondary address.
-            process.environment = ChildProcess.cleanEnvironment(testbed.environment.merging(["WARM_ENI_TARGET": "0"]) { $1 })
+            process.environment = ChildProcess.cleanEnvironment(
+                testbed.environment.merging([
+                    "WARM_ENI_TARGET": "0", "NODEBOOT_IPAMD_METRICS_ADDRESS": "127.0.0.1:\(metricsPort)",
+                ]) { $1 })
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
@@ -76,6 +88,18 @@ struct IPAMDCommandTests {
         }
         #expect(assignment.ips == ["172.16.34.51/32"])
         #expect(assignment.device == 1 && assignment.table == 2 && assignment.eni == "eni-0000000000000000a")
+        // Health and metrics on loopback (aws-node's names): ready, one address assigned.
+        var health = (0, "")
+        for _ in 0..<100 {
+            health = (try? await get("/healthz")) ?? (0, "")
+            if health.0 == 200 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(health.0 == 200 && health.1 == "ok\n")
+        let metrics = try await get("/metrics")
+        #expect(metrics.0 == 200)
+        #expect(metrics.1.contains("awscni_assigned_ip_addresses 1\n"), "\(metrics.1)")
+        #expect(metrics.1.contains("awscni_total_ip_addresses 2\n"))
         let conflist = try String(contentsOfFile: root + "/etc/cni/net.d/10-nodeboot.conflist", encoding: .utf8)
         #expect(conflist.contains(#""type":"nodeboot-cni""#))
         #expect(try await stop(first) == 0)
