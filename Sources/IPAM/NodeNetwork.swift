@@ -40,7 +40,7 @@ public struct ENIWiring: Sendable, Equatable {
 
     /// The VPC router of the subnet: its first address + 1.
     public var gateway: IPAddress? {
-        guard let base = subnet.address.v4Value else { return nil }
+        guard let base = subnet.network.v4Value else { return nil }
         return IPAddress(v4: base &+ 1)
     }
 }

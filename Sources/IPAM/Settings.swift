@@ -1,3 +1,4 @@
+public import Netlink
 import Support
 
 /// ipamd's knobs, read from its environment with aws-node's names and defaults
@@ -15,7 +16,7 @@ public struct Settings: Sendable, Equatable {
     public var cooldown: Duration = .seconds(30)
     public var mtu = 9001
     public var externalSNAT = false
-    public var excludeSNATCIDRs: [IPv4CIDR] = []
+    public var excludeSNATCIDRs: [IPPrefix] = []
     public var leakedENICleanup = true
 
     public init() {}
@@ -119,7 +120,8 @@ public struct Settings: Sendable, Equatable {
         } else if let list = exclude ?? legacy {
             let name = exclude != nil ? "EXCLUDE_SNAT_CIDRS" : "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS"
             for item in list.split(separator: ",").map({ $0.trimmed }) where !item.isEmpty {
-                if let cidr = IPv4CIDR(item) {
+                // An IPv4 network: ADDRESS/LENGTH with the host bits clear (Netlink's IPPrefix, checked).
+                if item.contains("/"), let cidr = IPPrefix(item), cidr.family == .inet, cidr.network == cidr.address {
                     settings.excludeSNATCIDRs.append(cidr)
                 } else {
                     problems.append(Problem(variable: name, value: list, why: "'\(item)' is not an IPv4 CIDR"))

@@ -53,7 +53,7 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The IPv4 value (nil for IPv6): what `IPv4Address.value` holds in the IPAM target.
+    /// The IPv4 value (nil for IPv6), for address arithmetic (a subnet's router is its network + 1).
     public var v4Value: UInt32? {
         guard family == .inet else { return nil }
         return bytes.reduce(0) { $0 << 8 | UInt32($1) }
