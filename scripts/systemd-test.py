@@ -769,6 +769,8 @@ def scenario_failing(container, cloud, args, report):
 
 def write_ipamd_nodeconfig(container, variables):
     """The NodeConfig drop-in whose spec.instance.environment.nodeboot-ipamd init turns into the unit's drop-in."""
+    # The container shares this host's network: the daemon must not touch its links, routes or rules.
+    variables = dict(variables, NODEBOOT_IPAMD_HOST_NETWORK="skip")
     body = "".join(f"        {name}: {json.dumps(value)}\n" for name, value in sorted(variables.items()))
     write(container.path(IPAMD_NODECONFIG), "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n"
           f"  instance:\n    environment:\n      nodeboot-ipamd:\n{body}")

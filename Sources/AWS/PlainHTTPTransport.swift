@@ -347,7 +347,7 @@ public final class PlainHTTPTransport: HTTPTransport {
                     while try !readLine().isEmpty {}  // trailers
                     return body
                 }
-                guard body.count + size <= PlainHTTPTransport.maxResponseBytes else {
+                guard size <= PlainHTTPTransport.maxResponseBytes - body.count else {
                     throw TransportError(.responseTooLarge, url: url, detail: "more than 4 MiB")
                 }
                 body += try read(exactly: size)

@@ -82,7 +82,7 @@ extension Checkpoint {
         for (address, trace) in host.kernelTraces.sorted(by: { $0.key < $1.key }) where !held.contains(address) {
             kept.append(
                 Allocation(
-                    key: AttachmentKey(container: "kernel:\(trace)", ifname: "-", network: Self.adoptedNetwork),
+                    key: AttachmentKey(container: "kernel:\(address) \(trace)", ifname: "-", network: Self.adoptedNetwork),
                     address: address, eni: host.addressesByENI.first { $0.value.contains(address) }?.key ?? "", pod: nil,
                     since: now))
             cooling.removeAll { $0.address == address }

@@ -71,8 +71,8 @@ public actor IPAMCore {
             switch request {
             case .add(let key, _, let pod): return .added(try add(key, pod: pod))
             case .del(let key, _, _):
-                let assignment = try delete(key)
-                return .deleted(known: assignment != nil, assignment)
+                let (known, assignment) = try delete(key)
+                return .deleted(known: known, assignment)
             case .check(let key): return .checked(try check(key))
             case .status: return .status(status())
             case .other(let op):
@@ -103,11 +103,13 @@ public actor IPAMCore {
         return assignment(address: address, eni: eni)
     }
 
-    /// Releases the attachment's address into the cooldown; nil when the key is unknown (a
+    /// Releases the attachment's address into the cooldown; unknown keys are not an error (a
     /// repeated DEL is still a success, as CNI requires).
-    public func delete(_ key: AttachmentKey) throws(ProtocolError) -> Assignment? {
-        guard let existing = checkpoint.allocations.first(where: { $0.key == key }) else { return nil }
-        let assignment = try assignment(for: existing)
+    /// An allocation whose ENI is gone is still deleted (known, without the ENI's details): a DEL
+    /// must not fail for ever.
+    public func delete(_ key: AttachmentKey) throws(ProtocolError) -> (known: Bool, assignment: Assignment?) {
+        guard let existing = checkpoint.allocations.first(where: { $0.key == key }) else { return (false, nil) }
+        let assignment = try? assignment(for: existing)
         let now = wallClock()
         let until = now + Int64(cooldown / .milliseconds(1))
         var next = checkpoint
@@ -117,7 +119,7 @@ public actor IPAMCore {
         released[existing.address] = now
         deletes += 1
         changed?()
-        return assignment
+        return (true, assignment)
     }
 
     public func check(_ key: AttachmentKey) throws(ProtocolError) -> Assignment {
@@ -161,18 +163,18 @@ public actor IPAMCore {
         return Array(free)
     }
 
-    /// Forgets a non-primary ENI with nothing assigned or cooling on it, before EC2 detaches it;
-    /// false (and nothing changes) when it is still in use.
-    public func detach(_ id: String) -> Bool {
-        guard let eni = enis.first(where: { $0.id == id }), !eni.isPrimary else { return false }
+    /// Forgets a non-primary ENI with nothing assigned or cooling on it, before EC2 detaches it,
+    /// and returns it (to put back if EC2 fails); nil (and nothing changes) when it is in use.
+    public func detach(_ id: String) -> ENIState? {
+        guard let eni = enis.first(where: { $0.id == id }), !eni.isPrimary else { return nil }
         let now = wallClock()
         let addresses = Set(eni.addresses)
         let inUse =
             checkpoint.allocations.contains { $0.eni == id || addresses.contains($0.address) }
             || checkpoint.cooling.contains { $0.until > now && addresses.contains($0.address) }
-        guard !inUse else { return false }
+        guard !inUse else { return nil }
         enis.removeAll { $0.id == id }
-        return true
+        return eni
     }
 
     func commit(_ next: Checkpoint) throws(ProtocolError) {

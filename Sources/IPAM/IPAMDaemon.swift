@@ -62,7 +62,6 @@ public enum IPAMDaemon {
         let started = ContinuousClock.now
         do {
             let facts = try await session.imds.instanceFacts()
-            let enis = Self.enis(facts)
             let vpcCIDRs = facts.primaryInterface?.vpcIPv4CIDRBlocks ?? []
             let wall: @Sendable () -> Int64 = {
                 var now = timespec()
@@ -77,6 +76,9 @@ public enum IPAMDaemon {
                 )
                 checkpoint = Checkpoint(instance: facts.identity.instanceId, mode: .secondaryIPv4)
             }
+            // Until EC2 says which ENIs are nodeboot's (the growth service's setup), the primary and
+            // those the checkpoint assigned from.
+            let enis = Self.enis(facts, ours: Set(checkpoint.allocations.map(\.eni)))
             // The kernel's pod routes and rules: what a restart must not hand out again. Unreadable,
             // nothing is released (no trace proves nothing then).
             let addressesByENI = Dictionary(uniqueKeysWithValues: enis.map { ($0.id, Set($0.addresses)) })
@@ -116,21 +118,29 @@ public enum IPAMDaemon {
                 ready: { startup.withLock { $0 = ContinuousClock.now - started } })
             let box = ReconcilerBox()
             // The node side of every ENI the instance has now (a restart re-asserts it).
-            let wire: @Sendable (ENIWiring) -> [String] = { wiring in
-                do {
-                    return try NodeNetwork.ensure(wiring, netlink: try RouteNetlink())
-                } catch {
-                    return ["cannot wire device \(wiring.device) (\(wiring.mac)): \(error)"]
-                }
+            // NODEBOOT_IPAMD_HOST_NETWORK=skip: the node's links, routes and rules are not touched
+            // (a test against the testbed, a container sharing its host's network).
+            let hostNetwork = environment["NODEBOOT_IPAMD_HOST_NETWORK"] != "skip"
+            let wiring: @Sendable (ENIWiring) throws -> [String] = { wiring in
+                try NodeNetwork.ensure(wiring, netlink: try RouteNetlink(), requireLink: true)
             }
-            for interface in facts.interfaces where (interface.networkCard ?? 0) == 0 {
-                guard let wiring = ENIWiring(interface, device: interface.deviceNumber ?? 0, mtu: settings.mtu) else { continue }
-                for note in wire(wiring) { log("ipamd: \(note)") }
+            let wire = hostNetwork ? wiring : nil
+            if hostNetwork {
+                for eni in enis {
+                    guard let interface = facts.interfaces.first(where: { ($0.interfaceId ?? $0.mac) == eni.id }),
+                        let wiring = ENIWiring(interface, device: eni.device, mtu: settings.mtu)
+                    else { continue }
+                    do {
+                        for note in try NodeNetwork.ensure(wiring, netlink: try RouteNetlink()) { log("ipamd: \(note)") }
+                    } catch {
+                        log("ipamd: cannot wire device \(wiring.device) (\(wiring.mac)): \(error)")
+                    }
+                }
             }
             let growing = Growing(core: core, log: log, publish: publish) {
                 let reconciler = try await Self.reconciler(
-                    core: core, session: session, facts: facts, settings: settings, log: log)
-                await reconciler.setWiring(wire)
+                    core: core, session: session, facts: facts, settings: settings, wire: wire, log: log)
+                if let wire { await reconciler.setWiring(wire) }
                 box.reconciler.withLock { $0 = reconciler }
                 return reconciler
             }
@@ -172,10 +182,15 @@ public enum IPAMDaemon {
         }
     }
 
-    /// The ENIs on the default network card, with the secondary addresses IMDS lists (the first
-    /// local-ipv4 is the ENI's own).
-    public static func enis(_ facts: InstanceFacts) -> [ENIState] {
-        facts.interfaces.filter { ($0.networkCard ?? 0) == 0 }.map { interface in
+    /// The ENIs on the default network card ipamd manages, with the secondary addresses IMDS lists
+    /// (the first local-ipv4 is the ENI's own).
+    /// Only the primary ENI and `ours` (nodeboot's, by EC2's description, or those the checkpoint
+    /// assigned from): an ENI from a launch template, EFA or aws-node is never touched.
+    public static func enis(_ facts: InstanceFacts, ours: Set<String>) -> [ENIState] {
+        facts.interfaces.filter { interface in
+            (interface.networkCard ?? 0) == 0
+                && (interface.mac == facts.mac || ours.contains(interface.interfaceId ?? interface.mac))
+        }.map { interface in
             ENIState(
                 id: interface.interfaceId ?? interface.mac, device: interface.deviceNumber ?? 0,
                 isPrimary: interface.mac == facts.mac, addresses: Array(interface.localIPv4s.dropFirst()))
@@ -187,7 +202,7 @@ public enum IPAMDaemon {
     /// that are not ours.
     public static func reconciler(
         core: IPAMCore, session: AWSSession, facts: InstanceFacts, settings: Settings,
-        log: @escaping @Sendable (String) -> Void
+        wire: (@Sendable (ENIWiring) throws -> [String])? = nil, log: @escaping @Sendable (String) -> Void
     ) async throws -> Reconciler {
         let ec2 = try await session.client(region: session.region(identity: facts.identity).region)
         let type = try await ec2.describeInstanceType(facts.identity.instanceType)
@@ -199,10 +214,29 @@ public enum IPAMDaemon {
         else {
             throw IPAMError("the primary ENI of \(facts.identity.instanceId) is not known to EC2")
         }
-        let ours = Set(await core.enis.map(\.id))
+        // Which attached ENIs are nodeboot's: the description it gives the ENIs it creates.
         let instance = try await ec2.describeInstance(id: facts.identity.instanceId)
-        await core.setForeignENIs(
-            instance.networkInterfaces.filter { $0.networkCardIndex == 0 && !ours.contains($0.id) }.count)
+        let attached = instance.networkInterfaces.filter { $0.networkCardIndex == 0 }.map(\.id)
+        let described = try await ec2.describeNetworkInterfaces(ids: attached)
+        let nodeboots = Set(described.filter { $0.description.hasPrefix("nodeboot-") }.map(\.id))
+        let held = Set(await core.enis.map(\.id))
+        for eni in Self.enis(facts, ours: nodeboots) where !held.contains(eni.id) {
+            // One of ours from an earlier run: wired, then its addresses served again.
+            if let wire, let interface = facts.interfaces.first(where: { $0.interfaceId == eni.id }),
+                let wiring = ENIWiring(interface, device: eni.device, mtu: settings.mtu)
+            {
+                do {
+                    for note in try wire(wiring) { log("ipamd: \(note)") }
+                } catch {
+                    log("ipamd: \(eni.id) not adopted: cannot wire it: \(error)")
+                    continue
+                }
+            }
+            await core.attach(eni)
+            log("ipamd: adopted \(eni.id) (device \(eni.device), created by nodeboot) with \(eni.addresses.count) addresses")
+        }
+        let managed = Set(await core.enis.map(\.id))
+        await core.setForeignENIs(attached.filter { !managed.contains($0) }.count)
         // The standard formula until init hands over the kubelet's maxPods (docs/ipamd.md §2, NodeSpec).
         let maxPods = limits.maxENIs * limits.slotsPerENI + 2
         return Reconciler(
@@ -223,9 +257,16 @@ public enum IPAMDaemon {
         let make: @Sendable () async throws -> Reconciler
 
         func run() async throws {
+            // SIGTERM during the EC2 setup ends it too (a black-holed endpoint must not hold the stop).
+            try await cancelWhenGracefulShutdown { try await grow() }
+        }
+
+        func grow() async throws {
             let reconciler: Reconciler
             do {
                 reconciler = try await make()
+            } catch is CancellationError {
+                return
             } catch {
                 log("ipamd: the pool cannot grow through EC2: \(error); serving the addresses the ENIs have")
                 return
@@ -241,13 +282,11 @@ public enum IPAMDaemon {
                 ? LeakSweeper(
                     ec2: reconciler.ec2, instanceID: context.instanceID, vpcID: context.vpcID, cluster: context.cluster, log: log)
                 : nil
-            try await cancelWhenGracefulShutdown {
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask { await reconciler.run(wake: wake) }
-                    if let sweeper {
-                        group.addTask {
-                            await sweeper.run(initialDelay: .seconds(Int.random(in: 0...300)), interval: .seconds(3600))
-                        }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await reconciler.run(wake: wake) }
+                if let sweeper {
+                    group.addTask {
+                        await sweeper.run(initialDelay: .seconds(Int.random(in: 0...300)), interval: .seconds(3600))
                     }
                 }
             }

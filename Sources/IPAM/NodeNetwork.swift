@@ -50,12 +50,15 @@ public enum NodeNetwork {
     public static let eniRulePriority: UInt32 = 32765
 
     /// Wires one ENI; returns what it did, for the journal. No link with the ENI's MAC: nothing
-    /// is done and the note says so (a container sharing a host's network, or IMDS ahead of the
-    /// kernel; the caller waits for the link before it hands out the ENI's addresses).
+    /// is done and the note says so (a container sharing a host's network), or, `requireLink`,
+    /// an error (a new ENI: IMDS ahead of the kernel; the caller looks again).
     public static func ensure(
-        _ eni: ENIWiring, netlink: RouteNetlink, sysctl: String = "/proc/sys"
+        _ eni: ENIWiring, netlink: RouteNetlink, sysctl: String = "/proc/sys", requireLink: Bool = false
     ) throws(NetlinkError) -> [String] {
         guard let link = try netlink.links().first(where: { $0.address?.description == eni.mac.lowercased() }) else {
+            if requireLink {
+                throw NetlinkError(.invalidArgument, "wire device \(eni.device)", detail: "no link has MAC \(eni.mac) yet")
+            }
             return ["no link has MAC \(eni.mac) (yet): device \(eni.device) not wired"]
         }
         var done: [String] = []

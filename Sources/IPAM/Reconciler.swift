@@ -45,8 +45,9 @@ public actor Reconciler {
     let log: @Sendable (String) -> Void
     /// Runs after every pass (the daemon writes the conflist once an address is free).
     var afterPass: @Sendable () async -> Void = {}
-    /// Wires a new ENI's node side (NodeNetwork over netlink in the daemon); returns journal notes.
-    var wire: @Sendable (ENIWiring) -> [String] = { _ in [] }
+    /// Wires a new ENI's node side (NodeNetwork over netlink in the daemon; throws when the link
+    /// is not there yet); nil: not wired (the testbed, `NODEBOOT_IPAMD_HOST_NETWORK=skip`).
+    var wire: (@Sendable (ENIWiring) throws -> [String])?
     /// How long a new ENI may take to appear in IMDS with its addresses (vpc-cni.md §1 row 9).
     let attachWait: Duration
     var subnetBlockedUntil: ContinuousClock.Instant?
@@ -69,7 +70,7 @@ public actor Reconciler {
     }
 
     public func setAfterPass(_ callback: @escaping @Sendable () async -> Void) { afterPass = callback }
-    public func setWiring(_ callback: @escaping @Sendable (ENIWiring) -> [String]) { wire = callback }
+    public func setWiring(_ callback: @escaping @Sendable (ENIWiring) throws -> [String]) { wire = callback }
 
     /// Wakes on `wake` (adds and deletes) and every `interval`, until cancelled.
     public func run(wake: AsyncStream<Void>, interval: Duration = .seconds(5)) async {
@@ -194,35 +195,61 @@ public actor Reconciler {
         let eni = try await ec2.createNetworkInterface(
             subnet: context.subnet, groups: context.securityGroups, description: "nodeboot-\(context.instanceID)",
             addresses: .secondaryIPv4(count: count), tags: tags, clientToken: "nodeboot-\(UInt64.random(in: 1...UInt64.max))")
+        var attachment: String?
         do {
             called("DescribeInstances")
             let instance = try await ec2.describeInstance(id: context.instanceID)
             let used = Set(instance.networkInterfaces.filter { $0.networkCardIndex == 0 }.map(\.deviceIndex))
             let device = (0...).first { !used.contains($0) } ?? used.count
             called("AttachNetworkInterface")
-            let attachment = try await ec2.attachNetworkInterface(eni: eni.id, instance: context.instanceID, deviceIndex: device)
-            do {
-                called("ModifyNetworkInterfaceAttribute")
-                try await ec2.setDeleteOnTermination(eni: eni.id, attachment: attachment)
-            } catch {
-                try? await detachAndDelete(eni.id, attachment: attachment)
-                throw error
-            }
+            attachment = try await ec2.attachNetworkInterface(eni: eni.id, instance: context.instanceID, deviceIndex: device)
+            called("ModifyNetworkInterfaceAttribute")
+            try await ec2.setDeleteOnTermination(eni: eni.id, attachment: attachment ?? "")
             try await waitInIMDS(mac: eni.macAddress)
-            // The node side before any address is handed out: the ENI's table, rule, MTU.
-            if let interface = try? await imds.networkInterface(mac: eni.macAddress),
-                let wiring = ENIWiring(interface, device: device, mtu: context.settings.mtu)
-            {
-                for note in wire(wiring) { log("ipamd: \(note)") }
-            }
+            // The node side before any address is handed out: without its table and rule a pod
+            // on this ENI would have no route. Bounded like the IMDS wait (the NIC's hot-plug).
+            try await wireNew(mac: eni.macAddress, device: device)
             created[eni.id] = .now
             await core.attach(ENIState(id: eni.id, device: device, isPrimary: false, addresses: eni.secondaryIPv4s))
             log("ipamd: attached \(eni.id) at device \(device) with \(eni.secondaryIPv4s.count) addresses")
         } catch {
-            called("DeleteNetworkInterface")
-            _ = try? await ec2.deleteNetworkInterface(eni.id)
+            // Undo in EC2 what was done, so neither a half-made ENI nor an attached one nobody
+            // manages is left (the leak sweeper is the backstop for what this cannot undo).
+            do {
+                if let attachment {
+                    try await detachAndDelete(eni.id, attachment: attachment)
+                } else {
+                    called("DeleteNetworkInterface")
+                    _ = try await ec2.deleteNetworkInterface(eni.id)
+                }
+            } catch let cleanup {
+                log("ipamd: could not remove the new ENI \(eni.id) after a failed setup: \(cleanup)")
+            }
             throw error
         }
+    }
+
+    /// Wires a new ENI's node side once IMDS and the kernel show it; no wiring configured (the
+    /// testbed, or `NODEBOOT_IPAMD_HOST_NETWORK=skip`): nothing to do.
+    func wireNew(mac: String, device: Int) async throws {
+        guard let wire else { return }
+        let policy = RetryPolicy(
+            maxAttempts: .max, baseDelay: .milliseconds(100), maxBackoff: .seconds(2), deadline: attachWait,
+            attemptTimeout: attachWait, random: { 1 })
+        var last = "IMDS does not describe it"
+        let wired = try await policy.firstValue { _ -> Bool? in
+            guard let interface = try? await self.imds.networkInterface(mac: mac),
+                let wiring = ENIWiring(interface, device: device, mtu: self.context.settings.mtu)
+            else { return nil }
+            do {
+                for note in try wire(wiring) { self.log("ipamd: \(note)") }
+                return true
+            } catch {
+                last = "\(error)"
+                return nil
+            }
+        }
+        guard wired != nil else { throw IPAMError("the new ENI \(mac) could not be wired within \(attachWait): \(last)") }
     }
 
     /// Until IMDS lists the ENI's MAC with an address: backoff from 100 ms doubling to 2 s, bounded
@@ -241,16 +268,22 @@ public actor Reconciler {
     }
 
     func freeENI(_ id: String) async throws {
-        guard await core.detach(id) else { return }
-        called("DescribeNetworkInterfaces")
-        guard let attachment = try await ec2.describeNetworkInterfaces(ids: [id]).first?.attachment?.id else {
-            called("DeleteNetworkInterface")
-            _ = try await ec2.deleteNetworkInterface(id)
-            return
+        guard let saved = await core.detach(id) else { return }
+        do {
+            called("DescribeNetworkInterfaces")
+            if let attachment = try await ec2.describeNetworkInterfaces(ids: [id]).first?.attachment?.id {
+                try await detachAndDelete(id, attachment: attachment)
+            } else {
+                called("DeleteNetworkInterface")
+                _ = try await ec2.deleteNetworkInterface(id)
+            }
+        } catch {
+            // Still attached (or unknown): the pool keeps it, the next pass may try again.
+            await core.attach(saved)
+            throw error
         }
-        try await detachAndDelete(id, attachment: attachment)
         created[id] = nil
-        log("ipamd: detached and deleted \(id) (a spare ENI above WARM_ENI_TARGET)")
+        log("ipamd: detached and deleted \(id) (a spare ENI above the warm target)")
     }
 
     /// Detach, then poll until `available` (not a fixed sleep), then delete.
@@ -258,10 +291,16 @@ public actor Reconciler {
         called("DetachNetworkInterface")
         try await ec2.detachNetworkInterface(attachment: attachment)
         let policy = RetryPolicy.poll(every: .milliseconds(500), deadline: .seconds(30))
-        let detached = try await policy.firstValue { _ in
+        let detached = try await policy.firstValue { _ -> Bool? in
             await self.called("DescribeNetworkInterfaces")
-            let status = try? await self.ec2.describeNetworkInterfaces(ids: [id]).first?.status
-            return status == "available" || status == nil ? true : nil
+            do {
+                let status = try await self.ec2.describeNetworkInterfaces(ids: [id]).first?.status
+                return status == "available" || status == nil ? true : nil
+            } catch let error as AWSError where error.code == EC2ErrorCode.networkInterfaceNotFound {
+                return true  // gone already
+            } catch {
+                return nil  // a throttle or a blip: look again (bounded by the poll's deadline)
+            }
         }
         guard detached != nil else { throw IPAMError("\(id) was still attached 30 s after DetachNetworkInterface") }
         called("DeleteNetworkInterface")

@@ -62,7 +62,16 @@ public struct IPAMClient: Sendable {
                 }
                 guard let first = lines.first else { continue }
                 do {
-                    return try Reply.decode(try JSON(parsing: first), answering: request)
+                    let reply = try JSON(parsing: first)
+                    if let text = reply["v"]?.string, let version = ProtocolVersion(text), !IPAMWire.version.accepts(version) {
+                        throw Failure(
+                            kind: .badReply,
+                            message: "ipamd at \(socketPath) speaks protocol \(version), this plugin \(IPAMWire.version): "
+                                + "install matching nodeboot and nodeboot-cni builds")
+                    }
+                    return try Reply.decode(reply, answering: request)
+                } catch let failure as Failure {
+                    throw failure
                 } catch let error as JSONError {
                     throw Failure(kind: .badReply, message: "ipamd at \(socketPath) answered with bad JSON: \(error)")
                 } catch {

@@ -241,7 +241,8 @@ public enum Reply: Sendable, Equatable {
         case .check: return .checked(try Assignment(json))
         case .del:
             let known = try fields.bool("known")
-            return .deleted(known: known, known ? try Assignment(json) : nil)
+            // Known without details: an address whose ENI the daemon no longer has.
+            return .deleted(known: known, known && json["ips"] != nil ? try Assignment(json) : nil)
         case .status: return .status(json["status"] ?? .null)
         case .other: return .status(json)
         }

@@ -19,7 +19,10 @@ enum IPAMD {
         policy.deadline = try IMDSOptions.deadline(arguments)
         let session: AWSSession
         do {
-            session = try AWSSession(environment: environment, imdsPolicy: policy)
+            // EC2 calls give up after 30 s (the default's 120 s would outlast a unit stop): the loop tries again.
+            var apiPolicy = RetryPolicy.aws(environment: environment)
+            apiPolicy.deadline = .seconds(30)
+            session = try AWSSession(environment: environment, imdsPolicy: policy, apiPolicy: apiPolicy)
         } catch {
             StandardStreams.error("ipamd: \(error)\n")
             throw ExitStatus(code: 1)

@@ -94,7 +94,7 @@ struct CheckpointTests {
         #expect(
             held == [
                 "10.0.0.10": "routed", "10.0.0.11": "veth", "10.0.0.13": "young", "10.0.9.9": "lost",
-                "10.0.0.14": "kernel:route to enib",
+                "10.0.0.14": "kernel:10.0.0.14 route to enib",
             ])
         #expect(
             result.checkpoint.cooling == [

@@ -12,8 +12,14 @@ struct PoolTests {
         limits: InstanceLimits = m5large, foreign: Int = 0, lastDecrease: Duration? = nil,
         subnetBlockedFor: Duration? = nil, terminating: Bool = false
     ) throws -> PoolView {
-        PoolView(
-            mode: mode, limits: limits, settings: try Settings.parse(settings).0, maxPods: maxPods, enis: enis,
+        // Prefix delegation is refused by Settings.parse (not carried out yet); the decision is tested all the same.
+        var parsed = try Settings.parse(settings.filter { $0.key != "ENABLE_PREFIX_DELEGATION" }).0
+        if settings["ENABLE_PREFIX_DELEGATION"] == "true" {
+            parsed.prefixDelegation = true
+            if settings["WARM_PREFIX_TARGET"] == nil { parsed.warmPrefixTarget = 1 }
+        }
+        return PoolView(
+            mode: mode, limits: limits, settings: parsed, maxPods: maxPods, enis: enis,
             foreignENIs: foreign, subnetBlockedUntil: subnetBlockedFor.map { now + $0 },
             lastDecrease: lastDecrease.map { now - $0 }, terminating: terminating, now: now)
     }

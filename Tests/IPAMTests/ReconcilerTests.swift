@@ -29,7 +29,7 @@ struct ReconcilerTests {
             let settings = try Settings.parse(environment).0
             let core = IPAMCore(
                 checkpoint: Checkpoint(instance: facts.identity.instanceId, mode: .secondaryIPv4),
-                enis: IPAMDaemon.enis(facts), facts: NetworkFacts(vpcCIDRs: [], mtu: 9001, externalSNAT: false),
+                enis: IPAMDaemon.enis(facts, ours: []), facts: NetworkFacts(vpcCIDRs: [], mtu: 9001, externalSNAT: false),
                 cooldown: settings.cooldown, checkpointPath: directory + "/checkpoint.json", wallClock: { 1_000_000 })
             let lines = Lines()
             let reconciler = try await IPAMDaemon.reconciler(
@@ -137,6 +137,34 @@ struct ReconcilerTests {
             #expect(!remaining.contains(second), "deleted in EC2")
             let calls = await reconciler.calls
             #expect(calls["DetachNetworkInterface"] == 1 && calls["DeleteNetworkInterface"] == 1)
+        }
+    }
+
+    @Test("a failed setup leaves no ENI behind (attached ones detached and deleted); a failed free keeps the ENI in the pool")
+    func failures() async throws {
+        try await Self.withReconciler { core, reconciler, testbed, lines in
+            await reconciler.pass()
+            _ = try await Self.fill(core)
+            let before = Set(await testbed.networkInterfaces().map(\.networkInterfaceId))
+            await testbed.setFaults([
+                FaultRule(endpoint: .ec2, action: "ModifyNetworkInterfaceAttribute", status: 403, code: "UnauthorizedOperation")
+            ])
+            await reconciler.pass()
+            #expect(await core.enis.count == 1, "no ENI was added to the pool")
+            let after = Set(await testbed.networkInterfaces().map(\.networkInterfaceId))
+            #expect(after == before, "the created and attached ENI was detached and deleted again")
+            #expect(await reconciler.errors["ModifyNetworkInterfaceAttribute"] == 1)
+            #expect(lines.all.contains { $0.contains("UnauthorizedOperation") })
+
+            await testbed.setFaults([])
+            await reconciler.pass()
+            let second = try #require(await core.enis.last?.id)
+            #expect(await core.enis.count == 2)
+            await testbed.setFaults([
+                FaultRule(endpoint: .ec2, action: "DetachNetworkInterface", status: 403, code: "UnauthorizedOperation")
+            ])
+            await #expect(throws: (any Error).self) { try await reconciler.freeENI(second) }
+            #expect(await core.enis.map(\.id).contains(second), "the ENI EC2 did not detach stays in the pool")
         }
     }
 }
