@@ -177,6 +177,21 @@ public actor IPAMCore {
         return eni
     }
 
+    /// Records an EC2 change before it is made (resumed or resolved after a restart).
+    public func record(_ intent: Checkpoint.Intent) throws(ProtocolError) {
+        var next = checkpoint
+        next.intents.append(intent)
+        try commit(next)
+    }
+
+    /// The EC2 change is done (or undone): its intent is dropped.
+    public func resolve(_ token: String) throws(ProtocolError) {
+        guard checkpoint.intents.contains(where: { $0.token == token }) else { return }
+        var next = checkpoint
+        next.intents.removeAll { $0.token == token }
+        try commit(next)
+    }
+
     func commit(_ next: Checkpoint) throws(ProtocolError) {
         do {
             try next.write(checkpointPath)

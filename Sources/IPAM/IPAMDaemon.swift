@@ -78,7 +78,13 @@ public enum IPAMDaemon {
             }
             // Until EC2 says which ENIs are nodeboot's (the growth service's setup), the primary and
             // those the checkpoint assigned from.
-            let enis = Self.enis(facts, ours: Set(checkpoint.allocations.map(\.eni)))
+            // Addresses an unassign was under way for are withheld until EC2 says (the setup below).
+            let withheld = Set(checkpoint.intents.filter { $0.operation == .unassign }.flatMap(\.addresses))
+            let enis = Self.enis(facts, ours: Set(checkpoint.allocations.map(\.eni))).map { eni in
+                var eni = eni
+                eni.addresses.removeAll(where: withheld.contains)
+                return eni
+            }
             // The kernel's pod routes and rules: what a restart must not hand out again. Unreadable,
             // nothing is released (no trace proves nothing then).
             let addressesByENI = Dictionary(uniqueKeysWithValues: enis.map { ($0.id, Set($0.addresses)) })
@@ -237,6 +243,13 @@ public enum IPAMDaemon {
         }
         let managed = Set(await core.enis.map(\.id))
         await core.setForeignENIs(attached.filter { !managed.contains($0) }.count)
+        // Unassigns a restart interrupted: what EC2 still lists on the ENI is served again.
+        for intent in await core.checkpoint.intents where intent.operation == .unassign {
+            if let eni = intent.eni, let still = described.first(where: { $0.id == eni })?.secondaryIPv4s {
+                await core.addAddresses(intent.addresses.filter(still.contains), to: eni)
+            }
+            try await core.resolve(intent.token)
+        }
         // The standard formula until init hands over the kubelet's maxPods (docs/ipamd.md §2, NodeSpec).
         let maxPods = limits.maxENIs * limits.slotsPerENI + 2
         return Reconciler(

@@ -170,13 +170,25 @@ public actor Reconciler {
         case .unassignIPs(let eni, let count):
             let released = await core.takeFree(count, from: eni)
             guard !released.isEmpty else { return }
+            // Recorded first: a restart before EC2's answer must not trust a lagging IMDS that
+            // still lists them (another node may have them by then).
+            let token = "unassign-\(UInt64.random(in: 1...UInt64.max))"
+            try await core.record(
+                .init(operation: .unassign, token: token, eni: eni, addresses: released, since: core.wallClock()))
             called("UnassignPrivateIpAddresses")
             do {
                 try await ec2.unassignPrivateIPs(eni: eni, addresses: released)
             } catch {
-                await core.addAddresses(released, to: eni)
+                // Back only what EC2 still lists on the ENI: an attempt that succeeded before its
+                // answer was lost must not hand out addresses EC2 already took back.
+                called("DescribeNetworkInterfaces")
+                if let still = try? await ec2.describeNetworkInterfaces(ids: [eni]).first?.secondaryIPv4s {
+                    await core.addAddresses(released.filter(still.contains), to: eni)
+                    try? await core.resolve(token)  // if this write fails, the next start resolves it
+                }
                 throw error
             }
+            try? await core.resolve(token)  // if this write fails, the next start resolves it
             lastDecrease = .now
         case .freeENI(let eni):
             try await freeENI(eni)

@@ -167,4 +167,25 @@ struct ReconcilerTests {
             #expect(await core.enis.map(\.id).contains(second), "the ENI EC2 did not detach stays in the pool")
         }
     }
+
+    @Test("giving addresses back: recorded as an intent first; a failed unassign returns only what EC2 still lists")
+    func unassign() async throws {
+        try await Self.withReconciler { core, reconciler, testbed, _ in
+            await reconciler.pass()
+            let primary = try #require(await core.enis.first)
+            #expect(primary.addresses.count == 14)
+            await testbed.setFaults([
+                FaultRule(endpoint: .ec2, action: "UnassignPrivateIpAddresses", status: 403, code: "UnauthorizedOperation")
+            ])
+            await #expect(throws: (any Error).self) { try await reconciler.perform(.unassignIPs(eni: primary.id, count: 2)) }
+            #expect(await core.enis.first?.addresses.count == 14, "EC2 kept them: they are served again")
+            #expect(await core.checkpoint.intents.isEmpty)
+            await testbed.setFaults([])
+            try await reconciler.perform(.unassignIPs(eni: primary.id, count: 2))
+            #expect(await core.enis.first?.addresses.count == 12)
+            let inEC2 = await testbed.networkInterfaces().first { $0.networkInterfaceId == primary.id }
+            #expect(inEC2?.privateIpAddresses.count == 13, "the ENI's own address and 12 secondaries")
+            #expect(await core.checkpoint.intents.isEmpty, "the intent is resolved once EC2 answered")
+        }
+    }
 }
