@@ -116,11 +116,15 @@ public actor Reconciler {
             terminating: terminating, now: clock)
     }
 
-    /// One decision and its EC2 calls. Errors are counted and logged, never thrown: the next
-    /// pass tries again (an insufficient-capacity answer waits out a 120 s cooldown first).
+    /// One decision and its EC2 calls, then `afterPass` (the conflist once an address exists).
+    /// Errors are counted and logged, never thrown: the next pass tries again (an
+    /// insufficient-capacity answer waits out a 120 s cooldown first).
     public func pass() async {
-        defer { Task { await afterPass() } }
-        let decision = await view().decide()
+        await carryOut(await view().decide())
+        await afterPass()
+    }
+
+    func carryOut(_ decision: PoolDecision) async {
         // One line per change of state (growing, or blocked for a new reason), not per pass.
         if !decision.actions.isEmpty
             || (decision.blocked != nil && Self.kind(decision.blocked) != Self.kind(lastDecision.blocked))

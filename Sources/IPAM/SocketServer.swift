@@ -1,6 +1,7 @@
 import IPAMProtocol
 public import NIOCore
 import NIOPosix
+import Support
 import WireJSON
 
 #if canImport(Glibc)
@@ -20,12 +21,17 @@ public final class SocketServer: Sendable {
     }
 
     /// Binds `path` (replacing a stale socket a killed daemon left) and serves `core`.
-    public static func start(core: IPAMCore, path: String, group: any EventLoopGroup) async throws -> SocketServer {
+    public static func start(
+        core: IPAMCore, path: String, group: any EventLoopGroup, idleTimeout: Duration = .seconds(10)
+    ) async throws -> SocketServer {
         let staging = path + ".new"
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // A client that sends nothing for `idleTimeout` is closed (a stuck plugin must not hold a descriptor).
+                    try channel.pipeline.syncOperations.addHandler(
+                        IdleStateHandler(readTimeout: .nanoseconds(Int64(idleTimeout.nanoseconds))))
                     try channel.pipeline.syncOperations.addHandler(Connection(core: core))
                 }
             }
@@ -78,8 +84,12 @@ public final class SocketServer: Sendable {
             do {
                 lines = try framer.append(bytes)
             } catch {
+                // After the answers already queued on this connection, then the connection closes.
                 let reply = Reply.failed(error).json().line
-                channel.writeAndFlush(ByteBuffer(bytes: reply)).whenComplete { _ in channel.close(promise: nil) }
+                let previous = queue ?? context.eventLoop.makeSucceededVoidFuture()
+                queue = previous.flatMap { channel.writeAndFlush(ByteBuffer(bytes: reply)) }.always { _ in
+                    channel.close(promise: nil)
+                }
                 return
             }
             for line in lines {
@@ -89,6 +99,14 @@ public final class SocketServer: Sendable {
                 }.flatMap { reply in
                     channel.writeAndFlush(ByteBuffer(bytes: reply))
                 }.recover { _ in }
+            }
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if event is IdleStateHandler.IdleStateEvent {
+                context.close(promise: nil)
+            } else {
+                context.fireUserInboundEventTriggered(event)
             }
         }
 

@@ -148,6 +148,29 @@ extension Assignment {
 
 @Suite("ipamd socket server")
 struct SocketServerTests {
+    @Test("a client that sends nothing is closed after the idle timeout")
+    func idle() async throws {
+        let directory = try IPAMCoreTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let core = IPAMCoreTests.core(directory, clock: IPAMCoreTests.Clock())
+        let server = try await SocketServer.start(
+            core: core, path: directory + "/ipamd.sock", group: MultiThreadedEventLoopGroup.singleton,
+            idleTimeout: .milliseconds(200))
+        let (process, lines, _) = try await PythonServer.start(
+            """
+            import socket, time
+            s = socket.socket(socket.AF_UNIX); s.connect('\(server.path)'); s.settimeout(5)
+            print(0, flush=True)
+            began = time.time()
+            data = s.recv(100)
+            print('closed' if data == b'' else 'data', round(time.time() - began, 1), flush=True)
+            """)
+        defer { kill(process.processIdentifier, SIGKILL) }
+        let line = try await lines.next(timeout: 10)
+        #expect(line.hasPrefix("closed"), "\(line)")
+        await server.close()
+    }
+
     @Test("the plugin's client gets its answers over the socket (mode 0660); bad lines get badRequest, in order")
     func serve() async throws {
         let directory = try IPAMCoreTests.directory()
