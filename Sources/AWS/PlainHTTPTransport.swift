@@ -210,7 +210,8 @@ public final class PlainHTTPTransport: HTTPTransport {
         throw TransportError(.connection, url: url, detail: "connect to \(target.key): \(lastError)")
     }
 
-    /// Waits until `descriptor` is ready for `events`; false when the deadline passed first.
+    /// Waits until `descriptor` is ready for `events`; false when the deadline passed first. A
+    /// failing poll is a connection error, not a timeout.
     static func wait(_ descriptor: Int32, for events: Int16, until deadline: ContinuousClock.Instant) throws -> Bool {
         while true {
             let left = deadline - ContinuousClock.now
@@ -219,7 +220,9 @@ public final class PlainHTTPTransport: HTTPTransport {
             let milliseconds = Int32(clamping: (left.nanoseconds + 999_999) / 1_000_000)
             let ready = poll(&entry, 1, milliseconds)
             if ready > 0 { return true }
-            if ready < 0 && errno != EINTR { return false }
+            if ready < 0 && errno != EINTR {
+                throw TransportError(.connection, url: "-", detail: "poll: \(String(cString: strerror(errno)))")
+            }
         }
     }
 

@@ -31,9 +31,6 @@ public struct Reconciliation: Sendable, Equatable {
     public var checkpoint: Checkpoint
     /// Journal lines, one per decision that changes what the checkpoint said.
     public var notes: [String] = []
-    /// Allocations whose address no ENI lists: kept (never handed out again) until EC2 says
-    /// whether the address still exists (IMDS can lag or be stale; aws-node #1967, #3019).
-    public var unconfirmed: [Checkpoint.Allocation] = []
 }
 
 extension Checkpoint {
@@ -61,10 +58,9 @@ extension Checkpoint {
             let inUse = !host.kernelKnown || trace != nil || veth.map(host.links.contains) == true
             guard onENIs.contains(allocation.address) else {
                 kept.append(allocation)
-                result.unconfirmed.append(allocation)
                 result.notes.append(
                     "ipamd: \(allocation.address) of \(Self.owner(allocation)) is on no ENI the metadata service lists; "
-                        + "kept (not handed out) until EC2 confirms")
+                        + "kept, never handed out again, until its pod's DEL")
                 continue
             }
             if adopted ? (trace != nil || !host.kernelKnown) : (inUse || now - allocation.since < Self.wiringGrace) {

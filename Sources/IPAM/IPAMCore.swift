@@ -21,7 +21,10 @@ public struct ENIState: Sendable, Equatable {
     }
 
     /// The pod route table: main (254) on the primary ENI, else device + 1 (vpc-cni.md §1 row 19).
-    public var table: Int { device == 0 ? 254 : device + 1 }
+    public var table: Int { Self.routeTable(device: device) }
+
+    /// The route table of device `device`'s pods: main (254) for the primary ENI, else device + 1.
+    public static func routeTable(device: Int) -> Int { device == 0 ? 254 : device + 1 }
 }
 
 /// What the daemon tells every plugin about the node's network.
@@ -63,7 +66,9 @@ public actor IPAMCore {
         self.cooldown = cooldown
         self.checkpointPath = checkpointPath
         self.wallClock = wallClock
-        for entry in checkpoint.cooling { released[entry.address] = entry.until }
+        // When each cooling address was released: its end of cooldown less the cooldown.
+        let cooldownMilliseconds = Int64(cooldown / .milliseconds(1))
+        for entry in checkpoint.cooling { released[entry.address] = entry.until - cooldownMilliseconds }
     }
 
     public func handle(_ request: Request) -> Reply {

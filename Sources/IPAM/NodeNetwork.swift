@@ -36,7 +36,7 @@ public struct ENIWiring: Sendable, Equatable {
     }
 
     /// The ENI's route table: main for the primary ENI, else device + 1.
-    public var table: UInt32 { device == 0 ? Route.mainTable : UInt32(device + 1) }
+    public var table: UInt32 { UInt32(ENIState.routeTable(device: device)) }
 
     /// The VPC router of the subnet: its first address + 1.
     public var gateway: IPAddress? {

@@ -89,14 +89,12 @@ public struct PoolView: Sendable {
     /// An EC2 insufficient-capacity answer blocks growth until then.
     public var subnetBlockedUntil: ContinuousClock.Instant?
     public var lastDecrease: ContinuousClock.Instant?
-    /// SIGTERM received: no ENI or address changes (vpc-cni.md §1 row 8).
-    public var terminating: Bool
     public var now: ContinuousClock.Instant
 
     public init(
         mode: PoolMode, limits: InstanceLimits, settings: Settings, maxPods: Int, enis: [PoolENI], foreignENIs: Int = 0,
         subnetBlockedUntil: ContinuousClock.Instant? = nil, lastDecrease: ContinuousClock.Instant? = nil,
-        terminating: Bool = false, now: ContinuousClock.Instant
+        now: ContinuousClock.Instant
     ) {
         self.mode = mode
         self.limits = limits
@@ -106,7 +104,6 @@ public struct PoolView: Sendable {
         self.foreignENIs = foreignENIs
         self.subnetBlockedUntil = subnetBlockedUntil
         self.lastDecrease = lastDecrease
-        self.terminating = terminating
         self.now = now
     }
 
@@ -133,7 +130,6 @@ public struct PoolDecision: Sendable, Equatable {
         case limits(String)
         case maxPods(Int)
         case subnet(until: ContinuousClock.Instant)
-        case terminating
     }
 
     public var actions: [PoolAction] = []
@@ -156,11 +152,6 @@ extension PoolView {
 
     public func decide() -> PoolDecision {
         var decision = PoolDecision()
-        if terminating {
-            decision.blocked = .terminating
-            decision.reason = "terminating: no EC2 changes"
-            return decision
-        }
         if mode == .ipv6 {
             if let primary = enis.first(where: \.isPrimary), primary.prefixes == 0 {
                 decision.actions = [.assignIPv6Prefix(eni: primary.id)]

@@ -96,7 +96,7 @@ public actor Reconciler {
     }
 
     /// The pool's view now.
-    public func view(terminating: Bool = false) async -> PoolView {
+    public func view() async -> PoolView {
         let enis = await core.enis
         let checkpoint = await core.checkpoint
         let now = core.wallClock()
@@ -113,7 +113,7 @@ public actor Reconciler {
         return PoolView(
             mode: .secondaryIPv4, limits: context.limits, settings: context.settings, maxPods: context.maxPods, enis: poolENIs,
             foreignENIs: await core.foreignENIs, subnetBlockedUntil: subnetBlockedUntil, lastDecrease: lastDecrease,
-            terminating: terminating, now: clock)
+            now: clock)
     }
 
     /// One decision and its EC2 calls, then `afterPass` (the conflist once an address exists).
@@ -157,7 +157,6 @@ public actor Reconciler {
         case .limits: "limits"
         case .maxPods: "maxPods"
         case .subnet: "subnet"
-        case .terminating: "terminating"
         }
     }
 

@@ -87,7 +87,7 @@ struct PlainHTTPTransportTests {
         }
     }
 
-    @Test("concurrent requests each get their own connection, and all are answered")
+    @Test("concurrent requests are all answered, each with its own body")
     func concurrent() async throws {
         try await Self.withServer { transport, base, _ in
             let texts = try await withThrowingTaskGroup(of: String.self) { group in

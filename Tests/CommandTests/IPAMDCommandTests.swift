@@ -50,6 +50,9 @@ struct IPAMDCommandTests {
         let key = AttachmentKey(container: "c1", ifname: "eth0", network: "nodeboot")
         let pod = PodReference(namespace: "default", name: "nginx", uid: "u1")
 
+        // Every daemon started here is killed however the test ends (an early return included).
+        let started = Locked<[Process]>([])
+        defer { for process in started.current where process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         func start() throws -> Process {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Self.binary)
@@ -62,6 +65,7 @@ struct IPAMDCommandTests {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
+            started.update { $0.append(process) }
             return process
         }
         func waitForSocket() async throws {

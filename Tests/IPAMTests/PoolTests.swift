@@ -10,7 +10,7 @@ struct PoolTests {
     static func view(
         _ enis: [PoolENI], mode: PoolMode = .secondaryIPv4, settings: [String: String] = [:], maxPods: Int = 29,
         limits: InstanceLimits = m5large, foreign: Int = 0, lastDecrease: Duration? = nil,
-        subnetBlockedFor: Duration? = nil, terminating: Bool = false
+        subnetBlockedFor: Duration? = nil
     ) throws -> PoolView {
         // Prefix delegation is refused by Settings.parse (not carried out yet); the decision is tested all the same.
         var parsed = try Settings.parse(settings.filter { $0.key != "ENABLE_PREFIX_DELEGATION" }).0
@@ -21,7 +21,7 @@ struct PoolTests {
         return PoolView(
             mode: mode, limits: limits, settings: parsed, maxPods: maxPods, enis: enis,
             foreignENIs: foreign, subnetBlockedUntil: subnetBlockedFor.map { now + $0 },
-            lastDecrease: lastDecrease.map { now - $0 }, terminating: terminating, now: now)
+            lastDecrease: lastDecrease.map { now - $0 }, now: now)
     }
 
     static func primary(addresses: Int = 0, assigned: Int = 0, cooling: Int = 0) -> PoolENI {
@@ -148,12 +148,10 @@ struct PoolTests {
         #expect(try Self.view([has], mode: .ipv6).decide().actions.isEmpty)
     }
 
-    @Test("an EC2 insufficient-capacity cooldown and SIGTERM stop growth, with the reason")
+    @Test("an EC2 insufficient-capacity cooldown stops growth, with the reason")
     func blocked() throws {
         let subnet = try Self.view([Self.primary(addresses: 9, assigned: 9)], subnetBlockedFor: .seconds(60)).decide()
         #expect(subnet.actions.isEmpty)
         #expect(subnet.blocked == .subnet(until: Self.now + .seconds(60)))
-        let stopping = try Self.view([Self.primary()], terminating: true).decide()
-        #expect(stopping.actions.isEmpty && stopping.blocked == .terminating)
     }
 }
