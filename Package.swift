@@ -97,6 +97,7 @@ let package = Package(
             dependencies: [
                 "AWS",
                 "ExecCredential",
+                "IPAMProtocol",
                 "KubeAPI",
                 "NodeConfig",
                 "NodeRender",
@@ -104,6 +105,7 @@ let package = Package(
                 "Support",
                 "Systemd",
                 "TOML",
+                "WireJSON",
                 "YAML",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -195,8 +197,8 @@ let package = Package(
         .testTarget(
             name: "BootstrapTests",
             dependencies: [
-                "AWS", "Bootstrap", "ExecCredential", "KubeAPI", "NodeConfig", "NodeRender", "SigV4", "Support", "Systemd",
-                "Testbed", "TestSupport",
+                "AWS", "Bootstrap", "ExecCredential", "IPAM", "KubeAPI", "NodeConfig", "NodeRender", "SigV4", "Support",
+                "Systemd", "Testbed", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings),

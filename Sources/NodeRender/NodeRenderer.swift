@@ -12,6 +12,9 @@ public enum NodeRenderer {
             files.append(NodeFile(ContainerdConfig.path, try ContainerdConfig.render(context), units: [.containerd]))
             files.append(NodeFile(BaseRuntimeSpec.path, try BaseRuntimeSpec.render(context), units: [.containerd]))
         }
+        if context.daemons.contains(.ipamd) {
+            files.append(NodeFile(IPAMDSpec.path, try IPAMDSpec.render(context), units: [.ipamd]))
+        }
         if context.daemons.contains(.kubelet) {
             files.append(NodeFile(KubeletConfig.configPath, KubeletConfig.config(context), units: [.kubelet]))
             if let dropIn = KubeletConfig.dropIn(context) {

@@ -164,6 +164,9 @@ public struct RenderContext: Sendable {
     /// The node's current `/etc/hosts` (outposts append to it).
     public var currentHosts: [UInt8]?
     public var daemons: Set<Daemon> = Set(Daemon.allCases)
+    /// The instance type's ENI limits as discovery found them (embedded table, else
+    /// DescribeInstanceTypes); nil when neither knew the type (max pods is then 110).
+    public var networkLimits: ENILimits?
 
     public init(
         config: NodeConfig, instance: InstanceDetails, kubeletVersion: ComponentVersion,
@@ -187,6 +190,20 @@ public struct RenderContext: Sendable {
     public var nodeName: String {
         config.spec.featureGates["InstanceIdNodeName"] == true || instance.privateDnsName.isEmpty
             ? instance.id : instance.privateDnsName
+    }
+}
+
+/// An instance type's ENI limits on its default network card, and where they came from.
+public struct ENILimits: Sendable, Equatable {
+    public var maxENIs: Int
+    public var ipv4PerENI: Int
+    /// `table` (the embedded instance table) or `DescribeInstanceTypes`.
+    public var source: String
+
+    public init(maxENIs: Int, ipv4PerENI: Int, source: String) {
+        self.maxENIs = maxENIs
+        self.ipv4PerENI = ipv4PerENI
+        self.source = source
     }
 }
 

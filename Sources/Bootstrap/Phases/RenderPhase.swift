@@ -93,6 +93,9 @@ struct RenderPhase {
             config: config, instance: discovery.instance, kubeletVersion: kubelet, containerdVersion: containerd,
             maxPods: maxPods, onlineCPUs: discovery.onlineCPUs, nvidiaRuntime: discovery.nvidiaRuntime,
             nvidiaDevice: discovery.nvidiaDevice)
+        context.networkLimits = discovery.networkLimits.map {
+            ENILimits(maxENIs: $0.defaultMaxENIs, ipv4PerENI: $0.ipv4AddressesPerInterface, source: $0.source)
+        }
         context.tokenHelper = tokenHelper
         context.nodebootPath = nodebootPath
         if context.isOutpost, let host = NodeRenderer.apiServerHost(config.spec.cluster.apiServerEndpoint) {
