@@ -7,6 +7,7 @@
 #                            ca-certificates; curl and python3 (scripts/demo.sh drives the testbed with them)
 #   scripts/setup.sh test    the above, plus what the test runners drive: systemd-container (systemd-nspawn,
 #                            systemd-analyze) and debootstrap for the real-systemd scenario, iproute2 for the scripts,
+#                            nftables (nft: ipamd's SNAT table, applied in scratch network namespaces by the tests),
 #                            and the Python packages moto[server] (EC2/EKS mock), awscli, botocore and boto3 (real AWS
 #                            clients against the testbed); python3-pip when python3 has no pip
 #
@@ -28,7 +29,7 @@ esac
 debs=(libsystemd-dev zlib1g-dev pkg-config ca-certificates curl)
 pips=()
 if [[ $want_test == 1 ]]; then
-    debs+=(systemd-container debootstrap iproute2)
+    debs+=(systemd-container debootstrap iproute2 nftables)
     # module name=pip requirement; moto's server extra brings flask for moto_server.
     pips=("moto=moto[server]" "flask=flask" "awscli=awscli" "botocore=botocore" "boto3=boto3")
 fi

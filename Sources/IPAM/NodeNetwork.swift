@@ -101,6 +101,91 @@ public enum NodeNetwork {
         return done
     }
 
+    /// The priority of the rule that sends marked pod traffic through main (vpc-cni.md §9).
+    public static let markRulePriority: UInt32 = 1024
+
+    /// `fwmark 0x80/0x80 lookup main prio 1024`: packets the packet filter marked (a pod's
+    /// connection out of the VPC, replies of a NodePort connection) leave through main, i.e. the
+    /// primary interface, whatever ENI the pod's address is on.
+    public static var markRule: Rule {
+        Rule(priority: markRulePriority, fwmark: PacketFilter.mark, fwmask: PacketFilter.mark, table: Route.mainTable)
+    }
+
+    /// The node-wide part of §5 (the packet filter is `PacketFilter`): the mark rule, present
+    /// unless external SNAT is on and then removed; `net/ipv4/ip_forward = 1`; loose reverse-path
+    /// filtering (`rp_filter = 2`, aws-node #75) on the link of each MAC in `eniMACs` (every ENI
+    /// that carries pod traffic, the primary included). Returns what it changed, for the journal;
+    /// a second run with the same inputs returns only the notes about links not there. `sysctl`
+    /// is the root of the sysctl tree (`/proc/sys`; a directory in tests). Throws `NetlinkError`
+    /// for netlink and `IPAMError` for a sysctl that cannot be written.
+    public static func ensureHost(
+        eniMACs: [String], settings: Settings, netlink: RouteNetlink, sysctl: String = "/proc/sys"
+    ) throws -> [String] {
+        var done: [String] = []
+        if let note = try ensureMarkRule(present: !settings.externalSNAT, netlink: netlink) { done.append(note) }
+        if try setSysctl(sysctl, "net/ipv4/ip_forward", "1") { done.append("ip_forward 1") }
+        let links = try netlink.links()
+        for mac in eniMACs {
+            guard let link = links.first(where: { $0.address?.description == mac.lowercased() }) else {
+                done.append("no link has MAC \(mac) (yet): rp_filter not set")
+                continue
+            }
+            if try setSysctl(sysctl, "net/ipv4/conf/\(link.name)/rp_filter", "2") { done.append("\(link.name): rp_filter 2") }
+        }
+        return done
+    }
+
+    /// Adds or deletes `markRule`; what it did, or nil when it was so already.
+    static func ensureMarkRule(present: Bool, netlink: RouteNetlink) throws(NetlinkError) -> String? {
+        let rule = markRule
+        if present {
+            do {
+                try netlink.addRule(rule)
+                return "rule \(rule)"
+            } catch  where error.isExists {
+                return nil
+            }
+        }
+        do {
+            try netlink.deleteRule(rule)
+            return "rule \(rule) removed (external SNAT)"
+        } catch  where error.isNotFound {
+            return nil
+        }
+    }
+
+    /// The name of the link with this MAC (the primary interface for `PacketFilter`), or nil.
+    public static func linkName(mac: String, netlink: RouteNetlink) throws(NetlinkError) -> String? {
+        try netlink.links().first(where: { $0.address?.description == mac.lowercased() })?.name
+    }
+
+    /// Writes `root/name` when its value differs from `value`; true when it wrote. A sysctl that
+    /// cannot be read or written is an error naming it.
+    static func setSysctl(_ root: String, _ name: String, _ value: String) throws(IPAMError) -> Bool {
+        let path = root + "/" + name
+        let dotted = name.split(separator: "/").joined(separator: ".")
+        func failure(_ verb: String) -> IPAMError {
+            let reason = String(cString: strerror(errno))
+            return IPAMError(
+                "ipamd: cannot \(verb) \(path) (sysctl \(dotted) = \(value)): \(reason); ipamd must run as root in the node's network namespace with /proc/sys writable"
+            )
+        }
+        var current = [UInt8](repeating: 0, count: 16)
+        let reader = open(path, O_RDONLY | O_CLOEXEC)
+        guard reader >= 0 else { throw failure("read") }
+        let count = read(reader, &current, current.count)
+        close(reader)
+        if count > 0, String(decoding: current[..<count], as: UTF8.self).trimmed == value { return false }
+        let writer = open(path, O_WRONLY | O_CLOEXEC | O_TRUNC)
+        guard writer >= 0 else { throw failure("write") }
+        defer { close(writer) }
+        guard Array((value + "\n").utf8).withUnsafeBytes({ write(writer, $0.baseAddress, $0.count) }) == value.utf8.count + 1
+        else {
+            throw failure("write")
+        }
+        return true
+    }
+
     /// Writes a sysctl when its value differs; true when it wrote.
     static func writeSysctl(_ path: String, _ value: String) -> Bool {
         var current = [UInt8](repeating: 0, count: 16)
