@@ -37,12 +37,17 @@ public struct NetworkInterface: Codable, Sendable, Equatable {
     public var ipv6s: [String]
     public var subnetIPv4CIDRBlock: String?
     public var vpcIPv4CIDRBlocks: [String]
+    /// Delegated /28 prefixes (`ipv4-prefix`) and /80 prefixes (`ipv6-prefix`).
+    public var ipv4Prefixes: [String]
+    public var ipv6Prefixes: [String]
 
     public init(
         mac: String, deviceNumber: Int? = nil, networkCard: Int? = nil, interfaceId: String? = nil,
         localIPv4s: [String] = [], ipv6s: [String] = [], subnetIPv4CIDRBlock: String? = nil,
-        vpcIPv4CIDRBlocks: [String] = []
+        vpcIPv4CIDRBlocks: [String] = [], ipv4Prefixes: [String] = [], ipv6Prefixes: [String] = []
     ) {
+        self.ipv4Prefixes = ipv4Prefixes
+        self.ipv6Prefixes = ipv6Prefixes
         self.mac = mac
         self.deviceNumber = deviceNumber
         self.networkCard = networkCard
@@ -130,6 +135,8 @@ extension IMDSClient {
         async let ipv6s = string(base + "ipv6s")
         async let subnet = string(base + "subnet-ipv4-cidr-block")
         async let vpc = string(base + "vpc-ipv4-cidr-blocks")
+        async let ipv4Prefixes = string(base + "ipv4-prefix")
+        async let ipv6Prefixes = string(base + "ipv6-prefix")
         return NetworkInterface(
             mac: mac,
             deviceNumber: try await deviceNumber.flatMap { Int($0.trimmed) },
@@ -138,7 +145,8 @@ extension IMDSClient {
             localIPv4s: Self.listing(try await localIPv4s ?? ""),
             ipv6s: Self.listing(try await ipv6s ?? ""),
             subnetIPv4CIDRBlock: try await subnet.map(\.trimmed),
-            vpcIPv4CIDRBlocks: Self.listing(try await vpc ?? ""))
+            vpcIPv4CIDRBlocks: Self.listing(try await vpc ?? ""),
+            ipv4Prefixes: Self.listing(try await ipv4Prefixes ?? ""), ipv6Prefixes: Self.listing(try await ipv6Prefixes ?? ""))
     }
 
     /// The primary role name under `iam/security-credentials/`, or `nil` when the instance has no role.

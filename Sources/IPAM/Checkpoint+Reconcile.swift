@@ -1,4 +1,5 @@
 public import IPAMProtocol
+import Netlink
 
 /// What the host shows when the daemon (re)starts or reconciles (docs/ipamd.md §6).
 public struct HostObservation: Sendable {
@@ -13,6 +14,15 @@ public struct HostObservation: Sendable {
     /// False when the kernel's view could not be read: then nothing is released or adopted
     /// (without it, "no trace" proves nothing).
     public var kernelKnown: Bool
+    /// An IPv6 node's /80 on each ENI: its pod addresses are too many to list.
+    public var ipv6PrefixesByENI: [String: [String]] = [:]
+
+    /// The ENI whose addresses (or IPv6 prefix) include `address`.
+    public func eni(holding address: String) -> String? {
+        if let listed = addressesByENI.first(where: { $0.value.contains(address) }) { return listed.key }
+        guard address.contains(":"), let parsed = IPAddress(address) else { return nil }
+        return ipv6PrefixesByENI.first { $0.value.contains { IPPrefix($0)?.contains(parsed) == true } }?.key
+    }
 
     public init(
         addressesByENI: [String: Set<String>], kernelTraces: [String: String], links: Set<String>, vethPrefix: String = "eni",
@@ -49,14 +59,13 @@ extension Checkpoint {
         var result = Reconciliation(checkpoint: self)
         var kept: [Allocation] = []
         var cooling = self.cooling.filter { $0.until > now }
-        let onENIs = host.addressesByENI.values.reduce(into: Set<String>()) { $0.formUnion($1) }
         let cooldownMilliseconds = Int64(cooldown / .milliseconds(1))
         for allocation in allocations {
             let trace = host.kernelTraces[allocation.address]
             let adopted = allocation.key.network == Self.adoptedNetwork
             let veth = allocation.pod.map { hostVethName(namespace: $0.namespace, name: $0.name, prefix: host.vethPrefix) }
             let inUse = !host.kernelKnown || trace != nil || veth.map(host.links.contains) == true
-            guard onENIs.contains(allocation.address) else {
+            guard host.eni(holding: allocation.address) != nil else {
                 kept.append(allocation)
                 result.notes.append(
                     "ipamd: \(allocation.address) of \(Self.owner(allocation)) is on no ENI the metadata service lists; "
@@ -79,7 +88,7 @@ extension Checkpoint {
             kept.append(
                 Allocation(
                     key: AttachmentKey(container: "kernel:\(address) \(trace)", ifname: "-", network: Self.adoptedNetwork),
-                    address: address, eni: host.addressesByENI.first { $0.value.contains(address) }?.key ?? "", pod: nil,
+                    address: address, eni: host.eni(holding: address) ?? "", pod: nil,
                     since: now))
             cooling.removeAll { $0.address == address }
             result.notes.append(

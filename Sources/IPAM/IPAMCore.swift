@@ -1,4 +1,5 @@
 public import IPAMProtocol
+import Netlink
 public import WireJSON
 
 /// One ENI's pod addresses as the daemon holds them.
@@ -8,16 +9,45 @@ public struct ENIState: Sendable, Equatable {
     public var isPrimary: Bool
     /// Pod addresses (secondary IPs, or the addresses of its /28 prefixes), in EC2's order.
     public var addresses: [String]
+    /// Delegated prefixes pods take addresses from: /28s (their 16 addresses are in `addresses`),
+    /// or the /80 of an IPv6 node (too many to list: an add picks inside it).
+    public var prefixes: [String]
     public var createdAt: ContinuousClock.Instant?
 
     public init(
-        id: String, device: Int, isPrimary: Bool, addresses: [String], createdAt: ContinuousClock.Instant? = nil
+        id: String, device: Int, isPrimary: Bool, addresses: [String], prefixes: [String] = [],
+        createdAt: ContinuousClock.Instant? = nil
     ) {
         self.id = id
         self.device = device
         self.isPrimary = isPrimary
         self.addresses = addresses
+        self.prefixes = prefixes
         self.createdAt = createdAt
+    }
+
+    /// An ENI holding `prefixes`: a /28's 16 addresses become pod addresses; a /80 is kept whole.
+    public init(id: String, device: Int, isPrimary: Bool, prefixes: [String]) {
+        self.init(
+            id: id, device: device, isPrimary: isPrimary, addresses: prefixes.flatMap(Self.addresses(in:)),
+            prefixes: prefixes)
+    }
+
+    /// The addresses of an IPv4 /28 (or any IPv4 prefix of /24 or longer); none for IPv6 or a
+    /// malformed prefix.
+    public static func addresses(in cidr: String) -> [String] {
+        guard let prefix = IPPrefix(cidr), prefix.family == .inet, prefix.length >= 24 else { return [] }
+        return (0..<(UInt64(1) << UInt64(32 - prefix.length))).compactMap { prefix.address(at: $0).map(\.description) }
+    }
+
+    /// The IPv6 prefixes (a /80) pods take addresses from.
+    var ipv6Prefixes: [IPPrefix] { prefixes.compactMap(IPPrefix.init).filter { $0.family == .inet6 } }
+
+    /// Whether a pod address belongs to this ENI (listed, or inside its IPv6 prefix).
+    public func holds(_ address: String) -> Bool {
+        if addresses.contains(address) { return true }
+        guard address.contains(":"), let parsed = IPAddress(address) else { return false }
+        return ipv6Prefixes.contains { $0.contains(parsed) }
     }
 
     /// The pod route table: main (254) on the primary ENI, else device + 1 (vpc-cni.md §1 row 19).
@@ -149,6 +179,50 @@ public actor IPAMCore {
         enis[index].addresses += addresses.filter { !known.contains($0) }
     }
 
+    /// Prefixes EC2 delegated to `eni` (/28s: their addresses become pod addresses; the IPv6 /80).
+    public func addPrefixes(_ prefixes: [String], to eni: String) {
+        guard let index = enis.firstIndex(where: { $0.id == eni }) else { return }
+        let new = prefixes.filter { !enis[index].prefixes.contains($0) }
+        enis[index].prefixes += new
+        addAddresses(new.flatMap(ENIState.addresses(in:)), to: eni)
+    }
+
+    /// Removes up to `count` /28 prefixes of `eni` none of whose addresses is assigned or cooling,
+    /// and returns them (no address of theirs is handed out while EC2 takes them back).
+    public func takeFreePrefixes(_ count: Int, from eni: String) -> [String] {
+        guard let index = enis.firstIndex(where: { $0.id == eni }) else { return [] }
+        let busy = busyAddresses(now: wallClock())
+        let free = enis[index].prefixes.filter { prefix in
+            let addresses = ENIState.addresses(in: prefix)
+            return !addresses.isEmpty && !addresses.contains(where: busy.contains)
+        }.suffix(count)
+        let gone = Set(free.flatMap(ENIState.addresses(in:)))
+        enis[index].prefixes.removeAll { free.contains($0) }
+        enis[index].addresses.removeAll { gone.contains($0) }
+        return Array(free)
+    }
+
+    /// /28 prefixes of `eni` none of whose addresses is assigned or cooling.
+    public func freePrefixCount(_ eni: ENIState, now: Int64) -> Int {
+        let busy = busyAddresses(now: now)
+        return eni.prefixes.filter { prefix in
+            let addresses = ENIState.addresses(in: prefix)
+            return !addresses.isEmpty && !addresses.contains(where: busy.contains)
+        }.count
+    }
+
+    func busyAddresses(now: Int64) -> Set<String> {
+        Set(checkpoint.allocations.map(\.address)).union(checkpoint.cooling.filter { $0.until > now }.map(\.address))
+    }
+
+    /// An IPv6 node's capacity for the counts (kubelet's maxPods; the /80 itself is 2^48).
+    public private(set) var ipv6Capacity = 110
+    public func setIPv6Capacity(_ capacity: Int) { ipv6Capacity = capacity }
+
+    /// What the reconciler last decided and met, for the status reply (docs/ipamd.md §7).
+    public private(set) var report: [JSON.Member] = []
+    public func setReport(_ members: [JSON.Member]) { report = members }
+
     /// A newly attached ENI, its addresses ready to hand out.
     public func attach(_ eni: ENIState) {
         enis.removeAll { $0.id == eni.id }
@@ -173,13 +247,28 @@ public actor IPAMCore {
     public func detach(_ id: String) -> ENIState? {
         guard let eni = enis.first(where: { $0.id == id }), !eni.isPrimary else { return nil }
         let now = wallClock()
-        let addresses = Set(eni.addresses)
         let inUse =
-            checkpoint.allocations.contains { $0.eni == id || addresses.contains($0.address) }
-            || checkpoint.cooling.contains { $0.until > now && addresses.contains($0.address) }
+            checkpoint.allocations.contains { $0.eni == id || eni.holds($0.address) }
+            || checkpoint.cooling.contains { $0.until > now && eni.holds($0.address) }
         guard !inUse else { return nil }
         enis.removeAll { $0.id == id }
         return eni
+    }
+
+    /// The periodic reconcile (docs/ipamd.md §6): the checkpoint against the kernel's pod traces,
+    /// recorded when it changes anything; returns its journal lines.
+    public func reconcile(with host: HostObservation) -> [String] {
+        let now = wallClock()
+        let result = checkpoint.reconcile(with: host, now: now, cooldown: cooldown)
+        guard result.checkpoint != checkpoint else { return result.notes }
+        let cooling = Set(checkpoint.cooling.map(\.address))
+        do {
+            try commit(result.checkpoint)
+        } catch {
+            return result.notes.isEmpty ? [] : ["ipamd: the reconcile is not recorded (\(error.message)); tried again later"]
+        }
+        for entry in result.checkpoint.cooling where !cooling.contains(entry.address) { released[entry.address] = now }
+        return result.notes
     }
 
     /// Records an EC2 change before it is made (resumed or resolved after a restart).
@@ -210,7 +299,7 @@ public actor IPAMCore {
     func assignment(for allocation: Checkpoint.Allocation) throws(ProtocolError) -> Assignment {
         guard
             let eni = enis.first(where: { $0.id == allocation.eni })
-                ?? enis.first(where: { $0.addresses.contains(allocation.address) })
+                ?? enis.first(where: { $0.holds(allocation.address) })
         else {
             throw ProtocolError(
                 .internal, "\(allocation.address) is recorded on \(allocation.eni), which this node no longer has")
@@ -236,6 +325,15 @@ public actor IPAMCore {
             if let address = free.min(by: { (released[$0] ?? 0, $0) < (released[$1] ?? 0, $1) }) {
                 return (eni, address)
             }
+            // IPv6: the lowest address of the /80 that is neither taken nor cooling (the
+            // network address itself is skipped).
+            for prefix in eni.ipv6Prefixes {
+                var offset: UInt64 = 1
+                while let address = prefix.address(at: offset)?.description {
+                    if !taken.contains(address) && !cooling.contains(address) { return (eni, address) }
+                    offset += 1
+                }
+            }
         }
         return nil
     }
@@ -249,6 +347,15 @@ public actor IPAMCore {
 
     public func counts(now: Int64? = nil) -> Counts {
         let now = now ?? wallClock()
+        if checkpoint.mode == .ipv6 {
+            // The /80 holds far more than any node runs: its capacity is the kubelet's maxPods.
+            let held = enis.filter { !$0.ipv6Prefixes.isEmpty }
+            guard !held.isEmpty else { return Counts(total: 0, assigned: 0, cooling: 0) }
+            let inPrefix = { (address: String) in held.contains { $0.holds(address) } }
+            let assigned = checkpoint.allocations.filter { inPrefix($0.address) }.count
+            let cooling = Set(checkpoint.cooling.filter { $0.until > now }.map(\.address)).filter(inPrefix).count
+            return Counts(total: max(ipv6Capacity, assigned + cooling), assigned: assigned, cooling: cooling)
+        }
         let all = Set(enis.flatMap(\.addresses))
         let assigned = checkpoint.allocations.filter { all.contains($0.address) }.count
         let cooling = Set(checkpoint.cooling.filter { $0.until > now }.map(\.address)).intersection(all).count
@@ -268,18 +375,26 @@ public actor IPAMCore {
     /// The status reply's body (and `nodeboot status`'s ipamd section).
     public func status() -> JSON {
         let counts = counts()
-        return [
-            "mode": .string(checkpoint.mode.rawValue), "instance": .string(checkpoint.instance),
-            "total": .int(counts.total), "assigned": .int(counts.assigned), "cooling": .int(counts.cooling),
-            "free": .int(counts.free), "adds": .int(adds), "deletes": .int(deletes),
-            "enis": .array(
-                enis.map { eni in
-                    let assigned = checkpoint.allocations.filter { $0.eni == eni.id }.count
-                    return [
-                        "id": .string(eni.id), "device": .int(eni.device), "primary": .bool(eni.isPrimary),
-                        "addresses": .int(eni.addresses.count), "assigned": .int(assigned),
-                    ]
-                }),
+        var members: [JSON.Member] = [
+            .init("mode", .string(checkpoint.mode.rawValue)), .init("instance", .string(checkpoint.instance)),
+            .init("total", .int(counts.total)), .init("assigned", .int(counts.assigned)), .init("cooling", .int(counts.cooling)),
+            .init("free", .int(counts.free)), .init("adds", .int(adds)), .init("deletes", .int(deletes)),
+            .init(
+                "enis",
+                .array(
+                    enis.map { eni in
+                        let assigned = checkpoint.allocations.filter { $0.eni == eni.id }.count
+                        var row: [JSON.Member] = [
+                            .init("id", .string(eni.id)), .init("device", .int(eni.device)),
+                            .init("primary", .bool(eni.isPrimary)),
+                            .init("addresses", .int(eni.addresses.count)), .init("assigned", .int(assigned)),
+                        ]
+                        if !eni.prefixes.isEmpty { row.append(.init("prefixes", .array(eni.prefixes.map(JSON.string)))) }
+                        return .object(row)
+                    })
+            ),
         ]
+        members += report
+        return .object(members)
     }
 }

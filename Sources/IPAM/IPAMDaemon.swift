@@ -68,33 +68,36 @@ public enum IPAMDaemon {
                 clock_gettime(CLOCK_REALTIME, &now)
                 return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
             }
-            var checkpoint =
-                try Checkpoint.load(paths.checkpoint) ?? Checkpoint(instance: facts.identity.instanceId, mode: .secondaryIPv4)
+            let mode = Self.mode(settings: settings, ipv6: false)
+            var checkpoint = try Checkpoint.load(paths.checkpoint) ?? Checkpoint(instance: facts.identity.instanceId, mode: mode)
             if checkpoint.instance != facts.identity.instanceId {
                 log(
                     "ipamd: the checkpoint is of instance \(checkpoint.instance), not \(facts.identity.instanceId); starting afresh"
                 )
-                checkpoint = Checkpoint(instance: facts.identity.instanceId, mode: .secondaryIPv4)
+                checkpoint = Checkpoint(instance: facts.identity.instanceId, mode: mode)
+            }
+            if checkpoint.mode != mode {
+                // Pods keep their addresses until their DEL; new ones come from the new kind.
+                log("ipamd: the pool changes from \(checkpoint.mode.rawValue) to \(mode.rawValue); assigned addresses are kept")
+                checkpoint.mode = mode
             }
             // Until EC2 says which ENIs are nodeboot's (the growth service's setup), the primary and
             // those the checkpoint assigned from.
             // Addresses an unassign was under way for are withheld until EC2 says (the setup below).
             let withheld = Set(checkpoint.intents.filter { $0.operation == .unassign }.flatMap(\.addresses))
-            let enis = Self.enis(facts, ours: Set(checkpoint.allocations.map(\.eni))).map { eni in
+            let withheldInPrefixes = Set(withheld.flatMap(ENIState.addresses(in:)))
+            let enis = Self.enis(facts, ours: Set(checkpoint.allocations.map(\.eni)), mode: mode).map { eni in
                 var eni = eni
-                eni.addresses.removeAll(where: withheld.contains)
+                eni.addresses.removeAll { withheld.contains($0) || withheldInPrefixes.contains($0) }
+                eni.prefixes.removeAll(where: withheld.contains)
                 return eni
             }
             // The kernel's pod routes and rules: what a restart must not hand out again. Unreadable,
             // nothing is released (no trace proves nothing then).
-            let addressesByENI = Dictionary(uniqueKeysWithValues: enis.map { ($0.id, Set($0.addresses)) })
-            let observation: HostObservation
-            do {
-                observation = try KernelView.read(try RouteNetlink(), addressesByENI: addressesByENI, vethPrefix: "eni")
-            } catch {
-                log("ipamd: cannot read the kernel's routes and rules (\(error)); no address is released at this start")
-                observation = HostObservation(addressesByENI: addressesByENI, kernelTraces: [:], links: [], kernelKnown: false)
-            }
+            let observation =
+                Self.observe(enis) { error in
+                    log("ipamd: cannot read the kernel's routes and rules (\(error)); no address is released at this start")
+                }
             let reconciled = checkpoint.reconcile(with: observation, now: wall(), cooldown: settings.cooldown)
             reconciled.notes.forEach(log)
             try reconciled.checkpoint.write(paths.checkpoint)
@@ -147,6 +150,7 @@ public enum IPAMDaemon {
                 let reconciler = try await Self.reconciler(
                     core: core, session: session, facts: facts, settings: settings, wire: wire, log: log)
                 if let wire { await reconciler.setWiring(wire) }
+                await reconciler.setObserver { enis in Self.observe(enis) { _ in } }
                 box.reconciler.withLock { $0 = reconciler }
                 return reconciler
             }
@@ -188,19 +192,50 @@ public enum IPAMDaemon {
         }
     }
 
-    /// The ENIs on the default network card ipamd manages, with the secondary addresses IMDS lists
-    /// (the first local-ipv4 is the ENI's own).
+    /// The pool's kind: an IPv6 cluster (its service CIDR) always takes one /80 per node; else
+    /// /28 prefixes with ENABLE_PREFIX_DELEGATION, else secondary addresses.
+    public static func mode(settings: Settings, ipv6: Bool) -> PoolMode {
+        ipv6 ? .ipv6 : settings.prefixDelegation ? .prefixIPv4 : .secondaryIPv4
+    }
+
+    /// The ENIs on the default network card ipamd manages, with the pod addresses IMDS lists: the
+    /// secondary addresses (the first local-ipv4 is the ENI's own), the /28 prefixes' addresses,
+    /// or the /80 of an IPv6 node.
     /// Only the primary ENI and `ours` (nodeboot's, by EC2's description, or those the checkpoint
     /// assigned from): an ENI from a launch template, EFA or aws-node is never touched.
-    public static func enis(_ facts: InstanceFacts, ours: Set<String>) -> [ENIState] {
+    public static func enis(_ facts: InstanceFacts, ours: Set<String>, mode: PoolMode = .secondaryIPv4) -> [ENIState] {
         facts.interfaces.filter { interface in
             (interface.networkCard ?? 0) == 0
                 && (interface.mac == facts.mac || ours.contains(interface.interfaceId ?? interface.mac))
         }.map { interface in
-            ENIState(
-                id: interface.interfaceId ?? interface.mac, device: interface.deviceNumber ?? 0,
-                isPrimary: interface.mac == facts.mac, addresses: Array(interface.localIPv4s.dropFirst()))
+            let id = interface.interfaceId ?? interface.mac
+            let device = interface.deviceNumber ?? 0
+            let primary = interface.mac == facts.mac
+            switch mode {
+            case .secondaryIPv4:
+                return ENIState(id: id, device: device, isPrimary: primary, addresses: Array(interface.localIPv4s.dropFirst()))
+            case .prefixIPv4:
+                return ENIState(id: id, device: device, isPrimary: primary, prefixes: interface.ipv4Prefixes)
+            case .ipv6:
+                return ENIState(id: id, device: device, isPrimary: primary, addresses: [], prefixes: interface.ipv6Prefixes)
+            }
         }.sorted { $0.device < $1.device }
+    }
+
+    /// The kernel's pod traces (docs/ipamd.md §6) against the pool's ENIs; unreadable: an
+    /// observation that releases nothing (`kernelKnown` false), after `failed`.
+    static func observe(_ enis: [ENIState], failed: (NetlinkError) -> Void) -> HostObservation {
+        let addressesByENI = Dictionary(uniqueKeysWithValues: enis.map { ($0.id, Set($0.addresses)) })
+        var observation: HostObservation
+        do {
+            observation = try KernelView.read(try RouteNetlink(), addressesByENI: addressesByENI, vethPrefix: "eni")
+        } catch {
+            failed(error)
+            observation = HostObservation(addressesByENI: addressesByENI, kernelTraces: [:], links: [], kernelKnown: false)
+        }
+        observation.ipv6PrefixesByENI = Dictionary(
+            uniqueKeysWithValues: enis.filter { !$0.ipv6Prefixes.isEmpty }.map { ($0.id, $0.prefixes) })
+        return observation
     }
 
     /// The reconciler's EC2 side: the region's client, the instance type's limits
@@ -226,7 +261,8 @@ public enum IPAMDaemon {
         let described = try await ec2.describeNetworkInterfaces(ids: attached)
         let nodeboots = Set(described.filter { $0.description.hasPrefix("nodeboot-") }.map(\.id))
         let held = Set(await core.enis.map(\.id))
-        for eni in Self.enis(facts, ours: nodeboots) where !held.contains(eni.id) {
+        let mode = await core.checkpoint.mode
+        for eni in Self.enis(facts, ours: nodeboots, mode: mode) where !held.contains(eni.id) {
             // One of ours from an earlier run: wired, then its addresses served again.
             if let wire, let interface = facts.interfaces.first(where: { $0.interfaceId == eni.id }),
                 let wiring = ENIWiring(interface, device: eni.device, mtu: settings.mtu)
@@ -245,17 +281,20 @@ public enum IPAMDaemon {
         await core.setForeignENIs(attached.filter { !managed.contains($0) }.count)
         // Unassigns a restart interrupted: what EC2 still lists on the ENI is served again.
         for intent in await core.checkpoint.intents where intent.operation == .unassign {
-            if let eni = intent.eni, let still = described.first(where: { $0.id == eni })?.secondaryIPv4s {
-                await core.addAddresses(intent.addresses.filter(still.contains), to: eni)
+            if let eni = intent.eni, let still = described.first(where: { $0.id == eni }) {
+                await core.addAddresses(intent.addresses.filter(still.secondaryIPv4s.contains), to: eni)
+                await core.addPrefixes(intent.addresses.filter(still.ipv4Prefixes.contains), to: eni)
             }
             try await core.resolve(intent.token)
         }
         // The standard formula until init hands over the kubelet's maxPods (docs/ipamd.md §2, NodeSpec).
         let maxPods = limits.maxENIs * limits.slotsPerENI + 2
+        await core.setIPv6Capacity(maxPods)
         return Reconciler(
             core: core, ec2: ec2, imds: session.imds,
             context: .init(
-                instanceID: facts.identity.instanceId, cluster: nil, limits: limits, maxPods: maxPods, settings: settings,
+                mode: mode, instanceID: facts.identity.instanceId, cluster: nil, limits: limits, maxPods: maxPods,
+                settings: settings,
                 subnet: primary.subnetId, securityGroups: primary.securityGroupIds, vpcID: primary.vpcId),
             log: log)
     }

@@ -1,17 +1,20 @@
 public import AWS
 import FoundationEssentials
 import Support
+import WireJSON
 
 /// The pool's loop (docs/ipamd.md §4): builds the pool's view from the core, asks
 /// `PoolView.decide` what to do, and carries it out through EC2: more secondary addresses on
 /// an ENI with room, or a new ENI (created in the primary ENI's subnet with its security
 /// groups and nodeboot's tags, attached at the lowest free device index, DeleteOnTermination
 /// set, then waited for in IMDS), addresses given back above target, a spare ENI detached and
-/// deleted. The CNI add path never comes here: adds and deletes only wake the loop.
-/// Secondary-IPv4 mode only for now (prefix delegation and IPv6 are decided by `Pool` but not
-/// carried out yet).
+/// deleted. In prefix mode the same with /28 prefixes; an IPv6 node gets one /80 on the primary
+/// ENI and nothing else. Every minute the checkpoint is reconciled with the kernel's pod routes
+/// and rules (missed DELs released, unknown pods adopted; docs/ipamd.md §6). The CNI add path
+/// never comes here: adds and deletes only wake the loop.
 public actor Reconciler {
     public struct Context: Sendable {
+        public var mode: PoolMode
         public var instanceID: String
         public var cluster: String?
         public var limits: InstanceLimits
@@ -24,9 +27,10 @@ public actor Reconciler {
         public var vpcID: String
 
         public init(
-            instanceID: String, cluster: String?, limits: InstanceLimits, maxPods: Int, settings: Settings, subnet: String,
-            securityGroups: [String], vpcID: String = ""
+            mode: PoolMode = .secondaryIPv4, instanceID: String, cluster: String?, limits: InstanceLimits, maxPods: Int,
+            settings: Settings, subnet: String, securityGroups: [String], vpcID: String = ""
         ) {
+            self.mode = mode
             self.vpcID = vpcID
             self.instanceID = instanceID
             self.cluster = cluster
@@ -56,11 +60,21 @@ public actor Reconciler {
     public private(set) var calls: [String: Int] = [:]
     public private(set) var errors: [String: Int] = [:]
     public private(set) var lastDecision = PoolDecision()
+    /// The latest failures by their kind (the API and EC2's code): the last line, when last seen
+    /// (Unix ms) and how often (status, §7).
+    var failures: [String: (line: String, at: Int64, count: Int)] = [:]
+    /// Reads the kernel's pod traces for the periodic reconcile (nil: not read, e.g. in tests).
+    var observe: (@Sendable ([ENIState]) -> HostObservation?)?
+    let hostInterval: Duration
+    var lastHostReconcile: ContinuousClock.Instant?
+    var loggedNotes: Set<String> = []
+    var lastPass: Int64?
 
     public init(
         core: IPAMCore, ec2: AWSClient, imds: IMDSClient, context: Context, attachWait: Duration = .seconds(60),
-        log: @escaping @Sendable (String) -> Void
+        hostInterval: Duration = .seconds(60), log: @escaping @Sendable (String) -> Void
     ) {
+        self.hostInterval = hostInterval
         self.core = core
         self.ec2 = ec2
         self.imds = imds
@@ -71,6 +85,7 @@ public actor Reconciler {
 
     public func setAfterPass(_ callback: @escaping @Sendable () async -> Void) { afterPass = callback }
     public func setWiring(_ callback: @escaping @Sendable (ENIWiring) throws -> [String]) { wire = callback }
+    public func setObserver(_ callback: @escaping @Sendable ([ENIState]) -> HostObservation?) { observe = callback }
 
     /// Wakes on `wake` (adds and deletes) and every `interval`, until cancelled.
     public func run(wake: AsyncStream<Void>, interval: Duration = .seconds(5)) async {
@@ -103,15 +118,19 @@ public actor Reconciler {
         let clock = ContinuousClock.now
         let cooling = Set(checkpoint.cooling.filter { $0.until > now }.map(\.address))
         let assignedByENI = Dictionary(grouping: checkpoint.allocations, by: \.eni).mapValues(\.count)
-        let poolENIs = enis.map { eni in
+        var poolENIs: [PoolENI] = []
+        for eni in enis {
             let assigned = assignedByENI[eni.id] ?? 0
-            let coolingHere = eni.addresses.filter(cooling.contains).count
-            return PoolENI(
-                id: eni.id, device: eni.device, isPrimary: eni.isPrimary, addresses: eni.addresses.count, assigned: assigned,
-                cooling: coolingHere, age: created[eni.id].map { clock - $0 } ?? .seconds(86_400))
+            let coolingHere = cooling.filter(eni.holds).count
+            poolENIs.append(
+                PoolENI(
+                    id: eni.id, device: eni.device, isPrimary: eni.isPrimary, addresses: eni.addresses.count,
+                    prefixes: eni.prefixes.count, assigned: assigned, cooling: coolingHere,
+                    freePrefixes: context.mode == .prefixIPv4 ? await core.freePrefixCount(eni, now: now) : 0,
+                    age: created[eni.id].map { clock - $0 } ?? .seconds(86_400)))
         }
         return PoolView(
-            mode: .secondaryIPv4, limits: context.limits, settings: context.settings, maxPods: context.maxPods, enis: poolENIs,
+            mode: context.mode, limits: context.limits, settings: context.settings, maxPods: context.maxPods, enis: poolENIs,
             foreignENIs: await core.foreignENIs, subnetBlockedUntil: subnetBlockedUntil, lastDecrease: lastDecrease,
             now: clock)
     }
@@ -120,8 +139,49 @@ public actor Reconciler {
     /// Errors are counted and logged, never thrown: the next pass tries again (an
     /// insufficient-capacity answer waits out a 120 s cooldown first).
     public func pass() async {
+        await reconcileHost()
         await carryOut(await view().decide())
+        lastPass = core.wallClock()
+        await core.setReport(report())
         await afterPass()
+    }
+
+    /// At most every `hostInterval`: the checkpoint against the kernel's pod routes and rules.
+    /// The core's own ENI view stands for EC2's (it holds what EC2 answered; IMDS may lag).
+    func reconcileHost() async {
+        guard let observe, lastHostReconcile.map({ .now - $0 >= hostInterval }) ?? true else { return }
+        lastHostReconcile = .now
+        guard let observation = observe(await core.enis) else { return }
+        // A line already logged (an orphan kept, pass after pass) is not repeated.
+        if loggedNotes.count > 1000 { loggedNotes = [] }
+        for note in await core.reconcile(with: observation) where loggedNotes.insert(note).inserted { log(note) }
+        called("reconcile")
+    }
+
+    /// The status reply's pool part: limits, the decision in words, the failures (§7).
+    func report() -> [JSON.Member] {
+        let errors = failures.values.sorted { $0.at > $1.at }.prefix(10).map { seen -> JSON in
+            ["at": .int(Int(seen.at)), "message": .string(seen.line), "count": .int(seen.count)]
+        }
+        var members: [JSON.Member] = [
+            .init("instanceType", .string(context.limits.instanceType)), .init("limits", .string(context.limits.text)),
+            .init("maxPods", .int(context.maxPods)), .init("target", .string(lastDecision.reason)),
+            .init("errors", .array(Array(errors))),
+        ]
+        if let lastPass { members.append(.init("lastReconcile", .int(Int(lastPass)))) }
+        return members
+    }
+
+    /// One failure: logged the first time its kind is seen, counted after that (a request id
+    /// differs every time; the journal gets one line, not one per pass).
+    func failed(_ line: String, kind: String) {
+        let now = core.wallClock()
+        if let seen = failures[kind] {
+            failures[kind] = (line, now, seen.count + 1)
+        } else {
+            failures[kind] = (line, now, 1)
+            log(line)
+        }
     }
 
     func carryOut(_ decision: PoolDecision) async {
@@ -141,11 +201,11 @@ public actor Reconciler {
                 if [EC2ErrorCode.insufficientFreeAddresses, EC2ErrorCode.insufficientCidrBlocks].contains(error.code) {
                     subnetBlockedUntil = .now + .seconds(120)
                 }
-                log("ipamd: \(error)")
+                failed("ipamd: \(error)", kind: "\(api) \(error.code ?? "")")
                 return
             } catch {
                 errors["ipamd", default: 0] += 1
-                log("ipamd: \(error)")
+                failed("ipamd: \(error)", kind: "\(error)")
                 return
             }
         }
@@ -168,39 +228,59 @@ public actor Reconciler {
             called("AssignPrivateIpAddresses")
             let answered = try await ec2.assignPrivateIPs(eni: eni, count: count)
             await core.addAddresses(answered, to: eni)
+        case .assignPrefixes(let eni, let count):
+            called("AssignPrivateIpAddresses")
+            await core.addPrefixes(try await ec2.assignIPv4Prefixes(eni: eni, count: count), to: eni)
+        case .assignIPv6Prefix(let eni):
+            called("AssignIpv6Addresses")
+            await core.addPrefixes(try await ec2.assignIPv6Prefix(eni: eni), to: eni)
         case .createENI(let count):
-            try await createENI(addresses: count)
+            try await createENI(slots: count)
         case .unassignIPs(let eni, let count):
-            let released = await core.takeFree(count, from: eni)
-            guard !released.isEmpty else { return }
-            // Recorded first: a restart before EC2's answer must not trust a lagging IMDS that
-            // still lists them (another node may have them by then).
-            let token = "unassign-\(UInt64.random(in: 1...UInt64.max))"
-            try await core.record(
-                .init(operation: .unassign, token: token, eni: eni, addresses: released, since: core.wallClock()))
-            called("UnassignPrivateIpAddresses")
-            do {
-                try await ec2.unassignPrivateIPs(eni: eni, addresses: released)
-            } catch {
-                // Back only what EC2 still lists on the ENI: an attempt that succeeded before its
-                // answer was lost must not hand out addresses EC2 already took back.
-                called("DescribeNetworkInterfaces")
-                if let still = try? await ec2.describeNetworkInterfaces(ids: [eni]).first?.secondaryIPv4s {
-                    await core.addAddresses(released.filter(still.contains), to: eni)
-                    try? await core.resolve(token)  // if this write fails, the next start resolves it
-                }
-                throw error
-            }
-            try? await core.resolve(token)  // if this write fails, the next start resolves it
-            lastDecrease = .now
+            try await giveBack(await core.takeFree(count, from: eni), of: eni)
+        case .unassignPrefixes(let eni, let count):
+            try await giveBack(await core.takeFreePrefixes(count, from: eni), of: eni)
         case .freeENI(let eni):
             try await freeENI(eni)
-        case .assignPrefixes, .unassignPrefixes, .assignIPv6Prefix:
-            throw IPAMError("ipamd: \(action) is decided but not carried out yet (prefix delegation and IPv6 pools)")
         }
     }
 
-    func createENI(addresses count: Int) async throws {
+    /// Gives free addresses (or /28 prefixes) of `eni` back to EC2.
+    func giveBack(_ released: [String], of eni: String) async throws {
+        guard !released.isEmpty else { return }
+        // Recorded first: a restart before EC2's answer must not trust a lagging IMDS that
+        // still lists them (another node may have them by then).
+        let token = "unassign-\(UInt64.random(in: 1...UInt64.max))"
+        try await core.record(
+            .init(operation: .unassign, token: token, eni: eni, addresses: released, since: core.wallClock()))
+        called("UnassignPrivateIpAddresses")
+        let prefixes = released.first?.contains("/") == true
+        do {
+            if prefixes {
+                try await ec2.unassignIPv4Prefixes(eni: eni, prefixes: released)
+            } else {
+                try await ec2.unassignPrivateIPs(eni: eni, addresses: released)
+            }
+        } catch {
+            // Back only what EC2 still lists on the ENI: an attempt that succeeded before its
+            // answer was lost must not hand out addresses EC2 already took back.
+            called("DescribeNetworkInterfaces")
+            if let still = try? await ec2.describeNetworkInterfaces(ids: [eni]).first {
+                if prefixes {
+                    await core.addPrefixes(released.filter(still.ipv4Prefixes.contains), to: eni)
+                } else {
+                    await core.addAddresses(released.filter(still.secondaryIPv4s.contains), to: eni)
+                }
+                try? await core.resolve(token)  // if this write fails, the next start resolves it
+            }
+            throw error
+        }
+        try? await core.resolve(token)  // if this write fails, the next start resolves it
+        lastDecrease = .now
+    }
+
+    /// A new ENI with `count` secondary addresses (or /28 prefixes in prefix mode).
+    func createENI(slots count: Int) async throws {
         var tags = [
             "node.k8s.amazonaws.com/instance_id": context.instanceID,
             "node.k8s.amazonaws.com/createdAt": Date.now.formatted(.iso8601),
@@ -209,7 +289,8 @@ public actor Reconciler {
         called("CreateNetworkInterface")
         let eni = try await ec2.createNetworkInterface(
             subnet: context.subnet, groups: context.securityGroups, description: "nodeboot-\(context.instanceID)",
-            addresses: .secondaryIPv4(count: count), tags: tags, clientToken: "nodeboot-\(UInt64.random(in: 1...UInt64.max))")
+            addresses: context.mode == .prefixIPv4 ? .ipv4Prefixes(count: count) : .secondaryIPv4(count: count), tags: tags,
+            clientToken: "nodeboot-\(UInt64.random(in: 1...UInt64.max))")
         var attachment: String?
         do {
             called("DescribeInstances")
@@ -225,8 +306,12 @@ public actor Reconciler {
             // on this ENI would have no route. Bounded like the IMDS wait (the NIC's hot-plug).
             try await wireNew(mac: eni.macAddress, device: device)
             created[eni.id] = .now
-            await core.attach(ENIState(id: eni.id, device: device, isPrimary: false, addresses: eni.secondaryIPv4s))
-            log("ipamd: attached \(eni.id) at device \(device) with \(eni.secondaryIPv4s.count) addresses")
+            let state =
+                context.mode == .prefixIPv4
+                ? ENIState(id: eni.id, device: device, isPrimary: false, prefixes: eni.ipv4Prefixes)
+                : ENIState(id: eni.id, device: device, isPrimary: false, addresses: eni.secondaryIPv4s)
+            await core.attach(state)
+            log("ipamd: attached \(eni.id) at device \(device) with \(state.addresses.count) addresses")
         } catch {
             // Undo in EC2 what was done, so neither a half-made ENI nor an attached one nobody
             // manages is left (the leak sweeper is the backstop for what this cannot undo).

@@ -144,12 +144,11 @@ public struct Settings: Sendable, Equatable {
                     variable: "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", value: text,
                     why: "custom networking (ENIConfig) is not supported by nodeboot ipamd; \(unsupportedHint)"))
         }
-        if settings.prefixDelegation {
-            // Decided by the pool, not carried out yet: accepting it would silently run without it.
+        if settings.prefixDelegation && settings.warmPrefixTarget == 0 && !settings.usesIPTargets {
             problems.append(
                 Problem(
                     variable: "ENABLE_PREFIX_DELEGATION", value: value("ENABLE_PREFIX_DELEGATION") ?? "true",
-                    why: "prefix delegation is not carried out by nodeboot ipamd yet; unset it (secondary addresses are used)"))
+                    why: "ENABLE_PREFIX_DELEGATION=true needs WARM_PREFIX_TARGET, WARM_IP_TARGET or MINIMUM_IP_TARGET above 0"))
         }
         if settings.minimumIPTarget > 0 && settings.warmIPTarget == 0 {
             warnings.append(

@@ -202,6 +202,32 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
         return IPAddress(family: address.family, checked: bytes)
     }
 
+    /// Whether `other` lies in this prefix (same family, same network bits).
+    public func contains(_ other: IPAddress) -> Bool {
+        other.family == family && IPPrefix(checked: other, length).network == network
+    }
+
+    /// The address `offset` after the network address; nil past the prefix's end.
+    public func address(at offset: UInt64) -> IPAddress? {
+        let hostBits = family.maximumPrefixLength - length
+        guard hostBits >= 64 || offset < (UInt64(1) << UInt64(hostBits)) else { return nil }
+        var bytes = network.bytes
+        var carry = offset
+        for index in bytes.indices.reversed() where carry > 0 {
+            let sum = UInt64(bytes[index]) + (carry & 0xff)
+            bytes[index] = UInt8(truncatingIfNeeded: sum)
+            carry = (carry >> 8) + (sum >> 8)
+        }
+        return IPAddress(family: family, checked: bytes)
+    }
+
+    /// The offset of `other` from the network address (its low 64 bits); nil outside the prefix.
+    public func offset(of other: IPAddress) -> UInt64? {
+        guard contains(other) else { return nil }
+        return other.bytes.suffix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            & (family.maximumPrefixLength - length >= 64 ? .max : (UInt64(1) << UInt64(family.maximumPrefixLength - length)) - 1)
+    }
+
     public var description: String { "\(address)/\(length)" }
 }
 

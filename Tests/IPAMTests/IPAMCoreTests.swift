@@ -214,3 +214,79 @@ struct SocketServerTests {
         #expect(!FileManager.default.fileExists(atPath: server.path))
     }
 }
+
+@Suite("ipamd core: prefixes, IPv6 and the periodic reconcile")
+struct IPAMCorePrefixTests {
+    typealias Base = IPAMCoreTests
+
+    @Test("a /28's 16 addresses serve pods; a prefix goes back only when none of its addresses is assigned or cooling")
+    func prefixes() async throws {
+        let directory = try Base.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let clock = Base.Clock()
+        let eni = ENIState(id: "eni-p", device: 0, isPrimary: true, prefixes: ["10.0.0.16/28"])
+        #expect(eni.addresses.count == 16 && eni.addresses.first == "10.0.0.16" && eni.addresses.last == "10.0.0.31")
+        let core = IPAMCore(
+            checkpoint: Checkpoint(instance: "i-1", mode: .prefixIPv4), enis: [eni], facts: Base.facts,
+            cooldown: .seconds(30), checkpointPath: directory + "/checkpoint.json", wallClock: clock.read)
+        await core.addPrefixes(["10.0.0.32/28", "10.0.0.16/28"], to: "eni-p")
+        #expect(await core.enis.first?.prefixes == ["10.0.0.16/28", "10.0.0.32/28"], "a known prefix is not added twice")
+        let first = try await core.add(Base.key("a"), pod: Base.pod)
+        #expect(first.ips == ["10.0.0.16/32"])
+        #expect(await core.freePrefixCount(try #require(await core.enis.first), now: clock.read()) == 1)
+        #expect(await core.takeFreePrefixes(2, from: "eni-p") == ["10.0.0.32/28"], "the /28 with a pod stays")
+        #expect(await core.counts().total == 16)
+        _ = try await core.delete(Base.key("a"))
+        #expect(await core.takeFreePrefixes(1, from: "eni-p").isEmpty, "its address is cooling")
+        clock.advance(30_001)
+        #expect(await core.takeFreePrefixes(1, from: "eni-p") == ["10.0.0.16/28"])
+        #expect(await core.counts().total == 0)
+    }
+
+    @Test("IPv6: pods get /128s from the /80, lowest unused first, never one cooling; capacity is maxPods")
+    func ipv6() async throws {
+        let directory = try Base.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let clock = Base.Clock()
+        let core = IPAMCore(
+            checkpoint: Checkpoint(instance: "i-1", mode: .ipv6),
+            enis: [ENIState(id: "eni-p", device: 0, isPrimary: true, addresses: [])], facts: Base.facts,
+            cooldown: .seconds(30), checkpointPath: directory + "/checkpoint.json", wallClock: clock.read)
+        #expect(await core.counts().total == 0)
+        guard case .failed(let none) = await core.handle(.add(Base.key("x"), netns: "/n", pod: Base.pod)) else {
+            Issue.record("an add without a prefix succeeded"); return
+        }
+        #expect(none.code == .noAddress)
+        await core.addPrefixes(["2001:db8:0:0:1::/80"], to: "eni-p")
+        await core.setIPv6Capacity(29)
+        #expect(try await core.add(Base.key("a"), pod: Base.pod).ips == ["2001:db8::1:0:0:1/128"])
+        #expect(try await core.add(Base.key("b"), pod: Base.pod).ips == ["2001:db8::1:0:0:2/128"])
+        _ = try await core.delete(Base.key("a"))
+        #expect(try await core.add(Base.key("c"), pod: Base.pod).ips == ["2001:db8::1:0:0:3/128"], "the first one cools down")
+        let counts = await core.counts()
+        #expect(counts.total == 29 && counts.assigned == 2 && counts.cooling == 1)
+        #expect(try await core.check(Base.key("b")).table == 254)
+    }
+
+    @Test("the periodic reconcile releases a missed DEL after the grace, adopts a pod route it does not know, and writes it down")
+    func reconcile() async throws {
+        let directory = try Base.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let clock = Base.Clock()
+        let core = Base.core(directory, clock: clock)
+        _ = try await core.add(Base.key("gone"), pod: PodReference(namespace: "d", name: "gone"))
+        _ = try await core.add(Base.key("alive"), pod: PodReference(namespace: "d", name: "alive"))
+        let byENI = Dictionary(uniqueKeysWithValues: Base.enis.map { ($0.id, Set($0.addresses)) })
+        // 10.0.0.11 (gone) has no trace, 10.0.0.12 (alive) has its route, 10.0.1.21 is routed to an unknown pod.
+        let host = HostObservation(
+            addressesByENI: byENI, kernelTraces: ["10.0.0.12": "route to eni1", "10.0.1.21": "route to eni2"], links: [])
+        #expect(await core.reconcile(with: host).count == 1, "young: only the unknown route is adopted")
+        clock.advance(Checkpoint.wiringGrace + 1)
+        let notes = await core.reconcile(with: host)
+        #expect(notes == ["ipamd: released 10.0.0.11 of pod d/gone: no pod interface uses it (a missed CNI DEL)"])
+        let stored = try #require(try Checkpoint.load(directory + "/checkpoint.json"))
+        #expect(Set(stored.allocations.map(\.address)) == ["10.0.0.12", "10.0.1.21"])
+        #expect(stored.cooling.map(\.address) == ["10.0.0.11"])
+        #expect(await core.reconcile(with: host).isEmpty, "nothing changes: nothing is written or said")
+    }
+}

@@ -4,6 +4,7 @@ import IPAMProtocol
 import Synchronization
 import Testbed
 import Testing
+import WireJSON
 
 @testable import IPAM
 
@@ -17,19 +18,21 @@ struct ReconcilerTests {
     }
 
     static func withReconciler(
-        settings environment: [String: String] = [:],
+        settings environment: [String: String] = [:], configuration: TestbedConfiguration = .default, ipv6: Bool = false,
         _ body: (IPAMCore, Reconciler, Testbed, Lines) async throws -> Void
     ) async throws {
-        let testbed = try await Testbed.start()
+        let testbed = try await Testbed.start(configuration)
         let session = try AWSSession(environment: testbed.environment)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rec-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         do {
             let facts = try await session.imds.instanceFacts()
             let settings = try Settings.parse(environment).0
+            let mode = IPAMDaemon.mode(settings: settings, ipv6: ipv6)
             let core = IPAMCore(
-                checkpoint: Checkpoint(instance: facts.identity.instanceId, mode: .secondaryIPv4),
-                enis: IPAMDaemon.enis(facts, ours: []), facts: NetworkFacts(vpcCIDRs: [], mtu: 9001, externalSNAT: false),
+                checkpoint: Checkpoint(instance: facts.identity.instanceId, mode: mode),
+                enis: IPAMDaemon.enis(facts, ours: [], mode: mode),
+                facts: NetworkFacts(vpcCIDRs: [], mtu: 9001, externalSNAT: false),
                 cooldown: settings.cooldown, checkpointPath: directory + "/checkpoint.json", wallClock: { 1_000_000 })
             let lines = Lines()
             let reconciler = try await IPAMDaemon.reconciler(
@@ -186,6 +189,82 @@ struct ReconcilerTests {
             let inEC2 = await testbed.networkInterfaces().first { $0.networkInterfaceId == primary.id }
             #expect(inEC2?.privateIpAddresses.count == 13, "the ENI's own address and 12 secondaries")
             #expect(await core.checkpoint.intents.isEmpty, "the intent is resolved once EC2 answered")
+        }
+    }
+}
+
+/// Prefix delegation and IPv6 pools against the testbed's EC2.
+@Suite("ipamd reconciler: prefix delegation and IPv6")
+struct ReconcilerPrefixTests {
+    /// nodeadm's E2E instance as an m5.large (Nitro: prefixes are allowed; 3 ENIs × 10 IPv4).
+    static func m5large() throws -> TestbedConfiguration {
+        try JSONDecoder().decode(
+            TestbedConfiguration.self,
+            from: Data(
+                """
+                {"instance": {"metadata": {"values": {"instance-id": "i-1234567890abcdef0", "instance-type": "m5.large",
+                  "local-ipv4": "172.16.34.43", "mac": "0e:49:61:0f:c3:11"}},
+                  "dynamic": {"values": {"instance-identity-document": {"region": "us-west-2",
+                    "availabilityZone": "us-west-2f", "instanceId": "i-1234567890abcdef0", "instanceType": "m5.large"}}}}}
+                """.utf8))
+    }
+
+    @Test("prefix delegation: one /28 (WARM_PREFIX_TARGET=1), a second under demand, a free one given back; EC2 agrees")
+    func prefixes() async throws {
+        let settings = ["ENABLE_PREFIX_DELEGATION": "true", "IP_COOLDOWN_PERIOD": "0"]
+        try await ReconcilerTests.withReconciler(settings: settings, configuration: try Self.m5large()) {
+            core, reconciler, testbed, _ in
+            await reconciler.pass()
+            let primary = try #require(await core.enis.first)
+            #expect(primary.prefixes.count == 1 && primary.addresses.count == 16)
+            #expect(await reconciler.calls["AssignPrivateIpAddresses"] == 1)
+            let served = try await ReconcilerTests.fill(core)
+            #expect(served == 16)
+            await reconciler.pass()
+            #expect(await core.enis.first?.prefixes.count == 2, "a second /28 on the primary ENI, not a new ENI")
+            #expect(await reconciler.calls["CreateNetworkInterface"] == nil)
+            var model = await testbed.networkInterfaces()
+            #expect(model.first { $0.networkInterfaceId == primary.id }?.ipv4Prefixes.count == 2)
+            // The first /28's pods leave: two free /28s, one above the target, goes back to EC2.
+            for index in 0..<16 {
+                _ = await core.handle(
+                    .del(
+                        AttachmentKey(container: "c\(index)", ifname: "eth0", network: "nodeboot"), pod: nil, reason: "test"))
+            }
+            await reconciler.pass()
+            #expect(await core.enis.first?.prefixes.count == 1)
+            model = await testbed.networkInterfaces()
+            #expect(model.first { $0.networkInterfaceId == primary.id }?.ipv4Prefixes.count == 1)
+            #expect(await core.checkpoint.intents.isEmpty)
+        }
+    }
+
+    @Test("IPv6: one /80 on the primary ENI and nothing else; pods get /128s from it; a Xen type's refusal is one line")
+    func ipv6() async throws {
+        try await ReconcilerTests.withReconciler(ipv6: true) { _, reconciler, _, lines in
+            await reconciler.pass()
+            await reconciler.pass()
+            #expect(await reconciler.calls == ["AssignIpv6Addresses": 2])
+            #expect(lines.all.filter { $0.contains("not built on the Nitro System") }.count == 1, "logged once, counted")
+            let errors = await reconciler.report().first { $0.key == "errors" }?.value
+            #expect(errors?.array?.first?["count"]?.int == 2)
+        }
+        try await ReconcilerTests.withReconciler(configuration: try Self.m5large(), ipv6: true) {
+            core, reconciler, testbed, lines in
+            await reconciler.pass()
+            await reconciler.pass()
+            #expect(await reconciler.calls == ["AssignIpv6Addresses": 1], "\(lines.all)")
+            let primary = try #require(await core.enis.first)
+            #expect(primary.prefixes == ["2001:db8:0:0:1::/80"])
+            let model = await testbed.networkInterfaces()
+            #expect(model.first { $0.networkInterfaceId == primary.id }?.ipv6Prefixes == ["2001:db8:0:0:1::/80"])
+            let reply = await core.handle(
+                .add(
+                    AttachmentKey(container: "v6", ifname: "eth0", network: "nodeboot"), netns: "/n",
+                    pod: PodReference(namespace: "d", name: "v6")))
+            guard case .added(let assignment) = reply else { Issue.record("\(reply)"); return }
+            #expect(assignment.ips == ["2001:db8::1:0:0:1/128"] && assignment.table == 254)
+            #expect(await core.counts().total == 29, "an m5.large's maxPods (3 × 9 + 2)")
         }
     }
 }

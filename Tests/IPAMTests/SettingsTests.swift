@@ -57,12 +57,22 @@ struct SettingsTests {
         #expect(lines == expected)
     }
 
-    @Test("prefix delegation is refused (not carried out yet); MIN without WARM and ignored variables warn")
+    @Test(
+        "prefix delegation: WARM_PREFIX_TARGET 1 by default, refused with every target 0; MIN without WARM and ignored variables warn"
+    )
     func combinations() throws {
-        // Prefix delegation is decided by the pool but not carried out: refused rather than silently off.
-        let refused = #expect(throws: Settings.Refused.self) { try Settings.parse(["ENABLE_PREFIX_DELEGATION": "true"]) }
+        let (pd, _) = try Settings.parse(["ENABLE_PREFIX_DELEGATION": "true"])
+        #expect(pd.prefixDelegation && pd.warmPrefixTarget == 1)
+        let refused = #expect(throws: Settings.Refused.self) {
+            try Settings.parse(["ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "0"])
+        }
         #expect(refused?.problems.map(\.variable) == ["ENABLE_PREFIX_DELEGATION"])
-        #expect(refused?.description.contains("prefix delegation is not carried out by nodeboot ipamd yet") == true)
+        #expect(
+            refused?.description.contains(
+                "ENABLE_PREFIX_DELEGATION=true needs WARM_PREFIX_TARGET, WARM_IP_TARGET or MINIMUM_IP_TARGET above 0") == true)
+        #expect(throws: Never.self) {
+            try Settings.parse(["ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "0", "WARM_IP_TARGET": "3"])
+        }
         let (_, warnings) = try Settings.parse([
             "MINIMUM_IP_TARGET": "10", "ENABLE_IPv6": "true", "AWS_VPC_K8S_CNI_EXTERNALSNAT": "true",
             "EXCLUDE_SNAT_CIDRS": "10.1.0.0/16",

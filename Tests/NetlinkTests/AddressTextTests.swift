@@ -57,6 +57,25 @@ struct AddressTextTests {
         }
     }
 
+    @Test("addresses inside a prefix: membership, the address at an offset (with carries), the offset of an address")
+    func offsets() throws {
+        let pd = try #require(IPPrefix("10.0.0.240/28"))
+        #expect(pd.address(at: 0)?.description == "10.0.0.240" && pd.address(at: 15)?.description == "10.0.0.255")
+        #expect(pd.address(at: 16) == nil)
+        let last = try #require(IPAddress("10.0.0.255"))
+        let outside = try #require(IPAddress("10.0.1.0"))
+        #expect(pd.contains(last) && !pd.contains(outside))
+        #expect(try #require(IPPrefix("10.0.0.0/16")).address(at: 256 + 255)?.description == "10.0.1.255")
+        let v6 = try #require(IPPrefix("2001:db8:0:0:1::/80"))
+        #expect(v6.address(at: 1)?.description == "2001:db8::1:0:0:1")
+        #expect(v6.address(at: 0x1_0000_ffff)?.description == "2001:db8::1:1:0:ffff")
+        #expect(v6.address(at: 1 << 48) == nil)
+        #expect(v6.offset(of: try #require(IPAddress("2001:db8::1:1:0:ffff"))) == 0x1_0000_ffff)
+        #expect(v6.offset(of: try #require(IPAddress("2001:db8::2:0:0:1"))) == nil)
+        #expect(!v6.contains(try #require(IPAddress("10.0.0.1"))))
+        #expect(try #require(IPPrefix("::/0")).address(at: .max)?.description == "::ffff:ffff:ffff:ffff")
+    }
+
     @Test("MAC addresses: six two-digit parts, printed lowercase")
     func macs() throws {
         #expect(MACAddress("02:00:0A:00:61:1E")?.description == "02:00:0a:00:61:1e")
