@@ -376,7 +376,8 @@ public actor IPAMCore {
     public func status() -> JSON {
         let counts = counts()
         var members: [JSON.Member] = [
-            .init("mode", .string(checkpoint.mode.rawValue)), .init("instance", .string(checkpoint.instance)),
+            .init("ready", .bool(counts.total > 0)), .init("mode", .string(checkpoint.mode.rawValue)),
+            .init("instance", .string(checkpoint.instance)),
             .init("total", .int(counts.total)), .init("assigned", .int(counts.assigned)), .init("cooling", .int(counts.cooling)),
             .init("free", .int(counts.free)), .init("adds", .int(adds)), .init("deletes", .int(deletes)),
             .init(

@@ -8,6 +8,7 @@ import ServiceLifecycle
 import Support
 import Synchronization
 import UnixSignals
+import WireJSON
 
 #if canImport(Glibc)
     import Glibc
@@ -18,20 +19,28 @@ public struct IPAMPaths: Sendable {
     public var socket: String
     public var checkpoint: String
     public var conflist: String
+    /// What `init` tells the daemon (`/etc/nodeboot/ipamd.json`).
+    public var nodeSpec: String
+    /// The last status reply, or why the daemon stopped (`nodeboot status` reads it when the
+    /// socket does not answer).
+    public var status: String
 
     public init(root: String? = nil) {
         let base = root ?? ""
         socket = base + IPAMWire.socketPath
         checkpoint = base + Checkpoint.path
         conflist = base + Conflist.path
+        nodeSpec = base + NodeSpec.path
+        status = base + Self.statusPath
     }
+
+    public static let statusPath = "/run/nodeboot/ipamd/status.json"
 }
 
-/// `nodeboot ipamd` (docs/ipamd.md §8): settings, the instance's ENIs from IMDS, the checkpoint
-/// reconciled, the socket served, the conflist written once addresses are there, READY=1, then
-/// serving until SIGTERM. Not yet built: growing and shrinking the pool through EC2 (the
-/// reconciler), the node's routes/rules/SNAT, metrics; the pool is the secondary addresses
-/// the ENIs already have.
+/// `nodeboot ipamd` (docs/ipamd.md §8): settings and `init`'s node spec, the instance's ENIs
+/// from IMDS, the checkpoint reconciled with the kernel, the node's network (ENI routes and
+/// rules, the SNAT table, sysctls), the socket served, the conflist written once addresses are
+/// there, READY=1, then the pool kept at its target through EC2 until SIGTERM.
 public enum IPAMDaemon {
     /// Exit status 2: a refused setting (the unit does not restart for it).
     public static let refusedStatus: Int32 = 2
@@ -48,7 +57,22 @@ public enum IPAMDaemon {
         } catch {
             for problem in error.problems { log(problem.description) }
             notify("STATUS=refused: \(error.problems.map(\.variable).joined(separator: ", "))")
+            Self.record(refused: error.problems.map(\.description), at: paths.status)
             return refusedStatus
+        }
+        let spec: NodeSpec?
+        do {
+            spec = try NodeSpec.load(paths.nodeSpec)
+        } catch {
+            log("ipamd: \(error)")
+            notify("STATUS=refused: \(paths.nodeSpec)")
+            Self.record(refused: ["ipamd: \(error)"], at: paths.status)
+            return refusedStatus
+        }
+        if spec == nil {
+            log(
+                "ipamd: \(paths.nodeSpec) is absent (nodeboot init --daemon nodeboot-ipamd writes it); IPv4, maxPods from "
+                    + "the instance's limits, no cluster tag")
         }
         let metricsAddress: MetricsAddress
         do {
@@ -68,7 +92,8 @@ public enum IPAMDaemon {
                 clock_gettime(CLOCK_REALTIME, &now)
                 return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
             }
-            let mode = Self.mode(settings: settings, ipv6: false)
+            let mode = Self.mode(settings: settings, ipv6: spec?.ipFamily == .ipv6)
+            let vethPrefix = spec?.vethPrefix ?? "eni"
             var checkpoint = try Checkpoint.load(paths.checkpoint) ?? Checkpoint(instance: facts.identity.instanceId, mode: mode)
             if checkpoint.instance != facts.identity.instanceId {
                 log(
@@ -95,7 +120,7 @@ public enum IPAMDaemon {
             // The kernel's pod routes and rules: what a restart must not hand out again. Unreadable,
             // nothing is released (no trace proves nothing then).
             let observation =
-                Self.observe(enis) { error in
+                Self.observe(enis, vethPrefix: vethPrefix) { error in
                     log("ipamd: cannot read the kernel's routes and rules (\(error)); no address is released at this start")
                 }
             let reconciled = checkpoint.reconcile(with: observation, now: wall(), cooldown: settings.cooldown)
@@ -110,9 +135,10 @@ public enum IPAMDaemon {
             }
             // Everything from here runs inside the service group, whose SIGTERM handler is in
             // place before the socket exists: a stop right after the socket appears is graceful.
-            let conflist = Conflist(mtu: settings.mtu)
+            let conflist = Conflist(mtu: settings.mtu, vethPrefix: vethPrefix, ipv6: mode == .ipv6)
             let publish: @Sendable () async -> Void = {
                 let counts = await core.counts()
+                Self.record(status: await core.status(), at: paths.status)
                 guard counts.total > 0 else { return }
                 if (try? conflist.write(paths.conflist)) == true {
                     log("ipamd: \(counts.total) addresses on the ENIs; wrote \(paths.conflist)")
@@ -135,6 +161,7 @@ public enum IPAMDaemon {
             }
             let wire = hostNetwork ? wiring : nil
             if hostNetwork {
+                await Self.ensureHost(facts: facts, enis: enis, mode: mode, settings: settings, vethPrefix: vethPrefix, log: log)
                 for eni in enis {
                     guard let interface = facts.interfaces.first(where: { ($0.interfaceId ?? $0.mac) == eni.id }),
                         let wiring = ENIWiring(interface, device: eni.device, mtu: settings.mtu)
@@ -148,9 +175,9 @@ public enum IPAMDaemon {
             }
             let growing = Growing(core: core, log: log, publish: publish) {
                 let reconciler = try await Self.reconciler(
-                    core: core, session: session, facts: facts, settings: settings, wire: wire, log: log)
+                    core: core, session: session, facts: facts, settings: settings, spec: spec, wire: wire, log: log)
                 if let wire { await reconciler.setWiring(wire) }
-                await reconciler.setObserver { enis in Self.observe(enis) { _ in } }
+                await reconciler.setObserver { enis in Self.observe(enis, vethPrefix: vethPrefix) { _ in } }
                 box.reconciler.withLock { $0 = reconciler }
                 return reconciler
             }
@@ -188,7 +215,60 @@ public enum IPAMDaemon {
         } catch {
             log("ipamd: \(error)")
             notify("STATUS=failed: \(error)")
+            Self.record(refused: ["ipamd: \(error)"], at: paths.status, state: "failed")
             return 1
+        }
+    }
+
+    /// The status reply as of now, for `nodeboot status` when the socket does not answer.
+    static func record(status: JSON, at path: String) {
+        try? NodeFileSystem.makeDirectories(Self.directory(of: path), mode: 0o755)
+        try? NodeFileSystem.writeAtomically(path, status.line, mode: 0o644)
+    }
+
+    /// Why the daemon stopped: `{"state":"refused"|"failed","errors":[…]}`.
+    static func record(refused lines: [String], at path: String, state: String = "refused") {
+        record(status: ["state": .string(state), "errors": .array(lines.map(JSON.string))], at: path)
+    }
+
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+        return String(path[..<slash])
+    }
+
+    /// The node's own network (docs/ipamd.md §5): the fwmark rule, ip_forward and loose rp_filter
+    /// on every ENI, and (IPv4, external SNAT off) the SNAT table. A failure is one line each and
+    /// does not stop the daemon: pods inside the VPC still work, and the journal says what is missing.
+    static func ensureHost(
+        facts: InstanceFacts, enis: [ENIState], mode: PoolMode, settings: Settings, vethPrefix: String,
+        log: @escaping @Sendable (String) -> Void
+    ) async {
+        let macs = facts.interfaces.filter { interface in enis.contains { $0.id == (interface.interfaceId ?? interface.mac) } }
+            .map(\.mac)
+        do {
+            let netlink = try RouteNetlink()
+            for note in try NodeNetwork.ensureHost(eniMACs: macs, settings: settings, netlink: netlink) { log("ipamd: \(note)") }
+            guard mode != .ipv6 else { return }  // IPv6 pods have VPC addresses: no NAT table
+            guard let primaryName = try NodeNetwork.linkName(mac: facts.mac, netlink: netlink),
+                let primaryAddress = (facts.primaryInterface?.localIPv4s.first ?? facts.localIPv4).flatMap(IPAddress.init)
+            else {
+                log(
+                    "ipamd: the primary interface \(facts.mac) has no link or no IPv4 address here; pod traffic is not translated"
+                )
+                return
+            }
+            let filter = PacketFilter(
+                primaryInterface: primaryName, primaryAddress: primaryAddress,
+                vpcCIDRs: (facts.primaryInterface?.vpcIPv4CIDRBlocks ?? []).compactMap(IPPrefix.init), settings: settings,
+                vethPrefix: vethPrefix)
+            try await filter.apply()
+            log(
+                settings.externalSNAT
+                    ? "ipamd: external SNAT: the table ip nodeboot is removed"
+                    : "ipamd: pod traffic leaving the VPC is translated to \(primaryAddress) on \(primaryName) (table ip nodeboot)"
+            )
+        } catch {
+            log("ipamd: the node's network is not fully set up: \(error)")
         }
     }
 
@@ -224,14 +304,15 @@ public enum IPAMDaemon {
 
     /// The kernel's pod traces (docs/ipamd.md §6) against the pool's ENIs; unreadable: an
     /// observation that releases nothing (`kernelKnown` false), after `failed`.
-    static func observe(_ enis: [ENIState], failed: (NetlinkError) -> Void) -> HostObservation {
+    static func observe(_ enis: [ENIState], vethPrefix: String, failed: (NetlinkError) -> Void) -> HostObservation {
         let addressesByENI = Dictionary(uniqueKeysWithValues: enis.map { ($0.id, Set($0.addresses)) })
         var observation: HostObservation
         do {
-            observation = try KernelView.read(try RouteNetlink(), addressesByENI: addressesByENI, vethPrefix: "eni")
+            observation = try KernelView.read(try RouteNetlink(), addressesByENI: addressesByENI, vethPrefix: vethPrefix)
         } catch {
             failed(error)
-            observation = HostObservation(addressesByENI: addressesByENI, kernelTraces: [:], links: [], kernelKnown: false)
+            observation = HostObservation(
+                addressesByENI: addressesByENI, kernelTraces: [:], links: [], vethPrefix: vethPrefix, kernelKnown: false)
         }
         observation.ipv6PrefixesByENI = Dictionary(
             uniqueKeysWithValues: enis.filter { !$0.ipv6Prefixes.isEmpty }.map { ($0.id, $0.prefixes) })
@@ -242,14 +323,22 @@ public enum IPAMDaemon {
     /// (DescribeInstanceTypes), the primary ENI's subnet and security groups, the attached ENIs
     /// that are not ours.
     public static func reconciler(
-        core: IPAMCore, session: AWSSession, facts: InstanceFacts, settings: Settings,
+        core: IPAMCore, session: AWSSession, facts: InstanceFacts, settings: Settings, spec: NodeSpec? = nil,
         wire: (@Sendable (ENIWiring) throws -> [String])? = nil, log: @escaping @Sendable (String) -> Void
     ) async throws -> Reconciler {
         let ec2 = try await session.client(region: session.region(identity: facts.identity).region)
-        let type = try await ec2.describeInstanceType(facts.identity.instanceType)
-        let limits = InstanceLimits(
-            instanceType: type.instanceType, maxENIs: type.maxENIs, ipv4PerENI: type.ipv4AddressesPerInterface,
-            maxENISetting: settings.maxENI)
+        // init's limits (the embedded table, or its DescribeInstanceTypes) when it had them.
+        let limits: InstanceLimits
+        if let spec, let known = spec.limits {
+            limits = InstanceLimits(
+                instanceType: spec.instanceType, maxENIs: known.maxENIs, ipv4PerENI: known.ipv4PerENI,
+                maxENISetting: settings.maxENI)
+        } else {
+            let type = try await ec2.describeInstanceType(facts.identity.instanceType)
+            limits = InstanceLimits(
+                instanceType: type.instanceType, maxENIs: type.maxENIs, ipv4PerENI: type.ipv4AddressesPerInterface,
+                maxENISetting: settings.maxENI)
+        }
         guard let primaryID = facts.primaryInterface?.interfaceId,
             let primary = try await ec2.describeNetworkInterfaces(ids: [primaryID]).first
         else {
@@ -287,13 +376,13 @@ public enum IPAMDaemon {
             }
             try await core.resolve(intent.token)
         }
-        // The standard formula until init hands over the kubelet's maxPods (docs/ipamd.md §2, NodeSpec).
-        let maxPods = limits.maxENIs * limits.slotsPerENI + 2
+        // The kubelet's maxPods as init rendered it; without init, the standard formula.
+        let maxPods = spec?.maxPods ?? limits.maxENIs * limits.slotsPerENI + 2
         await core.setIPv6Capacity(maxPods)
         return Reconciler(
             core: core, ec2: ec2, imds: session.imds,
             context: .init(
-                mode: mode, instanceID: facts.identity.instanceId, cluster: nil, limits: limits, maxPods: maxPods,
+                mode: mode, instanceID: facts.identity.instanceId, cluster: spec?.cluster, limits: limits, maxPods: maxPods,
                 settings: settings,
                 subnet: primary.subnetId, securityGroups: primary.securityGroupIds, vpcID: primary.vpcId),
             log: log)

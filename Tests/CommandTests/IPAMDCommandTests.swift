@@ -26,6 +26,21 @@ struct IPAMDCommandTests {
         #expect(lines.first?.hasPrefix("ipamd: refused setting: WARM_IP_TARGET=lots: not a whole number of 0 or more") == true)
         #expect(lines.allSatisfy { $0.hasSuffix("set it in spec.instance.environment.nodeboot-ipamd of the NodeConfig") })
         #expect(!FileManager.default.fileExists(atPath: root + "/run/nodeboot/ipamd.sock"))
+        // The same lines in `nodeboot status` (from the status file: nothing answers on the socket).
+        let status = try await ChildProcess.run(
+            [Self.binary, "status", "--root", root, "--ipamd"], environment: ChildProcess.cleanEnvironment([:]))
+        #expect(status.stdout.contains("error: ipamd: refused setting: WARM_IP_TARGET=lots"), "\(status.stdout)")
+        #expect(status.stdout.contains("error: ipamd: refused setting: AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true"))
+
+        // A damaged ipamd.json: refused the same way, naming the file, the field and the fix.
+        try FileManager.default.createDirectory(atPath: root + "/etc/nodeboot", withIntermediateDirectories: true)
+        try #"{"schema":"nodeboot.ipamd/v1","ipFamily":"ipv4","maxPods":0}"#.write(
+            toFile: root + "/etc/nodeboot/ipamd.json", atomically: true, encoding: .utf8)
+        let damaged = try await ChildProcess.run(
+            [Self.binary, "ipamd", "--root", root], environment: ChildProcess.cleanEnvironment([:]))
+        #expect(damaged.status == 2)
+        #expect(damaged.stderr.contains(root + "/etc/nodeboot/ipamd.json"), "\(damaged.stderr)")
+        #expect(damaged.stderr.contains("nodeboot init writes this file"))
     }
 
     @Test(
