@@ -221,7 +221,12 @@ public actor IPAMCore {
 
     /// What the reconciler last decided and met, for the status reply (docs/ipamd.md §7).
     public private(set) var report: [JSON.Member] = []
-    public func setReport(_ members: [JSON.Member]) { report = members }
+    /// Why the pool cannot grow now (the instance's limits, maxPods, the subnet), for a refused add.
+    public private(set) var blocked: String?
+    public func setReport(_ members: [JSON.Member], blocked: String? = nil) {
+        report = members
+        self.blocked = blocked
+    }
 
     /// A newly attached ENI, its addresses ready to hand out.
     public func attach(_ eni: ENIState) {
@@ -369,6 +374,7 @@ public actor IPAMCore {
             let first = checkpoint.cooling.filter { $0.until > now }.map(\.until).min() ?? now
             message += ", \(counts.cooling) cooling down (the first is free again in \(max(first - now, 0) / 1000 + 1) s)"
         }
+        if let blocked { message += " and cannot grow: \(blocked)" }
         return message
     }
 

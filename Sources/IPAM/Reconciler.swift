@@ -142,7 +142,7 @@ public actor Reconciler {
         await reconcileHost()
         await carryOut(await view().decide())
         lastPass = core.wallClock()
-        await core.setReport(report())
+        await core.setReport(report(), blocked: Self.blockedText(lastDecision.blocked))
         await afterPass()
     }
 
@@ -208,6 +208,16 @@ public actor Reconciler {
                 failed("ipamd: \(error)", kind: "\(error)")
                 return
             }
+        }
+    }
+
+    /// The words a refused add ends with: "m5.large allows 3 ENIs × 10 IPv4 addresses; all 27 are assigned".
+    static func blockedText(_ blocked: PoolDecision.Blocked?) -> String? {
+        switch blocked {
+        case nil: nil
+        case .limits(let text): text
+        case .maxPods(let maxPods): "the pool is at maxPods (\(maxPods))"
+        case .subnet: "the subnet has no free addresses (EC2 InsufficientFreeAddressesInSubnet); tried again after 120 s"
         }
     }
 

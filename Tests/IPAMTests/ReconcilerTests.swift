@@ -105,6 +105,16 @@ struct ReconcilerTests {
             #expect(
                 decision.blocked == .limits("MAX_ENI=2 allows 2 ENIs (m4.xlarge: 4) × 15 IPv4 addresses; all 28 are assigned"))
             #expect(lines.all.contains { $0.contains("cannot grow: MAX_ENI=2 allows 2 ENIs") })
+            // The plugin's error says the same (one line the operator can act on).
+            let refused = await core.handle(
+                .add(
+                    AttachmentKey(container: "x", ifname: "eth0", network: "nodeboot"), netns: "/n",
+                    pod: PodReference(namespace: "d", name: "x")))
+            guard case .failed(let error) = refused else { Issue.record("\(refused)"); return }
+            #expect(
+                error.message
+                    == "no free address: ipamd has 0 of 28 free and cannot grow: MAX_ENI=2 allows 2 ENIs (m4.xlarge: 4) × 15 IPv4 "
+                    + "addresses; all 28 are assigned")
         }
     }
 
