@@ -476,3 +476,29 @@ public enum IPAMDaemon {
         }
     }
 }
+
+extension IPAMDaemon {
+    /// The daemon as its command runs it (`nodeboot-ipamd`, and `nodeboot ipamd`): the AWS session
+    /// from the environment (EC2 calls give up after 30 s, not the default 120 s, so a unit stop is
+    /// never held up: the loop tries again), then `run`. Returns the exit status.
+    public static func main(
+        root: String?, imdsDeadline: Duration, environment: [String: String], notify: @escaping @Sendable (String) -> Void,
+        log: @escaping @Sendable (String) -> Void
+    ) async -> Int32 {
+        var imdsPolicy = RetryPolicy.imds
+        imdsPolicy.deadline = imdsDeadline
+        var apiPolicy = RetryPolicy.aws(environment: environment)
+        apiPolicy.deadline = .seconds(30)
+        let session: AWSSession
+        do {
+            session = try AWSSession(environment: environment, imdsPolicy: imdsPolicy, apiPolicy: apiPolicy)
+        } catch {
+            log("ipamd: \(error)")
+            return 1
+        }
+        let status = await run(
+            environment: environment, paths: IPAMPaths(root: root), session: session, notify: notify, log: log)
+        await session.shutdown()
+        return status
+    }
+}

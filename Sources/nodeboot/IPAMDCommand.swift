@@ -1,10 +1,11 @@
-import AWS
 import FoundationEssentials
 import IPAM
 import Support
 import Systemd
 
-/// `nodeboot ipamd`: the IPAM daemon, run by nodeboot-ipamd.service (docs/ipamd.md).
+/// `nodeboot ipamd`: the IPAM daemon, run by nodeboot-ipamd.service (docs/ipamd.md). The same
+/// binary: a `nodeboot-ipamd` of its own measured 35.7 MB stripped against 37.4 MB and 24.4 MB
+/// idle RSS against 25.2 MB (IPAM's AWS, NIO and Foundation are most of both), no reason to split.
 enum IPAMD {
     static let command = Command(
         "ipamd", abstract: "Run the IPAM daemon: VPC addresses for pods, served to nodeboot-cni on /run/nodeboot/ipamd.sock.",
@@ -14,23 +15,10 @@ enum IPAMD {
             + IMDSOptions.options)
 
     static func run(_ arguments: Arguments) async throws {
-        let environment = ProcessInfo.processInfo.environment
-        var policy = RetryPolicy.imds
-        policy.deadline = try IMDSOptions.deadline(arguments)
-        let session: AWSSession
-        do {
-            // EC2 calls give up after 30 s (the default's 120 s would outlast a unit stop): the loop tries again.
-            var apiPolicy = RetryPolicy.aws(environment: environment)
-            apiPolicy.deadline = .seconds(30)
-            session = try AWSSession(environment: environment, imdsPolicy: policy, apiPolicy: apiPolicy)
-        } catch {
-            StandardStreams.error("ipamd: \(error)\n")
-            throw ExitStatus(code: 1)
-        }
-        let status = await IPAMDaemon.run(
-            environment: environment, paths: IPAMPaths(root: arguments.string("root")), session: session,
-            notify: { _ = SystemdNotifier.notify($0) }, log: { StandardStreams.error($0 + "\n") })
-        await session.shutdown()
+        let status = await IPAMDaemon.main(
+            root: arguments.string("root"), imdsDeadline: try IMDSOptions.deadline(arguments),
+            environment: ProcessInfo.processInfo.environment, notify: { _ = SystemdNotifier.notify($0) },
+            log: { StandardStreams.error($0 + "\n") })
         if status != 0 { throw ExitStatus(code: status) }
     }
 }
