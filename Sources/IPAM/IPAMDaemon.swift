@@ -247,7 +247,9 @@ public enum IPAMDaemon {
             .map(\.mac)
         do {
             let netlink = try RouteNetlink()
-            for note in try NodeNetwork.ensureHost(eniMACs: macs, settings: settings, netlink: netlink) { log("ipamd: \(note)") }
+            for note in try NodeNetwork.ensureHost(eniMACs: macs, settings: settings, netlink: netlink, ipv6: mode == .ipv6) {
+                log("ipamd: \(note)")
+            }
             guard mode != .ipv6 else { return }  // IPv6 pods have VPC addresses: no NAT table
             guard let primaryName = try NodeNetwork.linkName(mac: facts.mac, netlink: netlink),
                 let primaryAddress = (facts.primaryInterface?.localIPv4s.first ?? facts.localIPv4).flatMap(IPAddress.init)

@@ -116,14 +116,17 @@ public enum NodeNetwork {
     /// filtering (`rp_filter = 2`, aws-node #75) on the link of each MAC in `eniMACs` (every ENI
     /// that carries pod traffic, the primary included). Returns what it changed, for the journal;
     /// a second run with the same inputs returns only the notes about links not there. `sysctl`
-    /// is the root of the sysctl tree (`/proc/sys`; a directory in tests). Throws `NetlinkError`
+    /// is the root of the sysctl tree (`/proc/sys`; a directory in tests). An IPv6 node also
+    /// forwards IPv6 and keeps accepting router advertisements on its ENIs (`accept_ra = 2`:
+    /// forwarding alone would stop them, and with them the default route). Throws `NetlinkError`
     /// for netlink and `IPAMError` for a sysctl that cannot be written.
     public static func ensureHost(
-        eniMACs: [String], settings: Settings, netlink: RouteNetlink, sysctl: String = "/proc/sys"
+        eniMACs: [String], settings: Settings, netlink: RouteNetlink, sysctl: String = "/proc/sys", ipv6: Bool = false
     ) throws -> [String] {
         var done: [String] = []
         if let note = try ensureMarkRule(present: !settings.externalSNAT, netlink: netlink) { done.append(note) }
         if try setSysctl(sysctl, "net/ipv4/ip_forward", "1") { done.append("ip_forward 1") }
+        if ipv6, try setSysctl(sysctl, "net/ipv6/conf/all/forwarding", "1") { done.append("IPv6 forwarding 1") }
         let links = try netlink.links()
         for mac in eniMACs {
             guard let link = links.first(where: { $0.address?.description == mac.lowercased() }) else {
@@ -131,6 +134,9 @@ public enum NodeNetwork {
                 continue
             }
             if try setSysctl(sysctl, "net/ipv4/conf/\(link.name)/rp_filter", "2") { done.append("\(link.name): rp_filter 2") }
+            if ipv6, try setSysctl(sysctl, "net/ipv6/conf/\(link.name)/accept_ra", "2") {
+                done.append("\(link.name): accept_ra 2")
+            }
         }
         return done
     }

@@ -51,6 +51,19 @@ struct NodeNetworkHostTests {
         #expect(second == [], "EEXIST is success and ip_forward is 1 already")
     }
 
+    @Test("an IPv6 node: IPv6 forwarding on as well (ip_forward too, for the IPv4 primary address)")
+    func ipv6Forwarding() throws {
+        let root = try Self.sysctlTree()
+        defer { try? FileManager.default.removeItem(atPath: root) }  // a temporary directory
+        try FileManager.default.createDirectory(atPath: root + "/net/ipv6/conf/all", withIntermediateDirectories: true)
+        try "0\n".write(toFile: root + "/net/ipv6/conf/all/forwarding", atomically: false, encoding: .utf8)
+        let notes = try NodeNetwork.ensureHost(
+            eniMACs: [], settings: Settings(), netlink: RouteNetlink(socket: Self.kernel(ruleErrno: EEXIST)), sysctl: root,
+            ipv6: true)
+        #expect(notes == ["ip_forward 1", "IPv6 forwarding 1"])
+        #expect(try String(contentsOfFile: root + "/net/ipv6/conf/all/forwarding", encoding: .utf8) == "1\n")
+    }
+
     @Test("external SNAT: the rule is deleted, and a rule already gone (ENOENT) is fine")
     func externalSNAT() throws {
         let root = try Self.sysctlTree()
