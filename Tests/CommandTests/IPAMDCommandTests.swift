@@ -152,3 +152,46 @@ struct IPAMDCommandTests {
         try await testbed.shutdown()
     }
 }
+
+extension IPAMDCommandTests {
+    @Test("an EC2 failure (UnauthorizedOperation on every grow): one line in the daemon's log, counted in nodeboot status")
+    func ec2Failure() async throws {
+        var configuration = TestbedConfiguration.default
+        configuration.faults = [
+            FaultRule(endpoint: .ec2, action: "AssignPrivateIpAddresses", status: 403, code: "UnauthorizedOperation")
+        ]
+        let testbed = try await Testbed.start(configuration)
+        let root = try ConfigCommandTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let log = root + "/ipamd.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["ipamd", "--root", root]
+        process.environment = ChildProcess.cleanEnvironment(
+            testbed.environment.merging([
+                "NODEBOOT_IPAMD_HOST_NETWORK": "skip", "NODEBOOT_IPAMD_METRICS_ADDRESS": "127.0.0.1:\(try freeLoopbackPort())",
+            ]) { $1 })
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: log)
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+
+        // The reconciler tries at start and every 5 s: wait for the second attempt to be counted.
+        var status = ""
+        for _ in 0..<400 {
+            let result = try await ChildProcess.run(
+                [Self.binary, "status", "--root", root, "--ipamd"], environment: ChildProcess.cleanEnvironment([:]))
+            status = result.stdout
+            if status.contains("(2 times)") { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        kill(process.processIdentifier, SIGTERM)
+        for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(25)) }
+        try await testbed.shutdown()
+        #expect(status.contains("UnauthorizedOperation"), "\(status)")
+        #expect(status.contains("(2 times)"), "the failure is counted, not repeated: \(status)")
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        #expect(lines.filter { $0.contains("UnauthorizedOperation") }.count == 1, "one journal line: \(lines)")
+    }
+}
