@@ -54,6 +54,10 @@ public actor Reconciler {
     var wire: (@Sendable (ENIWiring) throws -> [String])?
     /// How long a new ENI may take to appear in IMDS with its addresses (vpc-cni.md §1 row 9).
     let attachWait: Duration
+    /// Whether a new ENI (its MAC, its id) is visible on the instance yet, polled until
+    /// `attachWait` (docs/ipamd.md §2, the attachment observer): by default IMDS lists the MAC with
+    /// an address; against moto, which has no IMDS of the instance, a test asks EC2.
+    let attachmentSeen: @Sendable (_ mac: String, _ eniID: String) async -> Bool
     var subnetBlockedUntil: ContinuousClock.Instant?
     var lastDecrease: ContinuousClock.Instant?
     var created: [String: ContinuousClock.Instant] = [:]
@@ -70,9 +74,12 @@ public actor Reconciler {
     var loggedNotes: Set<String> = []
     var lastPass: Int64?
 
+    /// `attachmentSeen`: nil watches IMDS (the daemon).
     public init(
         core: IPAMCore, ec2: AWSClient, imds: IMDSClient, context: Context, attachWait: Duration = .seconds(60),
-        hostInterval: Duration = .seconds(60), log: @escaping @Sendable (String) -> Void
+        hostInterval: Duration = .seconds(60),
+        attachmentSeen: (@Sendable (_ mac: String, _ eniID: String) async -> Bool)? = nil,
+        log: @escaping @Sendable (String) -> Void
     ) {
         self.hostInterval = hostInterval
         self.core = core
@@ -80,6 +87,7 @@ public actor Reconciler {
         self.imds = imds
         self.context = context
         self.attachWait = attachWait
+        self.attachmentSeen = attachmentSeen ?? { mac, _ in await Self.seenInIMDS(mac: mac, imds: imds) }
         self.log = log
     }
 
@@ -232,11 +240,23 @@ public actor Reconciler {
 
     func called(_ api: String) { calls[api, default: 0] += 1 }
 
+    /// Test seam: when `eni` was created, for the age the pool's ENI hysteresis counts
+    /// (`PoolView.minimumENIAge`), so a test frees a spare ENI without waiting 60 s.
+    func setCreated(_ eni: String, at instant: ContinuousClock.Instant) { created[eni] = instant }
+
     func perform(_ action: PoolAction) async throws {
         switch action {
         case .assignIPs(let eni, let count):
             called("AssignPrivateIpAddresses")
-            let answered = try await ec2.assignPrivateIPs(eni: eni, count: count)
+            var answered = try await ec2.assignPrivateIPs(eni: eni, count: count)
+            if answered.count > count {
+                // Not only the new ones (moto lists every address of the ENI, its own primary
+                // address too, which must never go to a pod): EC2's description says which are
+                // secondary. The core then adds those it does not know yet.
+                called("DescribeNetworkInterfaces")
+                let secondary = Set(try await ec2.describeNetworkInterfaces(ids: [eni]).first?.secondaryIPv4s ?? [])
+                answered.removeAll { !secondary.contains($0) }
+            }
             await core.addAddresses(answered, to: eni)
         case .assignPrefixes(let eni, let count):
             called("AssignPrivateIpAddresses")
@@ -311,7 +331,7 @@ public actor Reconciler {
             attachment = try await ec2.attachNetworkInterface(eni: eni.id, instance: context.instanceID, deviceIndex: device)
             called("ModifyNetworkInterfaceAttribute")
             try await ec2.setDeleteOnTermination(eni: eni.id, attachment: attachment ?? "")
-            try await waitInIMDS(mac: eni.macAddress)
+            try await waitAttached(mac: eni.macAddress, eni: eni.id)
             // The node side before any address is handed out: without its table and rule a pod
             // on this ENI would have no route. Bounded like the IMDS wait (the NIC's hot-plug).
             try await wireNew(mac: eni.macAddress, device: device)
@@ -362,19 +382,24 @@ public actor Reconciler {
         guard wired != nil else { throw IPAMError("the new ENI \(mac) could not be wired within \(attachWait): \(last)") }
     }
 
-    /// Until IMDS lists the ENI's MAC with an address: backoff from 100 ms doubling to 2 s, bounded
-    /// by `attachWait` (aws-node: 12 attempts from 100 ms, vpc-cni.md §1 row 9).
-    func waitInIMDS(mac: String) async throws {
+    /// Until the attachment observer sees the ENI (IMDS lists its MAC with an address): backoff
+    /// from 100 ms doubling to 2 s, bounded by `attachWait` (aws-node: 12 attempts from 100 ms,
+    /// vpc-cni.md §1 row 9).
+    func waitAttached(mac: String, eni: String) async throws {
         let policy = RetryPolicy(
             maxAttempts: .max, baseDelay: .milliseconds(100), maxBackoff: .seconds(2), deadline: attachWait,
             attemptTimeout: attachWait, random: { 1 })
-        let seen = try await policy.firstValue { _ in
-            let interface = try? await self.imds.networkInterface(mac: mac)
-            return interface?.localIPv4s.isEmpty == false ? true : nil
-        }
+        let seen = try await policy.firstValue { _ in await self.attachmentSeen(mac, eni) ? true : nil }
         guard seen != nil else {
-            throw IPAMError("the new ENI \(mac) did not appear in the instance metadata within \(attachWait)")
+            throw IPAMError("the new ENI \(eni) (\(mac)) did not appear on the instance within \(attachWait)")
         }
+    }
+
+    /// The daemon's attachment observer: IMDS lists the MAC with at least one address.
+    static func seenInIMDS(mac: String, imds: IMDSClient) async -> Bool {
+        // Not listed yet (404), or IMDS did not answer this time: not seen, looked at again.
+        let interface = try? await imds.networkInterface(mac: mac)
+        return interface?.localIPv4s.isEmpty == false
     }
 
     func freeENI(_ id: String) async throws {
