@@ -180,7 +180,7 @@ let package = Package(
         .testTarget(
             name: "IPAMTests",
             dependencies: [
-                "AWS", "IPAM", "IPAMProtocol", "Netlink", "Testbed", "TestSupport", "WireJSON",
+                "AWS", "IPAM", "IPAMProtocol", "Netlink", "Support", "Testbed", "TestSupport", "WireJSON",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),
