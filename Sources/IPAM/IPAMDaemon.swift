@@ -1,4 +1,5 @@
 public import AWS
+import FoundationEssentials
 import IPAMProtocol
 import Logging
 import NIOCore
@@ -176,7 +177,11 @@ public enum IPAMDaemon {
             let growing = Growing(core: core, log: log, publish: publish) {
                 let reconciler = try await Self.reconciler(
                     core: core, session: session, facts: facts, settings: settings, spec: spec, wire: wire, log: log)
-                if let wire { await reconciler.setWiring(wire) }
+                if let wire {
+                    await reconciler.setWiring(wire) { device in
+                        try NodeNetwork.unwire(device: device, netlink: try RouteNetlink())
+                    }
+                }
                 await reconciler.setObserver { enis in Self.observe(enis, vethPrefix: vethPrefix) { _ in } }
                 box.reconciler.withLock { $0 = reconciler }
                 return reconciler
@@ -381,13 +386,21 @@ public enum IPAMDaemon {
         // The kubelet's maxPods as init rendered it; without init, the standard formula.
         let maxPods = spec?.maxPods ?? limits.maxENIs * limits.slotsPerENI + 2
         await core.setIPv6Capacity(maxPods)
-        return Reconciler(
+        let reconciler = Reconciler(
             core: core, ec2: ec2, imds: session.imds,
             context: .init(
                 mode: mode, instanceID: facts.identity.instanceId, cluster: spec?.cluster, limits: limits, maxPods: maxPods,
                 settings: settings,
                 subnet: primary.subnetId, securityGroups: primary.securityGroupIds, vpcID: primary.vpcId),
             log: log)
+        // Our ENIs' ages from their createdAt tags: a restart must not free an ENI made seconds ago.
+        for eni in described where nodeboots.contains(eni.id) {
+            guard let tag = eni.tags["node.k8s.amazonaws.com/createdAt"], let date = try? Date(tag, strategy: .iso8601)
+            else { continue }
+            let age = max(Date.now.timeIntervalSince(date), 0)
+            await reconciler.setCreated(eni.id, at: .now - .milliseconds(Int64(age * 1000)))
+        }
+        return reconciler
     }
 
     /// The pool's growth: the reconciler's EC2 setup, then its loop until SIGTERM (which cancels

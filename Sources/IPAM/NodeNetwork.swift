@@ -101,6 +101,31 @@ public enum NodeNetwork {
         return done
     }
 
+    /// Undoes `ensure` for a freed ENI at `device` (its link is gone or going): the rule from its
+    /// address to its table, and whatever routes the table still holds. Without this a later
+    /// ENI (or a pod given that address) would be sent out of a table that leads nowhere.
+    /// Returns what it removed; nothing to remove is not an error.
+    public static func unwire(device: Int, netlink: RouteNetlink) throws(NetlinkError) -> [String] {
+        guard device != 0 else { return [] }
+        let table = UInt32(ENIState.routeTable(device: device))
+        var done: [String] = []
+        for rule in try netlink.rules(family: .inet) where rule.table == table && rule.priority == eniRulePriority {
+            do {
+                try netlink.deleteRule(rule)
+                done.append("rule \(rule) removed")
+            } catch  where error.isNotFound {
+            }
+        }
+        for route in try netlink.routes(family: .inet, table: table) {
+            do {
+                try netlink.deleteRoute(route)
+                done.append("table \(table): \(route.destination) removed")
+            } catch  where error.isNotFound {
+            }
+        }
+        return done
+    }
+
     /// The priority of the rule that sends marked pod traffic through main (vpc-cni.md §9).
     public static let markRulePriority: UInt32 = 1024
 

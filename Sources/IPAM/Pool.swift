@@ -200,9 +200,11 @@ extension PoolView {
             }
             grow(short: short, room: room, into: &decision)
             if decision.actions.isEmpty {
+                let cooling = enis.reduce(0) { $0 + $1.cooling }
                 let usage =
                     assigned == total
-                    ? "all \(total) are assigned" : "\(assigned) of \(total) are assigned, the rest cooling down"
+                    ? "all \(total) are assigned"
+                    : "\(assigned) of \(total) are assigned, \(cooling) cooling down, \(available) free"
                 decision.blocked = .limits("\(limits.text); \(usage)")
                 decision.reason = "\(state): cannot grow: \(limits.text); \(usage)"
             } else {

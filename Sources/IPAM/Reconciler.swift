@@ -52,6 +52,8 @@ public actor Reconciler {
     /// Wires a new ENI's node side (NodeNetwork over netlink in the daemon; throws when the link
     /// is not there yet); nil: not wired (the testbed, `NODEBOOT_IPAMD_HOST_NETWORK=skip`).
     var wire: (@Sendable (ENIWiring) throws -> [String])?
+    /// Undoes a freed ENI's node side (its rule and table), by device.
+    var unwire: (@Sendable (Int) throws -> [String])?
     /// How long a new ENI may take to appear in IMDS with its addresses (vpc-cni.md §1 row 9).
     let attachWait: Duration
     /// Whether a new ENI (its MAC, its id) is visible on the instance yet, polled until
@@ -92,7 +94,13 @@ public actor Reconciler {
     }
 
     public func setAfterPass(_ callback: @escaping @Sendable () async -> Void) { afterPass = callback }
-    public func setWiring(_ callback: @escaping @Sendable (ENIWiring) throws -> [String]) { wire = callback }
+    public func setWiring(
+        _ callback: @escaping @Sendable (ENIWiring) throws -> [String],
+        unwire undo: (@Sendable (Int) throws -> [String])? = nil
+    ) {
+        wire = callback
+        unwire = undo
+    }
     public func setObserver(_ callback: @escaping @Sendable ([ENIState]) -> HostObservation?) { observe = callback }
 
     /// Wakes on `wake` (adds and deletes) and every `interval`, until cancelled.
@@ -232,7 +240,8 @@ public actor Reconciler {
     static func kind(_ blocked: PoolDecision.Blocked?) -> String {
         switch blocked {
         case nil: ""
-        case .limits: "limits"
+        // Growing full is said again: "19 of 27 assigned" then "all 27 are assigned".
+        case .limits(let text): text.contains("; all ") ? "limits, full" : "limits"
         case .maxPods: "maxPods"
         case .subnet: "subnet"
         }
@@ -419,6 +428,14 @@ public actor Reconciler {
         }
         created[id] = nil
         log("ipamd: detached and deleted \(id) (a spare ENI above the warm target)")
+        // Its rule and table go too (the kernel dropped the routes with the link, not the rule).
+        if let unwire {
+            do {
+                for note in try unwire(saved.device) { log("ipamd: \(note)") }
+            } catch {
+                failed("ipamd: device \(saved.device)'s rule and table not removed after freeing \(id): \(error)", kind: "unwire")
+            }
+        }
     }
 
     /// Detach, then poll until `available` (not a fixed sleep), then delete.

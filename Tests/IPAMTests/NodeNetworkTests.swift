@@ -19,7 +19,7 @@ struct NodeNetworkTests {
     }
 
     @Test(
-        "a secondary ENI: MTU, up, rp_filter loose, its address, table 2 via the subnet router, the rule for its address; again: nothing to do",
+        "a secondary ENI: MTU, up, rp_filter loose, its address, table 2 via the subnet router, the rule for its address; again: nothing to do; freed: rule and table removed",
         // Root only: it creates (and deletes) a network namespace; the host's network is never touched.
         .enabled(if: KernelViewTests.unavailable == nil, Comment(rawValue: KernelViewTests.unavailable ?? "")))
     func secondaryENI() async throws {
@@ -64,6 +64,16 @@ struct NodeNetworkTests {
                 mac: "0e:00:00:00:00:09", device: 2, primaryAddress: eni.primaryAddress, subnet: eni.subnet, mtu: 9001)
             let none = try node.runOnDedicatedThread { try NodeNetwork.ensure(missing, netlink: try RouteNetlink()) }
             #expect(none == ["no link has MAC 0e:00:00:00:00:09 (yet): device 2 not wired"])
+
+            // Freed (the NIC goes away with the detach): the rule and the table are removed too.
+            _ = try await Self.ip("-n", namespace, "link", "del", "eth1")
+            let removed = try node.runOnDedicatedThread { try NodeNetwork.unwire(device: 1, netlink: try RouteNetlink()) }
+            #expect(removed.contains { $0.hasPrefix("rule ") && $0.hasSuffix(" removed") }, "\(removed)")
+            let after = try Self.json(try await Self.ip("-n", namespace, "-j", "rule", "show"))
+            #expect(!after.contains { $0["priority"] as? Int == 32765 }, "\(after)")
+            #expect(try Self.json(try await Self.ip("-n", namespace, "-j", "route", "show", "table", "2")).isEmpty)
+            let twice = try node.runOnDedicatedThread { try NodeNetwork.unwire(device: 1, netlink: try RouteNetlink()) }
+            #expect(twice.isEmpty)
         } catch {
             _ = try? await Self.ip("netns", "del", namespace)
             throw error

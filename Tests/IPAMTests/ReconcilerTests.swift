@@ -203,6 +203,44 @@ struct ReconcilerTests {
     }
 }
 
+extension ReconcilerTests {
+    @Test("after a restart an adopted ENI keeps its age (its createdAt tag): a young spare is not freed at once")
+    func adoptedAge() async throws {
+        let testbed = try await Testbed.start()
+        let session = try AWSSession(environment: testbed.environment)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rec-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        do {
+            let settings = try Settings.parse([:]).0
+            func start() async throws -> (IPAMCore, Reconciler) {
+                let facts = try await session.imds.instanceFacts()
+                let core = IPAMCore(
+                    checkpoint: Checkpoint(instance: facts.identity.instanceId, mode: .secondaryIPv4),
+                    enis: IPAMDaemon.enis(facts, ours: []), facts: NetworkFacts(vpcCIDRs: [], mtu: 9001, externalSNAT: false),
+                    cooldown: settings.cooldown, checkpointPath: directory + "/checkpoint.json", wallClock: { 1_000_000 })
+                let reconciler = try await IPAMDaemon.reconciler(
+                    core: core, session: session, facts: facts, settings: settings, log: { _ in })
+                return (core, reconciler)
+            }
+            let (core, reconciler) = try await start()
+            await reconciler.pass()
+            _ = try await Self.fill(core)
+            await reconciler.pass()
+            #expect(await core.enis.count == 2)
+            // A restart: the second ENI is adopted (nodeboot's description), its age from the tag.
+            let (_, restarted) = try await start()
+            let adopted = try #require(await restarted.view().enis.first { !$0.isPrimary })
+            #expect(adopted.age < PoolView.minimumENIAge, "\(adopted.age)")
+        } catch {
+            await session.shutdown()
+            try await testbed.shutdown()
+            throw error
+        }
+        await session.shutdown()
+        try await testbed.shutdown()
+    }
+}
+
 /// Prefix delegation and IPv6 pools against the testbed's EC2.
 @Suite("ipamd reconciler: prefix delegation and IPv6")
 struct ReconcilerPrefixTests {
