@@ -204,7 +204,8 @@ extension PoolView {
                 let usage =
                     assigned == total
                     ? "all \(total) are assigned"
-                    : "\(assigned) of \(total) are assigned, \(cooling) cooling down, \(available) free"
+                    : (["\(assigned) of \(total) are assigned"] + (cooling > 0 ? ["\(cooling) cooling down"] : [])
+                        + (available > 0 ? ["\(available) free"] : [])).joined(separator: ", ")
                 decision.blocked = .limits("\(limits.text); \(usage)")
                 decision.reason = "\(state): cannot grow: \(limits.text); \(usage)"
             } else {

@@ -67,7 +67,7 @@ struct PoolTests {
         #expect(
             maxENI.blocked
                 == .limits(
-                    "MAX_ENI=2 allows 2 ENIs (m5.large: 3) × 10 IPv4 addresses; 16 of 18 are assigned, 2 cooling down, 0 free"))
+                    "MAX_ENI=2 allows 2 ENIs (m5.large: 3) × 10 IPv4 addresses; 16 of 18 are assigned, 2 cooling down"))
         // A foreign ENI (EFA, launch template) takes a device slot.
         let foreign = try Self.view([Self.primary(addresses: 9, assigned: 9), Self.secondary(1, assigned: 9)], foreign: 1)
             .decide()
