@@ -1,12 +1,16 @@
 import Bootstrap
 import Foundation
 import IPAMProtocol
+import SigV4
 import TestSupport
 import Testbed
 import Testing
 
 #if canImport(Glibc)
     import Glibc
+#endif
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
 #endif
 
 /// Issue 12's proof "restart safety" (docs/ipamd.md §11): the real `nodeboot ipamd` binary,
@@ -100,6 +104,8 @@ extension IPAMDRestartTests {
             let grown = try #require(await RestartRun(namespace: nil).settle(testbed: testbed, root: root))
             try #require(grown.managed.count == 2, "ipamd did not grow to two ENIs: \(grown.statusENIs)")
             let spare = try #require(grown.managed.first { $0.description.hasPrefix("nodeboot-") }).networkInterfaceId
+            // Made long ago, as far as its tag tells a restart (an ENI younger than 60 s is kept).
+            try await Self.tag(testbed, spare, "node.k8s.amazonaws.com/createdAt", "2020-01-01T00:00:00Z")
             // Restarted with no warm ENI: the spare is detached, and its delete is never answered.
             await daemon.kill()
             daemon.setEnvironment("WARM_ENI_TARGET", "0")
@@ -153,6 +159,33 @@ extension IPAMDRestartTests {
         try? FileManager.default.removeItem(atPath: root)
         try? FileManager.default.removeItem(atPath: daemon.logPath)
         try await testbed.shutdown()
+    }
+
+    /// Sets a tag on an ENI through the testbed's EC2 (CreateTags, signed with the instance role).
+    static func tag(_ testbed: Testbed, _ eni: String, _ key: String, _ value: String) async throws {
+        let url = try #require(URL(string: testbed.awsEndpoint + "/"))
+        let form = [
+            ("Action", "CreateTags"), ("Version", "2016-11-15"), ("ResourceId.1", eni), ("Tag.1.Key", key),
+            ("Tag.1.Value", value),
+        ]
+        let body = Array(form.map { "\($0.0)=\(SigV4Signer.uriEncode($0.1))" }.joined(separator: "&").utf8)
+        let unsigned = SigV4Request(
+            method: "POST", path: "/",
+            headers: [
+                ("host", "\(url.host ?? ""):\(url.port ?? 80)"),
+                ("content-type", "application/x-www-form-urlencoded; charset=utf-8"),
+            ], body: body)
+        let signed = SigV4Signer(credentials: testbed.roleCredentials, region: testbed.region, service: "ec2").sign(
+            unsigned, date: Date())
+        var request = URLRequest(url: url)
+        request.httpMethod = "POST"
+        request.httpBody = Data(body)
+        for (name, value) in signed.headers where name.lowercased() != "host" {
+            request.setValue(value, forHTTPHeaderField: name)
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        try #require(status == 200, "CreateTags \(eni): \(status) \(String(decoding: data, as: UTF8.self))")
     }
 
     /// Polls EC2's ENIs (every 50 ms, at most 20 s) until `condition` holds; whether it did.
