@@ -276,9 +276,11 @@ public actor IPAMCore {
         return result.notes
     }
 
-    /// Records an EC2 change before it is made (resumed or resolved after a restart).
+    /// Records an EC2 change before it is made (resumed or resolved after a restart); an intent
+    /// with the same token is replaced (the ENI's id, once EC2 answered).
     public func record(_ intent: Checkpoint.Intent) throws(ProtocolError) {
         var next = checkpoint
+        next.intents.removeAll { $0.token == intent.token }
         next.intents.append(intent)
         try commit(next)
     }

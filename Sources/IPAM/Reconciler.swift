@@ -1,6 +1,7 @@
 public import AWS
 import FoundationEssentials
 import Support
+import Synchronization
 import WireJSON
 
 /// The pool's loop (docs/ipamd.md §4): builds the pool's view from the core, asks
@@ -155,11 +156,62 @@ public actor Reconciler {
     /// Errors are counted and logged, never thrown: the next pass tries again (an
     /// insufficient-capacity answer waits out a 120 s cooldown first).
     public func pass() async {
+        await resumeIntents()
         await reconcileHost()
         await carryOut(await view().decide())
         lastPass = core.wallClock()
         await core.setReport(report(), blocked: Self.blockedText(lastDecision.blocked))
         await afterPass()
+    }
+
+    /// Finishes what a kill or a failed call left half done (docs/ipamd.md §4, §6): an ENI being
+    /// created or freed that the pool does not hold is deleted (detached first); one the pool
+    /// holds (adopted at start: attached and nodeboot's) stays, with DeleteOnTermination set. A
+    /// creation killed before EC2's answer left no id: every detached nodeboot ENI of this
+    /// instance is then such a leftover (the daemon never keeps one detached).
+    func resumeIntents() async {
+        let intents = await core.checkpoint.intents.filter { $0.operation != .unassign }
+        guard !intents.isEmpty else { return }
+        let held = Set(await core.enis.map(\.id))
+        for intent in intents {
+            let what = intent.operation == .createENI ? "made" : "freed"
+            do {
+                var ids = intent.eni.map { [$0] } ?? []
+                if ids.isEmpty {
+                    called("DescribeNetworkInterfaces")
+                    ids = try await ec2.describeNetworkInterfaces(filters: [
+                        "tag:node.k8s.amazonaws.com/instance_id": [context.instanceID], "status": ["available"],
+                    ]).filter { $0.description == "nodeboot-\(context.instanceID)" }.map(\.id)
+                }
+                for id in ids {
+                    called("DescribeNetworkInterfaces")
+                    let eni: EC2NetworkInterface?
+                    do {
+                        eni = try await ec2.describeNetworkInterfaces(ids: [id]).first
+                    } catch let error as AWSError where error.code == EC2ErrorCode.networkInterfaceNotFound {
+                        eni = nil
+                    }
+                    guard let eni else { continue }  // gone already
+                    if held.contains(id) {
+                        if let attachment = eni.attachment, !attachment.deleteOnTermination {
+                            called("ModifyNetworkInterfaceAttribute")
+                            try await ec2.setDeleteOnTermination(eni: id, attachment: attachment.id)
+                        }
+                        continue
+                    }
+                    if let attachment = eni.attachment?.id {
+                        try await detachAndDelete(id, attachment: attachment)
+                    } else {
+                        called("DeleteNetworkInterface")
+                        _ = try await ec2.deleteNetworkInterface(id)
+                    }
+                    log("ipamd: deleted \(id), left half \(what) by an earlier attempt")
+                }
+                try await core.resolve(intent.token)
+            } catch {
+                failed("ipamd: an ENI left half \(what) is not removed yet (\(error)); tried again next pass", kind: "resume")
+            }
+        }
     }
 
     /// At most every `hostInterval`: the checkpoint against the kernel's pod routes and rules.
@@ -325,11 +377,25 @@ public actor Reconciler {
             "node.k8s.amazonaws.com/createdAt": Date.now.formatted(.iso8601),
         ]
         if let cluster = context.cluster { tags["cluster.k8s.amazonaws.com/name"] = cluster }
+        // Recorded first: a restart finds the ENI a kill left half made (by id, or as a detached
+        // ENI of this instance) and deletes it, rather than leaving it to the leak sweeper.
+        let token = "nodeboot-\(UInt64.random(in: 1...UInt64.max))"
+        var intent = Checkpoint.Intent(operation: .createENI, token: token, eni: nil, addresses: [], since: core.wallClock())
+        try await core.record(intent)
         called("CreateNetworkInterface")
-        let eni = try await ec2.createNetworkInterface(
-            subnet: context.subnet, groups: context.securityGroups, description: "nodeboot-\(context.instanceID)",
-            addresses: context.mode == .prefixIPv4 ? .ipv4Prefixes(count: count) : .secondaryIPv4(count: count), tags: tags,
-            clientToken: "nodeboot-\(UInt64.random(in: 1...UInt64.max))")
+        let eni: EC2NetworkInterface
+        do {
+            eni = try await ec2.createNetworkInterface(
+                subnet: context.subnet, groups: context.securityGroups, description: "nodeboot-\(context.instanceID)",
+                addresses: context.mode == .prefixIPv4 ? .ipv4Prefixes(count: count) : .secondaryIPv4(count: count),
+                tags: tags, clientToken: token)
+        } catch {
+            // Not made (or made and not answered: the next start looks for it).
+            if (error as? AWSError)?.status.map({ $0 < 500 }) == true { try? await core.resolve(token) }
+            throw error
+        }
+        intent.eni = eni.id
+        try? await core.record(intent)  // unwritten, the next start still finds it as a detached ENI of ours
         var attachment: String?
         do {
             called("DescribeInstances")
@@ -349,6 +415,9 @@ public actor Reconciler {
                 context.mode == .prefixIPv4
                 ? ENIState(id: eni.id, device: device, isPrimary: false, prefixes: eni.ipv4Prefixes)
                 : ENIState(id: eni.id, device: device, isPrimary: false, addresses: eni.secondaryIPv4s)
+            // Resolved before its addresses are served: from here a restart adopts the ENI (it is
+            // attached and nodeboot's) instead of deleting it under a pod.
+            try await core.resolve(token)
             await core.attach(state)
             log("ipamd: attached \(eni.id) at device \(device) with \(state.addresses.count) addresses")
         } catch {
@@ -361,8 +430,9 @@ public actor Reconciler {
                     called("DeleteNetworkInterface")
                     _ = try await ec2.deleteNetworkInterface(eni.id)
                 }
+                try? await core.resolve(token)
             } catch let cleanup {
-                log("ipamd: could not remove the new ENI \(eni.id) after a failed setup: \(cleanup)")
+                log("ipamd: could not remove the new ENI \(eni.id) after a failed setup: \(cleanup); the next start tries again")
             }
             throw error
         }
@@ -413,19 +483,34 @@ public actor Reconciler {
 
     func freeENI(_ id: String) async throws {
         guard let saved = await core.detach(id) else { return }
+        // Recorded first (after the core let go of it): a restart finishes the detach and delete
+        // instead of adopting a half-freed ENI or leaking a detached one.
+        let token = "free-\(UInt64.random(in: 1...UInt64.max))"
+        do {
+            try await core.record(.init(operation: .freeENI, token: token, eni: id, addresses: [], since: core.wallClock()))
+        } catch {
+            await core.attach(saved)
+            throw error
+        }
+        let detaching = Mutex(false)
         do {
             called("DescribeNetworkInterfaces")
             if let attachment = try await ec2.describeNetworkInterfaces(ids: [id]).first?.attachment?.id {
-                try await detachAndDelete(id, attachment: attachment)
+                try await detachAndDelete(id, attachment: attachment) { detaching.withLock { $0 = true } }
             } else {
                 called("DeleteNetworkInterface")
                 _ = try await ec2.deleteNetworkInterface(id)
             }
         } catch {
-            // Still attached (or unknown): the pool keeps it, the next pass may try again.
-            await core.attach(saved)
+            // Not detached: the pool keeps it and the next pass may try again. Detached (or
+            // detaching): the intent stays and the next start deletes it.
+            if !detaching.withLock({ $0 }) {
+                await core.attach(saved)
+                try? await core.resolve(token)
+            }
             throw error
         }
+        try? await core.resolve(token)
         created[id] = nil
         log("ipamd: detached and deleted \(id) (a spare ENI above the warm target)")
         // Its rule and table go too (the kernel dropped the routes with the link, not the rule).
@@ -439,9 +524,10 @@ public actor Reconciler {
     }
 
     /// Detach, then poll until `available` (not a fixed sleep), then delete.
-    func detachAndDelete(_ id: String, attachment: String) async throws {
+    func detachAndDelete(_ id: String, attachment: String, detached: @Sendable () -> Void = {}) async throws {
         called("DetachNetworkInterface")
         try await ec2.detachNetworkInterface(attachment: attachment)
+        detached()
         let policy = RetryPolicy.poll(every: .milliseconds(500), deadline: .seconds(30))
         let detached = try await policy.firstValue { _ -> Bool? in
             await self.called("DescribeNetworkInterfaces")
