@@ -21,6 +21,12 @@ public actor IMDSClient {
         self.policy = policy
     }
 
+    /// The same endpoint and transport with another retry policy: a short one for a caller that
+    /// polls and bounds the whole wait itself.
+    public nonisolated func with(policy: RetryPolicy) -> IMDSClient {
+        IMDSClient(endpoint: endpoint, transport: transport, policy: policy)
+    }
+
     /// The endpoint from `AWS_EC2_METADATA_SERVICE_ENDPOINT`, else `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE`
     /// (`IPv4`/`IPv6`), else the IPv4 link-local address.
     public static func endpoint(environment: [String: String]) throws(AWSError) -> String {

@@ -386,8 +386,12 @@ public enum IPAMDaemon {
         // The kubelet's maxPods as init rendered it; without init, the standard formula.
         let maxPods = spec?.maxPods ?? limits.maxENIs * limits.slotsPerENI + 2
         await core.setIPv6Capacity(maxPods)
+        // The wait for a new ENI polls IMDS and bounds the whole wait; one look must not take the
+        // IMDS policy's own 60 s when the service answers 5xx.
+        var look = RetryPolicy.imds
+        look.deadline = .seconds(2)
         let reconciler = Reconciler(
-            core: core, ec2: ec2, imds: session.imds,
+            core: core, ec2: ec2, imds: session.imds.with(policy: look),
             context: .init(
                 mode: mode, instanceID: facts.identity.instanceId, cluster: spec?.cluster, limits: limits, maxPods: maxPods,
                 settings: settings,
