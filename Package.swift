@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "nodeboot", targets: ["nodeboot"]),
         .executable(name: "nodeboot-testbed", targets: ["nodeboot-testbed"]),
+        .executable(name: "nodeboot-cni", targets: ["nodeboot-cni"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -172,6 +173,11 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings),
+        // The CNI plugin (docs/cni.md): the spec's environment, configuration, results and errors,
+        // and the pod's wiring over rtnetlink. Foundation-free: it runs once per pod sandbox.
+        .target(name: "CNIPlugin", dependencies: ["IPAMProtocol", "Netlink", "WireJSON"], swiftSettings: swiftSettings),
+        // The plugin executable the container runtime runs (no argument parser: env and stdin).
+        .executableTarget(name: "nodeboot-cni", dependencies: ["CNIPlugin"], swiftSettings: swiftSettings),
         .target(name: "TestSupport", dependencies: ["Systemd"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
@@ -183,6 +189,10 @@ let package = Package(
                 "AWS", "IPAM", "IPAMProtocol", "Netlink", "Support", "Testbed", "TestSupport", "WireJSON",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CNIPluginTests",
+            dependencies: ["CNIPlugin", "IPAMProtocol", "Netlink", "TestSupport", "WireJSON"],
             swiftSettings: swiftSettings),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink"], swiftSettings: swiftSettings),
         .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"], swiftSettings: swiftSettings),
