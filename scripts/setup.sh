@@ -8,8 +8,13 @@
 #   scripts/setup.sh test    the above, plus what the test runners drive: systemd-container (systemd-nspawn,
 #                            systemd-analyze) and debootstrap for the real-systemd scenario, iproute2 for the scripts,
 #                            nftables (nft: ipamd's SNAT table, applied in scratch network namespaces by the tests),
-#                            and the Python packages moto[server] (EC2/EKS mock), awscli, botocore and boto3 (real AWS
-#                            clients against the testbed); python3-pip when python3 has no pip
+#                            Debian's Go 1.19 with go-cni and libcni (golang-1.19-go,
+#                            golang-github-containerd-go-cni-dev, golang-github-appc-cni-dev: scripts/cni-harness.py
+#                            builds its containerd-like CNI client from them offline), the CNI reference plugins
+#                            (containernetworking-plugins: bridge, host-local, portmap, loopback) and iptables
+#                            (portmap's rules), and the Python packages
+#                            moto[server] (EC2/EKS mock), awscli, botocore and boto3 (real AWS clients against the
+#                            testbed); python3-pip when python3 has no pip
 #
 # As root it installs (apt-get, pip). As another user it prints the exact command to run as root and exits 2.
 # pip installs into the python3 on PATH; when that is Debian's own (PEP 668 "externally managed"), with
@@ -30,6 +35,9 @@ debs=(libsystemd-dev zlib1g-dev pkg-config ca-certificates curl)
 pips=()
 if [[ $want_test == 1 ]]; then
     debs+=(systemd-container debootstrap iproute2 nftables)
+    # scripts/cni-harness.py: Go 1.19, go-cni and libcni (the harness), the reference plugins, portmap's iptables.
+    debs+=(golang-1.19-go golang-github-containerd-go-cni-dev golang-github-appc-cni-dev)
+    debs+=(containernetworking-plugins iptables)
     # module name=pip requirement; moto's server extra brings flask for moto_server.
     pips=("moto=moto[server]" "flask=flask" "awscli=awscli" "botocore=botocore" "boto3=boto3")
 fi

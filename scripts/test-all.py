@@ -136,6 +136,7 @@ RUNNERS = [
     Runner("verify-units", ["{python}", "scripts/verify-units.py"]),
     Runner("systemd", ["{python}", "scripts/systemd-test.py", "--bin-dir", "{bin_dir}"]),
     Runner("architecture", ["{python}", "scripts/check-architecture.py"]),
+    Runner("cni-harness", ["{python}", "scripts/cni-harness.py", "--bin-dir", "{bin_dir}"]),
 ]
 
 
