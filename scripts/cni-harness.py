@@ -691,7 +691,8 @@ def nodeboot_setup(scratch, binary, plugin, spec, shims=True, tag="nodeboot"):
     else:
         for name, real in reals.items():
             os.symlink(real, os.path.join(bin_dir, name))
-    return network, conf_dir, log_dir, Harness(binary, spec["netns"], conf_dir, [bin_dir])
+    # Debian's plugins after it: what a chain may delegate to (a node's /opt/cni/bin has them beside nodeboot-cni).
+    return network, conf_dir, log_dir, Harness(binary, spec["netns"], conf_dir, [bin_dir, REF_DIR])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -751,8 +752,8 @@ def run_bench(opts, binary, scratch, report):
     nb_seq = figures.get(("nodeboot-cni+portmap", "sequential"))
     if ref_seq and nb_seq:
         ratio = ref_seq["setup"]["p50_ms"] / max(nb_seq["setup"]["p50_ms"], 0.001)
-        print(f"nodeboot-cni ADD p50 {nb_seq['setup']['p50_ms']:.1f} ms (target <= 10 ms), "
-              f"{ratio:.1f}x faster than bridge + host-local (target >= 2x)")
+        print(f"nodeboot-cni ADD p50 {nb_seq['setup']['p50_ms']:.1f} ms (issue 13's target: <= 10 ms); "
+              f"bridge + host-local's ADD p50 / nodeboot-cni's = {ratio:.2f} (target: >= 2)")
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump({f"{chain} {mode}": {k: v for k, v in out.items() if not k.endswith("samples_ms")}
