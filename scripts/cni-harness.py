@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -784,6 +785,9 @@ def main():
     if opts.conflist and opts.ipamd_socket:
         parser.error("--conflist and --ipamd-socket both name the conflist: give one")
 
+    def terminated(*_):  # make test's SIGTERM: the finally below still deletes the namespaces and cache files
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, terminated)
     report = Report()
     reason = missing_prerequisites()
     if reason:
@@ -839,4 +843,8 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # SIGINT or SIGTERM; the scratch state is already cleaned up
+        print("cni-harness: interrupted", flush=True)
+        sys.exit(130)
