@@ -70,7 +70,11 @@ enum Namespaces {
     static let echo = """
         import os, socket, struct, sys
         target = sys.argv[1]
-        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        six = ":" in target
+        if six:
+            s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         s.settimeout(1)
         ident = os.getpid() & 0xFFFF
         def checksum(data):
@@ -78,15 +82,17 @@ enum Namespaces {
             total = (total >> 16) + (total & 0xFFFF)
             return ~(total + (total >> 16)) & 0xFFFF
         body = b"nodeboot"
-        packet = struct.pack("!BBHHH", 8, 0, 0, ident, 1) + body
-        packet = struct.pack("!BBHHH", 8, 0, checksum(packet), ident, 1) + body
+        request, reply = (128, 129) if six else (8, 0)
+        packet = struct.pack("!BBHHH", request, 0, 0, ident, 1) + body
+        if not six:  # the kernel computes ICMPv6 checksums itself
+            packet = struct.pack("!BBHHH", request, 0, checksum(packet), ident, 1) + body
         s.sendto(packet, (target, 0))
         try:
             while True:
-                data, (source, _) = s.recvfrom(2048)
-                start = (data[0] & 0x0F) * 4
+                data, address = s.recvfrom(2048)
+                start = 0 if six else (data[0] & 0x0F) * 4
                 kind, _, _, answer, _ = struct.unpack("!BBHHH", data[start:start + 8])
-                if kind == 0 and answer == ident and source == target:
+                if kind == reply and answer == ident and socket.inet_pton(s.family, address[0]) == socket.inet_pton(s.family, target):
                     sys.exit(0)
         except socket.timeout:
             sys.exit(1)
@@ -361,6 +367,78 @@ struct PodWiringSystemTests {
             #expect(try JSON(parsing: gone.stdout)["code"] == 4)
             #expect(ipamd.requests.isEmpty)
             #expect(try await Namespaces.json(names[0], "link", "show").map { $0["ifname"] as? String } == ["lo"])
+        }
+    }
+
+    @Test(
+        "IPv6: two pods get their /128, a default route via fe80::1 with a permanent neighbour, reach each other and the node; DEL leaves nothing"
+    )
+    func ipv6Pods() async throws {
+        let directory = try temporaryDirectory("nbcni")
+        defer { removeTree(directory) }
+        let socket = directory + "/ipamd.sock"
+        try await Namespaces.with(["node6", "e", "f"]) { names in
+            let node = names[0]
+            let e = TestPod(
+                container: "eeee5555", namespace: names[1], name: "web-e",
+                assignment: TestPod.assignment("2001:db8:0:1::5/128", device: 0))
+            let f = TestPod(
+                container: "ffff6666", namespace: names[2], name: "web-f",
+                assignment: TestPod.assignment("2001:db8:0:1::6/128", device: 0))
+            let ipamd = Self.ipamd([e, f])
+            try ipamd.listen(at: socket)
+            defer { ipamd.stop() }
+            try await Namespaces.ip("-n", node, "link", "set", "lo", "up")
+            try await Namespaces.ip("-n", node, "addr", "add", "fd00::10/128", "dev", "lo")
+            _ = try await Namespaces.run(["ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+            for pod in [e, f] {
+                let added = try await Self.cni("ADD", pod, node: node, socket: socket)
+                try #require(added.status == 0, "ADD \(pod.name): \(added.stdout) \(added.stderr)")
+                let hostMAC = try await Self.mac(node, pod.hostVeth)
+                let podMAC = try await Self.mac(pod.namespace, "eth0")
+                #expect(
+                    added.stdout
+                        == #"{"cniVersion":"1.0.0","interfaces":[{"name":"\#(pod.hostVeth)","mac":"\#(hostMAC)"},{"name":"eth0","mac":"\#(podMAC)","sandbox":"\#(pod.netns)"}],"ips":[{"interface":1,"address":"\#(pod.address)/128","gateway":"fe80::1"}],"routes":[{"dst":"::/0","gw":"fe80::1"}],"dns":{}}"#
+                        + "\n")
+                let eth0 = try #require(try await Namespaces.json(pod.namespace, "addr", "show", "eth0").first)
+                let global = (eth0["addr_info"] as? [[String: Any]] ?? []).filter { $0["scope"] as? String == "global" }
+                #expect(Namespaces.lines(global, "local", "prefixlen") == ["local=\(pod.address) prefixlen=128"])
+                #expect(
+                    Namespaces.lines(try await Namespaces.json(pod.namespace, "-6", "route", "show"), "dst", "gateway", "dev")
+                        .filter { !$0.hasPrefix("dst=fe80::/64") }.sorted()
+                        == ["dst=\(pod.address) dev=eth0", "dst=default gateway=fe80::1 dev=eth0"],
+                    "the address's own prefix route (the kernel's), the default route")
+                #expect(
+                    Namespaces.lines(
+                        try await Namespaces.json(pod.namespace, "-6", "neigh", "show", "fe80::1"), "dst", "lladdr", "state")
+                        == ["dst=fe80::1 lladdr=\(hostMAC) state=PERMANENT"])
+                #expect(try await Self.cni("CHECK", pod, node: node, socket: socket).status == 0)
+            }
+            #expect(
+                Namespaces.lines(try await Namespaces.json(node, "-6", "route", "show", "table", "main"), "dst", "dev")
+                    .filter { !$0.hasPrefix("dst=fe80::/64") && !$0.hasSuffix("dev=lo") }.sorted()
+                    == ["dst=\(e.address) dev=\(e.hostVeth)", "dst=\(f.address) dev=\(f.hostVeth)"])
+            #expect(
+                Namespaces.lines(try await Namespaces.json(node, "-6", "rule", "show"), "priority", "dst", "table")
+                    == [
+                        "priority=0 table=local", "priority=512 dst=\(e.address) table=main",
+                        "priority=512 dst=\(f.address) table=main", "priority=32766 table=main",
+                    ])
+            // Neighbour discovery needs the veths' link-local addresses past DAD (about a second): a few tries.
+            for (from, to) in [(e.namespace, f.address), (f.namespace, "fd00::10"), (node, e.address)] {
+                var reached = false
+                for _ in 0..<4 where !reached { reached = try await Namespaces.ping(from: from, to) }
+                #expect(reached, "ping from \(from) to \(to)")
+            }
+            for pod in [e, f] {
+                #expect(try await Self.cni("DEL", pod, node: node, socket: socket).status == 0)
+            }
+            #expect(try await Namespaces.json(node, "link", "show").map { $0["ifname"] as? String } == ["lo"])
+            #expect(try await Namespaces.json(node, "-6", "rule", "show").count == 2)
+            #expect(
+                try await Namespaces.json(node, "-6", "route", "show", "table", "main").filter {
+                    ($0["dst"] as? String)?.hasPrefix("2001:db8") == true
+                }.isEmpty)
         }
     }
 }
