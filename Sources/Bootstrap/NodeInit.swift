@@ -154,7 +154,10 @@ public struct NodeInit: Sendable {
         let writes = !options.skip.contains(.config) || (options.configCache != nil && sourced.changedSinceCache)
         let apply = ApplyPhase(
             paths: paths, mode: options.dryRun ? .dryRun : writes ? .write : .skip,
-            helperLink: daemons.contains(.kubelet) && options.tokenHelper == .nodeboot ? options.nodebootPath : nil,
+            links: NodeLinks.links(
+                paths: paths, daemons: daemons,
+                tokenHelper: daemons.contains(.kubelet) && options.tokenHelper == .nodeboot ? options.nodebootPath : nil,
+                nodebootPath: options.nodebootPath),
             configCache: options.configCache, logger: logger)
         if apply.mode == .write { recorder.touchedNode = true }
         let applied = try await recorder.run(.apply) { () throws(NodeBootError) in

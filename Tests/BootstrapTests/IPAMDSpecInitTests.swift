@@ -15,6 +15,13 @@ struct IPAMDSpecInitTests {
     func initWritesIt() async throws {
         let testbed = try await Testbed.start()
         let root = try NodeFixture.root()
+        // Debian's reference plugins on the node; the image brings its own portmap.
+        try FileManager.default.createDirectory(atPath: root + "/usr/lib/cni", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/opt/cni/bin", withIntermediateDirectories: true)
+        for plugin in ["loopback", "portmap"] {
+            FileManager.default.createFile(atPath: root + "/usr/lib/cni/" + plugin, contents: Data("#!/bin/true\n".utf8))
+        }
+        FileManager.default.createFile(atPath: root + "/opt/cni/bin/portmap", contents: Data("own\n".utf8))
         var options = InitBehaviourTests.options(root: root, sources: [.file(try NodeFixture.configFile())])
         options.daemons = [.containerd, .ipamd, .kubelet]
         let result = await InitBehaviourTests.initRun(options, environment: testbed.environment)
@@ -40,10 +47,19 @@ struct IPAMDSpecInitTests {
                     cluster: "my-cluster", ipFamily: .ipv4, maxPods: 58, instanceType: "m4.xlarge",
                     limits: NodeSpec.Limits(maxENIs: 4, ipv4PerENI: 15, source: "table"), vethPrefix: "eni"))
         #expect(result.report?.files.contains { $0.path == NodeSpec.path } == true)
+        // The plugin beside nodeboot and Debian's loopback in containerd's bin dir; the image's own portmap kept.
+        let nodebootDirectory = (options.nodebootPath as NSString).deletingLastPathComponent
+        #expect(
+            try FileManager.default.destinationOfSymbolicLink(atPath: root + "/opt/cni/bin/nodeboot-cni")
+                == nodebootDirectory + "/nodeboot-cni")
+        #expect(
+            try FileManager.default.destinationOfSymbolicLink(atPath: root + "/opt/cni/bin/loopback") == "/usr/lib/cni/loopback")
+        #expect(try String(contentsOfFile: root + "/opt/cni/bin/portmap", encoding: .utf8) == "own\n")
 
         #expect(plain.error == nil, "\(String(describing: plain.error))")
         #expect(!FileManager.default.fileExists(atPath: plainRoot + NodeSpec.path))
         #expect(plain.report?.files.contains { $0.path == NodeSpec.path } == false)
+        #expect(!FileManager.default.fileExists(atPath: plainRoot + "/opt/cni/bin/nodeboot-cni"))
     }
 
     @Test(
