@@ -232,8 +232,15 @@ public struct Plugin: Sendable {
         log(
             "ADD \(key): \(attachment.addresses.map(\.description).joined(separator: ", ")) via \(attachment.hostVeth) "
                 + "(ENI \(assignment.eni), table \(attachment.table), mtu \(attachment.mtu)) in "
-                + "\(ContinuousClock.now - started)")
+                + Self.milliseconds(ContinuousClock.now - started))
         return result
+    }
+
+    /// `1.8 ms`.
+    static func milliseconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let tenths = seconds * 10_000 + attoseconds / 100_000_000_000_000
+        return "\(tenths / 10).\(tenths % 10) ms"
     }
 
     /// The address back to ipamd after a failed ADD; what happened, for the error's details.
@@ -252,6 +259,7 @@ public struct Plugin: Sendable {
     /// interface; else from ipamd's del reply), then ipamd's del. Succeeds without ipamd, without
     /// prevResult and without the namespace; an unknown attachment is a success.
     func del(_ invocation: Invocation, _ config: NetworkConfig) throws(CNIError) {
+        let started = ContinuousClock.now
         let key = Self.key(invocation, config)
         let hostVeth = Self.hostVeth(invocation, config)
         let host = try openHost()
@@ -293,7 +301,7 @@ public struct Plugin: Sendable {
         }
         log(
             "DEL \(key): \(addresses.isEmpty ? "no address known" : addresses.map(\.description).joined(separator: ", ")) "
-                + "(from \(source)), host veth \(hostVeth)")
+                + "(from \(source)), host veth \(hostVeth), in " + Self.milliseconds(ContinuousClock.now - started))
     }
 
     // MARK: - CHECK

@@ -166,17 +166,18 @@ struct PodWiringSystemTests {
     /// Runs the binary in the node's namespace with the runtime's environment and stdin.
     static func cni(
         _ command: String, _ pod: TestPod, node: String, socket: String, netns: String? = nil, prevResult: String? = nil
-    ) async throws -> ChildProcess.Result {
+    ) async throws -> Spawn.Result {
         let stdin = conflistEntry.replacingOccurrences(of: "SOCKET", with: socket)
             .replacingOccurrences(of: "PREV", with: prevResult.map { ",\"prevResult\":\($0)" } ?? "")
-        return try await Namespaces.run(
-            ["ip", "netns", "exec", node, Namespaces.binary], stdin: stdin,
+        return await Spawn.run(
+            ["ip", "netns", "exec", node, Namespaces.binary],
             environment: [
+                "PATH": Namespaces.path,
                 "CNI_COMMAND": command, "CNI_CONTAINERID": pod.container, "CNI_NETNS": netns ?? pod.netns,
                 "CNI_IFNAME": "eth0", "CNI_PATH": "/opt/cni/bin",
                 "CNI_ARGS":
                     "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=\(pod.name);K8S_POD_INFRA_CONTAINER_ID=\(pod.container);K8S_POD_UID=uid-\(pod.name)",
-            ])
+            ], stdin: stdin)
     }
 
     static func mac(_ namespace: String, _ link: String) async throws -> String {
@@ -439,6 +440,103 @@ struct PodWiringSystemTests {
                 try await Namespaces.json(node, "-6", "route", "show", "table", "main").filter {
                     ($0["dst"] as? String)?.hasPrefix("2001:db8") == true
                 }.isEmpty)
+        }
+    }
+
+    @Test(
+        "a new sandbox of the same pod replaces the old one's host veth; the old sandbox's late DEL leaves the new one wired"
+    )
+    func newSandbox() async throws {
+        let directory = try temporaryDirectory("nbcni")
+        defer { removeTree(directory) }
+        let socket = directory + "/ipamd.sock"
+        try await Namespaces.with(["node", "old", "new"]) { names in
+            let node = names[0]
+            let old = TestPod(
+                container: "0ld5a4db0x", namespace: names[1], name: "web-g",
+                assignment: TestPod.assignment("10.0.98.50/32", device: 1))
+            let new = TestPod(
+                container: "new5a4db0x", namespace: names[2], name: "web-g",
+                assignment: TestPod.assignment("10.0.98.51/32", device: 1))
+            let ipamd = Self.ipamd([old, new])
+            try ipamd.listen(at: socket)
+            defer { ipamd.stop() }
+            let first = try await Self.cni("ADD", old, node: node, socket: socket)
+            try #require(first.status == 0, "\(first.stdout) \(first.stderr)")
+            let second = try await Self.cni("ADD", new, node: node, socket: socket)
+            try #require(second.status == 0, "\(second.stdout) \(second.stderr)")
+            #expect(old.hostVeth == new.hostVeth)
+            #expect(try await Namespaces.json(old.namespace, "link", "show").map { $0["ifname"] as? String } == ["lo"])
+            let late = try await Self.cni(
+                "DEL", old, node: node, socket: socket, prevResult: first.stdout.trimmingCharacters(in: .newlines))
+            #expect(late.status == 0)
+            #expect(try await Self.cni("CHECK", new, node: node, socket: socket).status == 0, "the new sandbox is intact")
+            #expect(
+                Namespaces.lines(try await Namespaces.json(node, "rule", "show"), "priority", "src", "dst", "table")
+                    .filter { $0.contains("10.0.98.5") }
+                    == ["priority=512 src=all dst=10.0.98.51 table=main", "priority=1536 src=10.0.98.51 table=2"])
+            #expect(try await Self.cni("DEL", new, node: node, socket: socket).status == 0)
+            #expect(try await Namespaces.json(node, "link", "show").map { $0["ifname"] as? String } == ["lo"])
+        }
+    }
+
+    @Test("ADD/DEL cycles through the binary, one pod at a time and 16 at once: no veth, route, rule or address left")
+    func cycles() async throws {
+        let directory = try temporaryDirectory("nbcni")
+        defer { removeTree(directory) }
+        let socket = directory + "/ipamd.sock"
+        let concurrent = 16
+        let (sequentialCycles, concurrentCycles) = (200, 25)
+        try await Namespaces.with(["node"] + (0..<concurrent).map { "p\($0)" }) { names in
+            let node = names[0]
+            let pods = (0..<concurrent).map { index in
+                TestPod(
+                    container: "cycle\(index)", namespace: names[index + 1], name: "cycle-\(index)",
+                    assignment: TestPod.assignment("10.0.99.\(index + 10)/32", device: index % 3))
+            }
+            let ipamd = Self.ipamd(pods)
+            try ipamd.listen(at: socket)
+            defer { ipamd.stop() }
+            let timings = Locked<[Double]>([])
+            @Sendable func cycle(_ pod: TestPod) async throws {
+                let added = try await Self.cni("ADD", pod, node: node, socket: socket)
+                try #require(added.status == 0, "ADD \(pod.name): \(added.stdout) \(added.stderr)")
+                if let line = added.stderr.split(separator: "\n").first(where: { $0.hasSuffix(" ms") }),
+                    let value = Double(line.split(separator: " ").dropLast().last ?? "")
+                {
+                    timings.update { $0.append(value) }
+                }
+                let deleted = try await Self.cni(
+                    "DEL", pod, node: node, socket: socket, prevResult: added.stdout.trimmingCharacters(in: .newlines))
+                try #require(deleted.status == 0, "DEL \(pod.name): \(deleted.stdout) \(deleted.stderr)")
+            }
+            for _ in 0..<sequentialCycles { try await cycle(pods[0]) }
+            let sequential = timings.current.sorted()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for pod in pods {
+                    group.addTask { for _ in 0..<concurrentCycles { try await cycle(pod) } }
+                }
+                try await group.waitForAll()
+            }
+            let adds = ipamd.requests.filter { $0.op == "add" }.count
+            let dels = ipamd.requests.filter { $0.op == "del" }.count
+            #expect(adds == sequentialCycles + concurrent * concurrentCycles && dels == adds)
+            #expect(try await Namespaces.json(node, "link", "show").map { $0["ifname"] as? String } == ["lo"])
+            #expect(
+                try await Namespaces.json(node, "route", "show", "table", "all").filter {
+                    ($0["dst"] as? String)?.hasPrefix("10.0.99.") == true
+                }.isEmpty)
+            #expect(try await Namespaces.json(node, "rule", "show").count == 3)
+            #expect(try await Namespaces.json(node, "neigh", "show").isEmpty)
+            for pod in pods {
+                #expect(try await Namespaces.json(pod.namespace, "link", "show").map { $0["ifname"] as? String } == ["lo"])
+            }
+            let concurrentTimes = timings.current.dropFirst(sequential.count).sorted()
+            for (label, sorted) in [("one at a time", sequential), ("16 at once", concurrentTimes)] where !sorted.isEmpty {
+                print(
+                    "nodeboot-cni ADD \(label), the plugin's own time over \(sorted.count) cycles: "
+                        + "p50 \(sorted[sorted.count / 2]) ms, p99 \(sorted[sorted.count * 99 / 100]) ms")
+            }
         }
     }
 }
