@@ -26,6 +26,18 @@ public struct IPAMStatus: Sendable, Equatable {
     public var body: JSON?
     /// A live reply that refused the request (`notReady`, `version`, …).
     public var refusal: String?
+    /// What containerd needs besides ipamd for pods to get addresses: the conflist ipamd writes
+    /// once it serves, and the plugin in its bin dir (nil: not looked at).
+    public var podNetwork: PodNetwork?
+
+    public struct PodNetwork: Sendable, Equatable {
+        public var conflist: Bool
+        public var plugin: Bool
+    }
+
+    /// The conflist ipamd writes and the plugin `init` links (docs/ipamd.md §8, docs/cni.md).
+    public static let conflist = "/etc/cni/net.d/10-nodeboot.conflist"
+    public static let plugin = "/opt/cni/bin/nodeboot-cni"
 
     public init(source: Source, body: JSON?, refusal: String? = nil) {
         self.source = source
@@ -63,6 +75,16 @@ public struct IPAMStatus: Sendable, Equatable {
 
     /// The live state if the daemon answers, else its last file, else "not running".
     public static func read(_ paths: NodePaths, deadline: Duration = Self.deadline) -> IPAMStatus {
+        var status = readDaemon(paths, deadline: deadline)
+        // Not for a daemon that stopped on a refusal or a failure: its lines say what matters.
+        if let body = status.body, body["state"] == nil {
+            status.podNetwork = PodNetwork(
+                conflist: NodeFileSystem.exists(paths.node(conflist)), plugin: NodeFileSystem.exists(paths.node(plugin)))
+        }
+        return status
+    }
+
+    static func readDaemon(_ paths: NodePaths, deadline: Duration) -> IPAMStatus {
         let socket = paths.node(IPAMWire.socketPath)
         let file = paths.node(statusFile)
         let client = IPAMClient(socketPath: socket, connectTimeout: deadline, answerTimeout: deadline)
@@ -108,6 +130,17 @@ public struct IPAMStatus: Sendable, Equatable {
             return out + "not running (\(reason); \(file))\n"
         }
         if let refusal { out += "  error: \(refusal)\n" }
+        if let podNetwork {
+            let missing =
+                (podNetwork.conflist ? [] : ["no \(Self.conflist) yet (ipamd writes it once it has an address to give)"])
+                + (podNetwork.plugin ? [] : ["no \(Self.plugin) (nodeboot init --daemon nodeboot-ipamd links it)"])
+            out +=
+                "  pod network: "
+                + (missing.isEmpty
+                    ? "ready (\(Self.conflist), \(Self.plugin))"
+                    : "not ready: "
+                        + missing.joined(separator: "; ")) + "\n"
+        }
         guard let body else { return out }
         guard body.members != nil else { return out + "  error: the status is not a JSON object: \(body.text)\n" }
         return out + Self.lines(body).map { "  \($0)\n" }.joined()

@@ -68,9 +68,19 @@ struct StatusCommandTests {
         try await ChildProcess.run([binary, "status"] + arguments, environment: ChildProcess.cleanEnvironment([:]))
     }
 
+    /// The pod-network line of a node without the conflist and the plugin link.
+    static let podNetworkMissing =
+        "  pod network: not ready: no /etc/cni/net.d/10-nodeboot.conflist yet (ipamd writes it once it has an address "
+        + "to give); no /opt/cni/bin/nodeboot-cni (nodeboot init --daemon nodeboot-ipamd links it)\n"
+
     @Test("--ipamd: the live status request's reply as text, field by field; -o json prints its status object")
     func ipamdLive() async throws {
         let root = try NodeFixture.root()
+        // The pod network is ready: the conflist ipamd writes, the plugin init links.
+        for (directory, file) in [("/etc/cni/net.d", "10-nodeboot.conflist"), ("/opt/cni/bin", "nodeboot-cni")] {
+            try FileManager.default.createDirectory(atPath: root + directory, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: root + directory + "/" + file, contents: Data())
+        }
         let socket = root + "/run/nodeboot/ipamd.sock"
         let (server, requests) = try await Self.fakeIPAMD(
             socket: socket, reply: #"{"v":"1.0","ok":true,"status":"# + Self.statusBody + "}")
@@ -80,7 +90,11 @@ struct StatusCommandTests {
 
         #expect(try await requests.next(timeout: 5) == #"{"v":"1.0","op":"status"}"#)
         #expect(text.status == 0, "stderr: \(text.stderr)")
-        #expect(text.stdout == "ipamd: live (\(socket))\n" + Self.statusLines)
+        #expect(
+            text.stdout
+                == "ipamd: live (\(socket))\n"
+                + "  pod network: ready (/etc/cni/net.d/10-nodeboot.conflist, /opt/cni/bin/nodeboot-cni)\n"
+                + Self.statusLines)
         #expect(json.status == 0, "stderr: \(json.stderr)")
         #expect(json.stdout == Self.statusBody + "\n")
     }
@@ -98,7 +112,8 @@ struct StatusCommandTests {
         #expect(text.status == 0, "stderr: \(text.stderr)")
         #expect(
             text.stdout
-                == "ipamd: live (\(socket))\n  mode: ipv4-secondary\n  instance: i-0abc\n  pool: 3 free\n"
+                == "ipamd: live (\(socket))\n" + Self.podNetworkMissing
+                + "  mode: ipv4-secondary\n  instance: i-0abc\n  pool: 3 free\n"
                 + "  eni eni-0a1: device 0 (primary)\n  later: kept\n")
 
         let (refusing, _) = try await Self.fakeIPAMD(
@@ -119,7 +134,8 @@ struct StatusCommandTests {
         #expect(stale.status == 1)
         #expect(
             stale.stdout
-                == "ipamd: STALE (no \(root)/run/nodeboot/ipamd.sock); last state from \(file)\n" + Self.statusLines)
+                == "ipamd: STALE (no \(root)/run/nodeboot/ipamd.sock); last state from \(file)\n" + Self.podNetworkMissing
+                + Self.statusLines)
         let json = try await Self.status(["--ipamd", "--root", root, "-o", "json"])
         #expect(json.status == 1)
         #expect(json.stdout.isEmpty)
@@ -210,7 +226,7 @@ struct StatusCommandTests {
                 "\nipamd: not running (no \(socket); no \(root)/run/nodeboot/ipamd/status.json)\n"), "\(text.stdout)")
         #expect(json.stdout == written)
         #expect(liveText.status == 0, "stderr: \(liveText.stderr)")
-        let section = "ipamd: live (\(socket))\n" + Self.statusLines
+        let section = "ipamd: live (\(socket))\n" + Self.podNetworkMissing + Self.statusLines
         #expect(liveText.stdout.hasSuffix("\n" + section), "\(liveText.stdout)")
         let notRunning = "ipamd: not running (no \(socket); no \(root)/run/nodeboot/ipamd/status.json)\n"
         #expect(liveText.stdout.dropLast(section.count) == text.stdout.dropLast(notRunning.count))
