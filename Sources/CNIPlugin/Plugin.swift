@@ -75,15 +75,16 @@ public struct Plugin: Sendable {
     public func run(stdin: [UInt8]) -> Outcome {
         let requested = NetworkConfig.version(in: stdin)
         let replyVersion = requested.flatMap { CNIVersion.supported.contains($0) ? $0 : nil } ?? CNIVersion.latest
+        if environment["CNI_COMMAND"] == CNICommand.version.rawValue {
+            // VERSION needs nothing else: other variables are not looked at.
+            let answer: JSON = [
+                "cniVersion": .string(replyVersion),
+                "supportedVersions": .array(CNIVersion.supported.map { .string($0) }),
+            ]
+            return Outcome(stdout: answer.text + "\n", status: 0)
+        }
         do {
             let invocation = try Invocation.parse(environment)
-            if invocation.command == .version {
-                let answer: JSON = [
-                    "cniVersion": .string(replyVersion),
-                    "supportedVersions": .array(CNIVersion.supported.map { .string($0) }),
-                ]
-                return Outcome(stdout: answer.text + "\n", status: 0)
-            }
             let config = try NetworkConfig.parse(stdin)
             switch invocation.command {
             case .add:
@@ -261,7 +262,17 @@ public struct Plugin: Sendable {
     func del(_ invocation: Invocation, _ config: NetworkConfig) throws(CNIError) {
         let started = ContinuousClock.now
         let key = Self.key(invocation, config)
-        let hostVeth = Self.hostVeth(invocation, config)
+        var previous: CNIResult?
+        if let json = config.prevResult {
+            do {
+                previous = try CNIResult(json)
+            } catch {
+                // DEL is best effort: a damaged cached result must not make the runtime retry forever.
+                log("DEL \(key): prevResult ignored: \(error.message)")
+            }
+        }
+        // The name ADD gave the veth (it survives a vethPrefix changed since), else computed again.
+        let hostVeth = previous?.hostInterface?.name.nonEmpty ?? Self.hostVeth(invocation, config)
         let host = try openHost()
         let network = PodNetwork(host: host)
         var pod: RouteNetlink?
@@ -271,9 +282,8 @@ public struct Plugin: Sendable {
         }
         var addresses: [IPPrefix] = []
         var source = "prevResult"
-        if let previous = config.prevResult {
-            let result = try CNIResult(previous)
-            addresses = (try? Self.prefixes(result.addresses(on: invocation.ifname))) ?? []  // unreadable: asked below
+        if let previous {
+            addresses = (try? Self.prefixes(previous.addresses(on: invocation.ifname))) ?? []  // unreadable: asked below
         }
         if addresses.isEmpty, let pod {
             source = "the pod's interface"
@@ -361,4 +371,9 @@ extension Error {
     func json(cniVersion: String) -> JSON {
         (self as? CNIError ?? CNIError(.podNetwork, "\(self)")).json(cniVersion: cniVersion)
     }
+}
+
+extension String {
+    /// Nil for the empty string.
+    var nonEmpty: String? { isEmpty ? nil : self }
 }

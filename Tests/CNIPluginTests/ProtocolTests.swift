@@ -1,6 +1,8 @@
 import CNIPlugin
+import Glibc
 import IPAMProtocol
 import Netlink
+import TestSupport
 import Testing
 import WireJSON
 
@@ -48,7 +50,7 @@ struct ProtocolTests {
             ("not json", "1.1.0"), (#"{"cniVersion":"9.9.9"}"#, "1.1.0"),
         ])
     func version(stdin: String, answered: String) {
-        let (outcome, _, requests, kernel) = Self.run(["CNI_COMMAND": "VERSION"], stdin: stdin)
+        let (outcome, _, requests, kernel) = Self.run(["CNI_COMMAND": "VERSION", "CNI_CONTAINERID": "-bad"], stdin: stdin)
         #expect(outcome.status == 0)
         #expect(
             outcome.stdout
@@ -272,5 +274,28 @@ struct ProtocolTests {
         #expect(hostVethName(namespace: "default", name: "nginx") == "enic440f455693")
         let bare = try Invocation.parse(Self.with(["CNI_ARGS": nil]))
         #expect(bare.pod == PodReference(namespace: "", name: "4b8c0f3e9a1d"))
+    }
+
+    @Test("DEL with a damaged prevResult still succeeds: the address comes from ipamd's del reply, the veth name from CNI_ARGS")
+    func delDamagedPrevResult() throws {
+        let stdin =
+            #"{"cniVersion":"1.0.0","name":"nodeboot","prevResult":{"ips":[{"address":5}]}}"#
+        let lines = Locked<[String]>([])
+        let fake = FakeIPAMD { _ in .deleted(known: true, Self.assignment) }
+        let kernel = RecordingKernel()
+        // Every netlink request is answered "no such device / not found".
+        kernel.host.respond { [RecordingNetlinkSocket.ack(for: $0, errno: ENODEV)] }
+        let plugin = Plugin(
+            environment: Self.with(["CNI_COMMAND": "DEL", "CNI_NETNS": nil]), ipam: { _, _ in fake }, kernel: kernel,
+            log: { line in lines.update { $0.append(line) } })
+        let outcome = plugin.run(stdin: Array(stdin.utf8))
+        #expect(outcome == Plugin.Outcome(stdout: "", status: 0))
+        #expect(fake.requests.map(\.op) == ["del"])
+        #expect(lines.current.contains { $0.contains("prevResult ignored: prevResult: 'ips[0].address' is not a string") })
+        #expect(
+            lines.current.contains { $0.contains("10.0.97.30/32 (from ipamd), host veth enic440f455693") }, "\(lines.current)")
+        // Rules to and from the address, then the veth looked up by name: no dump.
+        #expect(kernel.host.sent.count == 3)
+        #expect(kernel.pod.sent.isEmpty)
     }
 }
