@@ -48,9 +48,36 @@ public struct PodNetwork: Sendable {
     public static let fromPodPriority: UInt32 = 1536
 
     public let host: RouteNetlink
+    /// The root of the host namespace's sysctl tree (`/proc/sys`; a directory in tests).
+    public let sysctl: String
 
-    public init(host: RouteNetlink) {
+    public init(host: RouteNetlink, sysctl: String = "/proc/sys") {
         self.host = host
+        self.sysctl = sysctl
+    }
+
+    /// aws-cni's settings of an IPv6 pod's host veth (vpc-cni.md §5), written before it goes up:
+    /// no router advertisements taken from the pod, redirects accepted, host (not router)
+    /// behaviour on the link. Forwarding between pods follows `all.forwarding`, which ipamd sets.
+    static let hostVethIPv6: [(name: String, value: String)] = [
+        ("accept_ra", "0"), ("accept_redirects", "1"), ("forwarding", "0"),
+    ]
+
+    func setIPv6(_ veth: String) throws(NetlinkError) {
+        for (name, value) in Self.hostVethIPv6 {
+            let path = "\(sysctl)/net/ipv6/conf/\(veth)/\(name)"
+            let descriptor = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+            guard descriptor >= 0 else {
+                throw NetlinkError(.namespace, "set \(path) to \(value)", errno: errno)
+            }
+            let bytes = Array(value.utf8)
+            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            let failure = errno
+            close(descriptor)
+            guard written == bytes.count else {
+                throw NetlinkError(.namespace, "set \(path) to \(value)", errno: written < 0 ? failure : EIO)
+            }
+        }
     }
 
     static func paired(_ hostLink: Link, _ podLink: Link) -> Bool {
@@ -101,7 +128,10 @@ public struct PodNetwork: Sendable {
     func wire(_ attachment: PodAttachment, hostLink: Link, podLink: Link, pod: RouteNetlink) throws(NetlinkError) {
         let hostDevice = hostLink.device
         let eth0 = podLink.device
-        if !hostLink.isUp { try host.setLink(hostDevice, up: true) }
+        if !hostLink.isUp {
+            if attachment.addresses.contains(where: { $0.family == .inet6 }) { try setIPv6(attachment.hostVeth) }
+            try host.setLink(hostDevice, up: true)
+        }
         for prefix in attachment.addresses {
             do {
                 try pod.addAddress(prefix, to: eth0, noDAD: prefix.family == .inet6)

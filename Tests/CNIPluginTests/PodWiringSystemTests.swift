@@ -414,6 +414,14 @@ struct PodWiringSystemTests {
                         try await Namespaces.json(pod.namespace, "-6", "neigh", "show", "fe80::1"), "dst", "lladdr", "state")
                         == ["dst=fe80::1 lladdr=\(hostMAC) state=PERMANENT"])
                 #expect(try await Self.cni("CHECK", pod, node: node, socket: socket).status == 0)
+                var settings: [String] = []
+                for name in ["accept_ra", "accept_redirects", "forwarding"] {
+                    let value = try await Namespaces.run([
+                        "ip", "netns", "exec", node, "cat", "/proc/sys/net/ipv6/conf/\(pod.hostVeth)/\(name)",
+                    ])
+                    settings.append("\(name)=\(value.stdout.trimmingCharacters(in: .whitespacesAndNewlines))")
+                }
+                #expect(settings == ["accept_ra=0", "accept_redirects=1", "forwarding=0"], "the host veth's IPv6 settings")
             }
             #expect(
                 Namespaces.lines(try await Namespaces.json(node, "-6", "route", "show", "table", "main"), "dst", "dev")
