@@ -46,10 +46,12 @@ release: deps
 	@echo "release binaries in $(BIN_DIR):"; ls -l $(BIN_DIR)/nodeboot $(BIN_DIR)/nodeboot-testbed
 	python3 scripts/check-links.py $(BIN_DIR)/nodeboot
 
-# The peer's side needs curl and the AWS CLI; the systemd part needs root (skipped with a reason otherwise).
+# The peer's side needs curl and the AWS CLI; the systemd part and the CNI plugins' (nodeboot-cni against bridge +
+# host-local through go-cni, scripts/cni-harness.py) need root (skipped with a reason otherwise).
 bench: deps-test release
 	python3 scripts/bench.py --bin-dir $(BIN_DIR)
 	python3 scripts/systemd-test.py --bin-dir $(BIN_DIR) --bench
+	python3 scripts/cni-harness.py --bin-dir $(BIN_DIR) --bench
 
 demo: deps build
 	scripts/demo.sh

@@ -34,7 +34,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -392,12 +391,11 @@ func runPool(n, conc int, f func(i int)) time.Duration {
 	return time.Since(start)
 }
 
-func randomID() string {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		fail("no randomness for a container id: %v", err)
-	}
-	return hex.EncodeToString(b) // containerd's sandbox ids are 64 hex characters
+// benchID is a bench pod's sandbox id: 64 hex characters, as containerd's, derived from its netns path so that the
+// runner knows them and can remove their results-cache files however the bench ends.
+func benchID(netns string) string {
+	sum := sha256.Sum256([]byte("bench:" + netns))
+	return hex.EncodeToString(sum[:])
 }
 
 func doBench(c gocni.CNI, n, conc int, prefix string, portMaps []gocni.PortMapping, ann map[string]string) benchOut {
@@ -408,7 +406,8 @@ func doBench(c gocni.CNI, n, conc int, prefix string, portMaps []gocni.PortMappi
 			m.HostPort += int32(i)
 			pm = append(pm, m)
 		}
-		pods[i] = podFor(randomID(), fmt.Sprintf("/var/run/netns/%s%d", prefix, i), pm, ann)
+		netns := fmt.Sprintf("/var/run/netns/%s%d", prefix, i)
+		pods[i] = podFor(benchID(netns), netns, pm, ann)
 	}
 	out := benchOut{Op: "bench", N: n, Concurrency: conc, SetupMs: make([]float64, n), RemoveMs: make([]float64, n),
 		Errors: []string{}}
