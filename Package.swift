@@ -192,7 +192,10 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "CNIPluginTests",
-            dependencies: ["CNIPlugin", "IPAMProtocol", "Netlink", "TestSupport", "WireJSON"],
+            dependencies: [
+                "CNIPlugin", "IPAM", "IPAMProtocol", "Netlink", "TestSupport", "WireJSON",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink"], swiftSettings: swiftSettings),
         .testTarget(name: "SupportTests", dependencies: ["Support", "TestSupport"], swiftSettings: swiftSettings),
