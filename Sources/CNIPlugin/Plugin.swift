@@ -100,9 +100,7 @@ public struct Plugin: Sendable {
                 try status(config)
             case .gc:
                 try require(config, "1.1.0", for: .gc)
-                log(
-                    "GC: ipamd has no gc operation yet; nothing released (\(config.validAttachments.count) valid "
-                        + "attachments); ipamd's reconciler frees addresses whose pod traces are gone")
+                try gc(config)
             case .version:
                 break
             }
@@ -312,6 +310,40 @@ public struct Plugin: Sendable {
         log(
             "DEL \(key): \(addresses.isEmpty ? "no address known" : addresses.map(\.description).joined(separator: ", ")) "
                 + "(from \(source)), host veth \(hostVeth), in " + Self.milliseconds(ContinuousClock.now - started))
+    }
+
+    // MARK: - GC
+
+    /// CNI GC: ipamd releases every attachment of this network the runtime no longer lists, and
+    /// the host side of each (its rules, its route and veth when still there) is undone. An
+    /// ipamd older than `gc` answers `unsupported`: nothing to do (its reconciler frees addresses
+    /// whose pod traces are gone).
+    func gc(_ config: NetworkConfig) throws(CNIError) {
+        let valid = config.validAttachments.map {
+            AttachmentKey(container: $0.container, ifname: $0.ifname, network: config.name)
+        }
+        let reply: Reply
+        do {
+            reply = try ask(.gc(network: config.name, valid: valid), config)
+        } catch  where error.details.hasPrefix("ipamd answered unsupported") {
+            log("GC: this ipamd has no gc operation; nothing released")
+            return
+        }
+        guard case .collected(let released) = reply else {
+            throw CNIError(.ipamdRefused, "ipamd answered gc with another kind of reply")
+        }
+        guard !released.isEmpty else { return }
+        let network = PodNetwork(host: try openHost())
+        for item in released {
+            guard let address = IPPrefix(item.address).map({ IPPrefix(host: $0.address) }) else { continue }
+            let hostVeth =
+                item.pod.map { hostVethName(namespace: $0.namespace, name: $0.name, prefix: config.vethPrefix) }
+                ?? hostVethName(namespace: "", name: item.key.container, prefix: config.vethPrefix)
+            for note in network.remove(addresses: [address], hostVeth: hostVeth, pod: nil, ifname: item.key.ifname) {
+                log("GC \(item.key): \(note)")
+            }
+        }
+        log("GC: released \(released.map(\.address).joined(separator: ", ")) (\(valid.count) attachments still valid)")
     }
 
     // MARK: - CHECK

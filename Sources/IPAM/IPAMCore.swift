@@ -110,6 +110,7 @@ public actor IPAMCore {
                 return .deleted(known: known, assignment)
             case .check(let key): return .checked(try check(key))
             case .status: return .status(status())
+            case .gc(let network, let valid): return .collected(try collect(network, keeping: valid))
             case .other(let op):
                 return .failed(ProtocolError(.unsupported, "operation '\(op)' is not known to this ipamd (\(IPAMWire.version))"))
             }
@@ -155,6 +156,28 @@ public actor IPAMCore {
         deletes += 1
         changed?()
         return (true, assignment)
+    }
+
+    /// CNI GC (the runtime holds no other operation on the network meanwhile): every attachment
+    /// of `network` the runtime no longer has goes into the cooldown, as its DEL would. Adopted
+    /// kernel addresses are not the runtime's and stay.
+    public func collect(_ network: String, keeping valid: [AttachmentKey]) throws(ProtocolError) -> [Released] {
+        let keep = Set(valid.map { $0.container + "\u{0}" + $0.ifname })
+        let stale = checkpoint.allocations.filter {
+            $0.key.network == network && !keep.contains($0.key.container + "\u{0}" + $0.key.ifname)
+        }
+        guard !stale.isEmpty else { return [] }
+        let now = wallClock()
+        let until = now + Int64(cooldown / .milliseconds(1))
+        let gone = Set(stale.map(\.key))
+        var next = checkpoint
+        next.allocations.removeAll { gone.contains($0.key) }
+        next.cooling += stale.map { Checkpoint.Cooling(address: $0.address, until: until) }
+        try commit(next)
+        for allocation in stale { released[allocation.address] = now }
+        deletes += stale.count
+        changed?()
+        return stale.map { Released(key: $0.key, address: $0.address, pod: $0.pod) }
     }
 
     public func check(_ key: AttachmentKey) throws(ProtocolError) -> Assignment {

@@ -113,11 +113,26 @@ public struct Assignment: Sendable, Equatable {
     }
 }
 
+/// An attachment a `gc` released: its key, address and pod (the plugin undoes its host side).
+public struct Released: Sendable, Equatable {
+    public var key: AttachmentKey
+    public var address: String
+    public var pod: PodReference?
+
+    public init(key: AttachmentKey, address: String, pod: PodReference?) {
+        self.key = key
+        self.address = address
+        self.pod = pod
+    }
+}
+
 public enum Request: Sendable, Equatable {
     case add(AttachmentKey, netns: String, pod: PodReference)
     case del(AttachmentKey, pod: PodReference?, reason: String)
     case check(AttachmentKey)
     case status
+    /// CNI GC: every attachment of `network` not in `valid` (container, ifname) is released.
+    case gc(network: String, valid: [AttachmentKey])
     /// An operation this side does not know (a newer peer's): answered `unsupported`.
     case other(String)
 
@@ -127,6 +142,7 @@ public enum Request: Sendable, Equatable {
         case .del: "del"
         case .check: "check"
         case .status: "status"
+        case .gc: "gc"
         case .other(let op): op
         }
     }
@@ -149,6 +165,16 @@ public enum Request: Sendable, Equatable {
             members.append(.init("reason", .string(reason)))
         case .check(let attachment):
             key(attachment)
+        case .gc(let network, let valid):
+            members += [
+                .init("network", .string(network)),
+                .init(
+                    "valid",
+                    .array(
+                        valid.map {
+                            .object([.init("container", .string($0.container)), .init("ifname", .string($0.ifname))])
+                        })),
+            ]
         case .status, .other:
             break
         }
@@ -199,6 +225,17 @@ public enum Request: Sendable, Equatable {
             )
         case "check": return (version, .check(try key()))
         case "status": return (version, .status)
+        case "gc":
+            let network = try fields.nonEmpty("network")
+            guard let items = json["valid"]?.array else { throw ProtocolError(.badRequest, "field 'valid' is not a list") }
+            var valid: [AttachmentKey] = []
+            for (index, item) in items.enumerated() {
+                let entry = Fields(item, prefix: "valid[\(index)].")
+                valid.append(
+                    AttachmentKey(
+                        container: try entry.nonEmpty("container"), ifname: try entry.nonEmpty("ifname"), network: network))
+            }
+            return (version, .gc(network: network, valid: valid))
         default: return (version, .other(op))
         }
     }
@@ -210,6 +247,8 @@ public enum Reply: Sendable, Equatable {
     case deleted(known: Bool, Assignment?)
     case checked(Assignment)
     case status(JSON)
+    /// `gc`'s answer: what it released.
+    case collected([Released])
     case failed(ProtocolError)
 
     public func json(version: ProtocolVersion = IPAMWire.version) -> JSON {
@@ -223,6 +262,21 @@ public enum Reply: Sendable, Equatable {
             members += assignment?.members ?? []
         case .status(let status):
             members += [.init("ok", true), .init("status", status)]
+        case .collected(let released):
+            members += [
+                .init("ok", true),
+                .init(
+                    "released",
+                    .array(
+                        released.map { item in
+                            var entry: [JSON.Member] = [
+                                .init("container", .string(item.key.container)), .init("ifname", .string(item.key.ifname)),
+                                .init("address", .string(item.address)),
+                            ]
+                            if let pod = item.pod { entry.append(.init("pod", pod.json)) }
+                            return .object(entry)
+                        })),
+            ]
         case .failed(let error):
             members += [.init("ok", false), .init("error", error.json)]
         }
@@ -244,6 +298,26 @@ public enum Reply: Sendable, Equatable {
             // Known without details: an address whose ENI the daemon no longer has.
             return .deleted(known: known, known && json["ips"] != nil ? try Assignment(json) : nil)
         case .status: return .status(json["status"] ?? .null)
+        case .gc(let network, _):
+            guard let items = json["released"]?.array else {
+                throw ProtocolError(.internal, "a gc reply without 'released'")
+            }
+            var released: [Released] = []
+            for (index, item) in items.enumerated() {
+                let entry = Fields(item, prefix: "released[\(index)].")
+                let pod = try item["pod"].map { json throws(ProtocolError) -> PodReference in
+                    let fields = Fields(json, prefix: "released[\(index)].pod.")
+                    return PodReference(
+                        namespace: try fields.string("namespace"), name: try fields.string("name"),
+                        uid: try fields.optionalString("uid") ?? "")
+                }
+                released.append(
+                    Released(
+                        key: AttachmentKey(
+                            container: try entry.string("container"), ifname: try entry.string("ifname"), network: network),
+                        address: try entry.string("address"), pod: pod))
+            }
+            return .collected(released)
         case .other: return .status(json)
         }
     }

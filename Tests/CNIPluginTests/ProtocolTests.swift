@@ -194,13 +194,32 @@ struct ProtocolTests {
             ])
     }
 
-    @Test("GC succeeds and changes nothing (ipamd has no gc operation yet); STATUS without ipamd is code 50")
+    @Test(
+        "GC sends the valid attachments to ipamd and undoes the host side of what it released (nothing released: the kernel is not touched; an ipamd without gc: success); STATUS without ipamd is code 50"
+    )
     func gcAndStatus() throws {
         let stdin =
             #"{"cniVersion":"1.1.0","name":"nodeboot","cni.dev/valid-attachments":[{"containerID":"a1","ifname":"eth0"}]}"#
-        let gc = Self.run(["CNI_COMMAND": "GC"], stdin: stdin)
+        let gc = Self.run(["CNI_COMMAND": "GC"], stdin: stdin) { _ in .collected([]) }
         #expect(gc.outcome == Plugin.Outcome(stdout: "", status: 0))
-        #expect(gc.requests.isEmpty && gc.kernel.untouched)
+        #expect(
+            gc.requests == [
+                .gc(network: "nodeboot", valid: [AttachmentKey(container: "a1", ifname: "eth0", network: "nodeboot")])
+            ])
+        #expect(gc.kernel.untouched)
+        let old = Self.run(["CNI_COMMAND": "GC"], stdin: stdin) { _ in
+            .failed(ProtocolError(.unsupported, "operation 'gc' is not known to this ipamd (1.0)"))
+        }
+        #expect(old.outcome == Plugin.Outcome(stdout: "", status: 0) && old.kernel.untouched)
+        let released = Self.run(["CNI_COMMAND": "GC"], stdin: stdin) { _ in
+            .collected([
+                Released(
+                    key: AttachmentKey(container: "b2", ifname: "eth0", network: "nodeboot"), address: "10.0.97.31",
+                    pod: PodReference(namespace: "default", name: "gone"))
+            ])
+        }
+        #expect(released.outcome == Plugin.Outcome(stdout: "", status: 0))
+        #expect(!released.kernel.untouched, "the released pod's rules and route are removed")
 
         let client = IPAMClient(socketPath: "/nonexistent/ipamd.sock")
         let status = Plugin(environment: ["CNI_COMMAND": "STATUS"], ipam: { _, _ in client }, kernel: RecordingKernel())

@@ -268,6 +268,27 @@ struct IPAMCorePrefixTests {
         #expect(try await core.check(Base.key("b")).table == 254)
     }
 
+    @Test("gc releases the network's attachments the runtime no longer has into the cooldown, and nothing else")
+    func gc() async throws {
+        let directory = try Base.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let core = Base.core(directory, clock: Base.Clock())
+        _ = try await core.add(Base.key("kept"), pod: Base.pod)
+        _ = try await core.add(Base.key("stale"), pod: PodReference(namespace: "d", name: "stale"))
+        _ = try await core.add(
+            AttachmentKey(container: "other", ifname: "eth0", network: "another"), pod: Base.pod)
+        let reply = await core.handle(.gc(network: "nodeboot", valid: [Base.key("kept")]))
+        guard case .collected(let released) = reply else { Issue.record("\(reply)"); return }
+        #expect(released.map(\.key.container) == ["stale"] && released.first?.pod?.name == "stale")
+        let stored = try #require(try Checkpoint.load(directory + "/checkpoint.json"))
+        #expect(Set(stored.allocations.map(\.key.container)) == ["kept", "other"])
+        #expect(stored.cooling.map(\.address) == released.map(\.address))
+        guard case .collected(let again) = await core.handle(.gc(network: "nodeboot", valid: [Base.key("kept")])) else {
+            Issue.record("gc again"); return
+        }
+        #expect(again.isEmpty)
+    }
+
     @Test("the periodic reconcile releases a missed DEL after the grace, adopts a pod route it does not know, and writes it down")
     func reconcile() async throws {
         let directory = try Base.directory()

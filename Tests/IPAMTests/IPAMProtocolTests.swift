@@ -20,9 +20,13 @@ struct IPAMProtocolTests {
                 == #"{"v":"1.0","op":"add","container":"3f2a9c","ifname":"eth0","network":"nodeboot","netns":"/var/run/netns/cni-1","pod":{"namespace":"default","name":"nginx","uid":"6b1f"}}"#
         )
         #expect(add.json().line.last == 0x0A)
+        #expect(
+            Request.gc(network: "nodeboot", valid: [Self.key]).json().text
+                == #"{"v":"1.0","op":"gc","network":"nodeboot","valid":[{"container":"3f2a9c","ifname":"eth0"}]}"#)
         for request in [
             add, .del(Self.key, pod: Self.pod, reason: "sandbox removed"), .del(Self.key, pod: nil, reason: ""),
-            .check(Self.key), .status, .other("gc"),
+            .check(Self.key), .status, .other("reserve"),
+            .gc(network: "nodeboot", valid: [Self.key, AttachmentKey(container: "9d", ifname: "eth1", network: "nodeboot")]),
         ] {
             let (version, decoded) = try Request.decode(try JSON(parsing: request.json().text))
             #expect(version == IPAMWire.version)
@@ -38,6 +42,14 @@ struct IPAMProtocolTests {
             (.del(Self.key, pod: nil, reason: ""), .deleted(known: true, Self.assignment)),
             (.del(Self.key, pod: nil, reason: ""), .deleted(known: false, nil)),
             (.status, .status(["ready": true, "free": 12])),
+            (
+                .gc(network: "nodeboot", valid: []),
+                .collected([
+                    Released(key: Self.key, address: "10.0.97.30", pod: Self.pod),
+                    Released(
+                        key: AttachmentKey(container: "k", ifname: "eth0", network: "nodeboot"), address: "10.0.97.31", pod: nil),
+                ])
+            ),
             (
                 .add(Self.key, netns: "/n", pod: Self.pod),
                 .failed(ProtocolError(.noAddress, "no free address: ipamd has 0 of 27 free"))
