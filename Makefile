@@ -42,9 +42,10 @@ check:
 # Static Swift runtime, stripped; then the agent's ldd against the libraries docs/architecture.md allows.
 release: deps
 	$(SWIFT) build $(RELEASE_FLAGS)
-	strip $(BIN_DIR)/nodeboot $(BIN_DIR)/nodeboot-testbed
-	@echo "release binaries in $(BIN_DIR):"; ls -l $(BIN_DIR)/nodeboot $(BIN_DIR)/nodeboot-testbed
+	strip $(BIN_DIR)/nodeboot $(BIN_DIR)/nodeboot-cni $(BIN_DIR)/nodeboot-testbed
+	@echo "release binaries in $(BIN_DIR):"; ls -l $(BIN_DIR)/nodeboot $(BIN_DIR)/nodeboot-cni $(BIN_DIR)/nodeboot-testbed
 	python3 scripts/check-links.py $(BIN_DIR)/nodeboot
+	python3 scripts/check-links.py $(BIN_DIR)/nodeboot-cni
 
 # The peer's side needs curl and the AWS CLI; the systemd part and the CNI plugins' (nodeboot-cni against bridge +
 # host-local through go-cni, scripts/cni-harness.py) need root (skipped with a reason otherwise).
