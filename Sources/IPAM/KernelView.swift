@@ -1,13 +1,13 @@
 public import Netlink
 
 /// What the kernel shows of pods (docs/ipamd.md §6): an address is in use by a pod when the
-/// main table routes it (a host route, /32 or /128) to a `<vethPrefix>*` link, or when a pod's
-/// rule names it (aws-cni's `to <ip> lookup main prio 512`, `from <ip> lookup <table> prio 1536`).
-/// Read once at start and on the periodic reconcile, never on an add.
+/// main table routes it (a host route, /32 or /128) to a `<vethPrefix>*` link. Every wired pod
+/// has that route, and it goes with the veth when the pod's namespace goes. A pod's rules
+/// (`to <ip> lookup main prio 512`, `from <ip> lookup <table> prio 1536`) are not a trace: a DEL
+/// that had neither a prevResult, the namespace nor ipamd leaves them behind, and counting them
+/// would keep that address from being freed for ever. Read once at start and on the periodic
+/// reconcile, never on an add.
 public enum KernelView {
-    /// The priorities of the per-pod rules the plugin installs (vpc-cni.md §1 row 19).
-    static let podRulePriorities: Set<UInt32> = [512, 1536]
-
     /// Pod traces and link names from the kernel, through `netlink`; a failure means the view is
     /// unknown (`HostObservation.kernelKnown` false), never "no pods".
     public static func read(
@@ -21,13 +21,6 @@ public enum KernelView {
             where route.destination.length == (family == .inet ? 32 : 128) {
                 guard let index = route.device?.index, let name = names[index], name.hasPrefix(vethPrefix) else { continue }
                 traces["\(route.destination.address)"] = "route to \(name)"
-            }
-            for rule in try netlink.rules(family: family) {
-                guard let priority = rule.priority, podRulePriorities.contains(priority) else { continue }
-                if let prefix = rule.destination ?? rule.source, prefix.length == (family == .inet ? 32 : 128) {
-                    let address = "\(prefix.address)"
-                    if traces[address] == nil { traces[address] = "rule prio \(priority)" }
-                }
             }
         }
         return HostObservation(
