@@ -12,7 +12,8 @@
 #                            golang-github-containerd-go-cni-dev, golang-github-appc-cni-dev: scripts/cni-harness.py
 #                            builds its containerd-like CNI client from them offline), the CNI reference plugins
 #                            (containernetworking-plugins: bridge, host-local, portmap, loopback) and iptables
-#                            (portmap's rules), and the Python packages
+#                            (portmap's rules), containerd, runc and busybox-static (scripts/ctr-cni.py: a private
+#                            containerd runs busybox containers with `ctr run --cni`), and the Python packages
 #                            moto[server] (EC2/EKS mock), awscli, botocore and boto3 (real AWS clients against the
 #                            testbed); python3-pip when python3 has no pip
 #
@@ -38,6 +39,9 @@ if [[ $want_test == 1 ]]; then
     # scripts/cni-harness.py: Go 1.19, go-cni and libcni (the harness), the reference plugins, portmap's iptables.
     debs+=(golang-1.19-go golang-github-containerd-go-cni-dev golang-github-appc-cni-dev)
     debs+=(containernetworking-plugins iptables)
+    # scripts/ctr-cni.py: Debian's containerd 1.6 and runc run containers with `ctr run --cni`; busybox-static is the
+    # container image's only binary.
+    debs+=(containerd runc busybox-static)
     # module name=pip requirement; moto's server extra brings flask for moto_server.
     pips=("moto=moto[server]" "flask=flask" "awscli=awscli" "botocore=botocore" "boto3=boto3")
 fi

@@ -137,6 +137,7 @@ RUNNERS = [
     Runner("systemd", ["{python}", "scripts/systemd-test.py", "--bin-dir", "{bin_dir}"]),
     Runner("architecture", ["{python}", "scripts/check-architecture.py"]),
     Runner("cni-harness", ["{python}", "scripts/cni-harness.py", "--bin-dir", "{bin_dir}"]),
+    Runner("ctr-cni", ["{python}", "scripts/ctr-cni.py", "--bin-dir", "{bin_dir}"]),
 ]
 
 
