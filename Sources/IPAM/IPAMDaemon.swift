@@ -136,7 +136,8 @@ public enum IPAMDaemon {
             }
             // Everything from here runs inside the service group, whose SIGTERM handler is in
             // place before the socket exists: a stop right after the socket appears is graceful.
-            let conflist = Conflist(mtu: settings.mtu, vethPrefix: vethPrefix, ipv6: mode == .ipv6)
+            // The socket the daemon serves (under --root too: the plugin must find this daemon).
+            let conflist = Conflist(mtu: settings.mtu, vethPrefix: vethPrefix, ipv6: mode == .ipv6, socket: paths.socket)
             let publish: @Sendable () async -> Void = {
                 let counts = await core.counts()
                 Self.record(status: await core.status(), at: paths.status)

@@ -129,6 +129,7 @@ struct IPAMDCommandTests {
         #expect(metrics.1.contains("awscni_eni_allocated 1\n"))
         let conflist = try String(contentsOfFile: root + "/etc/cni/net.d/10-nodeboot.conflist", encoding: .utf8)
         #expect(conflist.contains(#""type":"nodeboot-cni""#))
+        #expect(conflist.contains(#""socket":"\#(socket)""#), "the socket this daemon serves, under --root too")
         #expect(try await stop(first) == 0)
         #expect(!FileManager.default.fileExists(atPath: socket), "the socket is removed at shutdown")
 

@@ -108,6 +108,8 @@ struct NodeNetworkHostTests {
         do {
             _ = try await Self.ip(
                 "-n", namespace, "link", "add", "eth1", "address", "0e:00:00:00:00:01", "type", "veth", "peer", "name", "vpc1")
+            // A new namespace may inherit the host's ip_forward 1 (a runtime or a CNI plugin set it there).
+            _ = try await Self.ip("netns", "exec", namespace, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward")
             let node = try NetworkNamespace(named: namespace)
             let macs = ["0E:00:00:00:00:01"]
             let first = try node.runOnDedicatedThread {

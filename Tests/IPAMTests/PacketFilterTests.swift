@@ -325,7 +325,9 @@ struct PacketFilterTests {
             _ = try await Self.ip(
                 "-n", pod, "neigh", "add", "169.254.1.1", "lladdr", "0e:00:00:00:01:01", "dev", "eth0", "nud", "permanent")
 
-            // nodeboot's part: the host settings (mark rule, ip_forward, rp_filter) and the table.
+            // nodeboot's part: the host settings (mark rule, ip_forward, rp_filter) and the table. A new
+            // namespace may inherit the host's ip_forward 1 (a runtime or a CNI plugin set it there).
+            _ = try await Self.ip("netns", "exec", node, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward")
             let notes = try NetworkNamespace(named: node).runOnDedicatedThread {
                 try NodeNetwork.ensureHost(eniMACs: ["0e:00:00:00:00:06"], settings: Settings(), netlink: try RouteNetlink())
             }
