@@ -29,9 +29,8 @@ with the pod network, K8S_POD_* in CNI_ARGS, capabilities, the results cache, DE
    Then a secondary ENI: ipamd grows one (WARM_ENI_TARGET=1), a small hypervisor here plugs its NIC into the node
    (the standalone testbed has no attach hook), pods are added until one lands on it; it and a primary-ENI pod ping
    each other and the node, the rules are docs/cni.md §3's, CHECK passes, DEL (its netns gone first) leaves nothing.
-   At the end ipamd holds nothing, the node has no pod route or rule left, ipamd exits 0 on SIGTERM. ipamd
-   --root names the un-rooted socket in its conflist: the harness loads a copy naming the socket it serves (a note
-   says so). --ipamd-socket (a running ipamd; --node-netns if it runs in a namespace) or --conflist (the file as
+   At the end ipamd holds nothing, the node has no pod route or rule left, ipamd exits 0 on SIGTERM. The
+   conflist must name the socket ipamd serves under its --root. --ipamd-socket (a running ipamd; --node-netns if it runs in a namespace) or --conflist (the file as
    ipamd wrote it) use an ipamd started by hand instead.
 3. --bench: ADD and DEL latency through the harness, p50/p99, sequential and CONCURRENCY at a time (default 16), for
    bridge + host-local + portmap, bridge + host-local alone, and, when it can run, nodeboot-cni + portmap and
@@ -887,12 +886,8 @@ def nodeboot_node(opts, scratch, bench_pods=None):
              f"{status.get('free')} free addresses, mode {status.get('mode')}, wrote {conflist_path}"]
     named = conflist["plugins"][0].get("socket")
     if named != socket_path:
-        # ipamd --root ROOT serves ROOT/run/nodeboot/ipamd.sock (IPAMPaths) but its conflist names the socket without
-        # the root (Conflist.socket's default; IPAMDaemon builds Conflist without paths.socket). The harness loads a
-        # copy naming the socket ipamd serves; everything else is ipamd's file as written.
-        notes.append(f"ipamd --root wrote socket {named!r} into its conflist but serves {socket_path}: the harness "
-                     f"loads a copy with the served path (the one change to ipamd's file)")
-        conflist["plugins"][0]["socket"] = socket_path
+        # The plugin reads the socket from the conflist: it must be the one this ipamd serves (under --root too).
+        raise RuntimeError(f"ipamd --root wrote socket {named!r} into its conflist but serves {socket_path}")
     text = json.dumps(conflist, separators=(",", ":")) + "\n"
 
     def allocations():
