@@ -3,6 +3,7 @@
 
     scripts/cni-harness.py [--bin-dir DIR] [--plugin PATH] [--ipamd-socket PATH | --conflist FILE] [--node-netns NAME]
     scripts/cni-harness.py --bench [--bench-pods N] [--bench-concurrency C] [--bench-ports] [--json FILE] [...]
+    scripts/cni-harness.py --demo [--bin-dir DIR]      (make demo's last section: one pod, for a person)
 
 The harness (scripts/cni-harness/main.go) is a small Go program over Debian's go-cni 1.1.7 and libcni 1.1.2 (what
 containerd 1.6/1.7 vendor), built offline with Debian's Go 1.19 (GO111MODULE=off, GOPATH=<cache>:/usr/share/gocode)
@@ -37,6 +38,12 @@ with the pod network, K8S_POD_* in CNI_ARGS, capabilities, the results cache, DE
    nodeboot-cni alone, in the same run, with the same number of pods per row (at most ipamd's pool: prefix
    delegation, maxPods 110); the largest plugin process's peak RSS; nodeboot-cni against issue 13's targets.
    Figures are printed (and written to --json FILE).
+
+4. --demo: the node of 2 (ipamd + the testbed), ONE pod added through the harness (nodeboot-cni + portmap, as containerd
+   would), printed for a person: its address and that EC2 has it as a secondary address of the primary ENI, the pod's
+   `ip -4 addr` and `ip route`, a ping to the node, ipamd's pool (status over its socket) before, with the pod and
+   after DEL (the address back in the pool). Exit 0, or 1 with a `demo FAILED:` line; without root, the Go packages,
+   Debian's plugins or the binaries it prints one line saying what is missing and how to get it, and exits 0.
 
 Cleanup, however the run ends: namespaces, the daemon and the testbed, results-cache files of the run's sandboxes,
 the scratch dir. SIGKILL too: ipamd and the testbed get a signal when the runner dies (setpriv --pdeathsig), and the
@@ -1297,6 +1304,129 @@ def run_bench(opts, binary, scratch, report):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# --demo: one pod, for a person (make demo's last section).
+
+class DemoFailure(Exception):
+    pass
+
+
+def demo(opts):
+    """One pod through go-cni against the node the checks start (ipamd + the testbed's m5.large): its address, that
+    EC2 has it as a secondary address of the primary ENI, what the pod sees, a ping to the node, ipamd's pool before
+    and after, DEL and the address back in the pool; everything removed. 0 on success (and when a prerequisite is
+    missing: one line saying which and how to get it), 1 with a `demo FAILED:` line otherwise."""
+    if os.geteuid() != 0:
+        print("   (skipped: needs root, for the network namespaces of the node and the pod; run `sudo make demo`)")
+        return 0
+    lacking = [p for p in (GO, GOCNI, *(os.path.join(REF_DIR, n) for n in ("portmap", "loopback")))
+               if not os.path.exists(p)]
+    lacking += [tool for tool in ("ip", "iptables-save", "ping") if shutil.which(tool) is None]
+    if lacking:
+        print(f"   (skipped: missing {', '.join(lacking)}; `make deps-test` installs the test packages: Debian's "
+              f"{' '.join(DEBS)})")
+        return 0
+    missing = [why for why in (find_binary(opts, n)[1] for n in ("nodeboot", "nodeboot-cni", "nodeboot-testbed"))
+               if why]
+    if missing:
+        print(f"   (skipped: {'; '.join(missing)}; `swift build` builds them)")
+        return 0
+
+    def show(text, indent="   "):
+        for line in text.rstrip().splitlines():
+            print((indent + line).rstrip())
+        sys.stdout.flush()
+
+    def pool(counts):
+        enis = counts.get("enis") or []
+        return (f"free {counts.get('free')}, assigned {counts.get('assigned')}, cooling {counts.get('cooling')} "
+                f"(of {counts.get('total')} on {len(enis) if isinstance(enis, list) else enis} ENI(s))")
+
+    scratch = None
+    try:
+        binary, how = build_harness(opts.cache_dir)
+        scratch = Scratch()
+        plugin, _ = find_binary(opts, "nodeboot-cni")
+        spec, why = nodeboot_node(opts, scratch)
+        if not spec:
+            raise DemoFailure(why)
+        socket_path = json.loads(spec["conflist"])["plugins"][0]["socket"]
+        show(f"node: a network namespace where `nodeboot ipamd --root` runs against the testbed's m5.large "
+             f"({INSTANCE_ID}; primary ENI's NIC eth0, {NODE_ADDRESS})")
+        show(f"go-cni harness: {how.split(' ')[0]} (Debian's go-cni 1.1.7 + libcni 1.1.2, as containerd 1.6/1.7)")
+        _, _, _, harness = nodeboot_setup(scratch, binary, plugin, spec, shims=False, tag="demo")
+        before = ipamd_status(socket_path)
+        show(f"ipamd's pool before (status over {os.path.basename(socket_path)}): {pool(before)}")
+
+        pod = scratch.name("pod")
+        scratch.add_netns(pod)
+        sandbox = hashlib.sha256(f"{pod}-demo".encode()).hexdigest()
+        use_ids(sandbox)
+        print()
+        show(f"ADD: pod netns {pod}, sandbox {sandbox[:12]}… through go-cni (loopback, then nodeboot-cni + portmap)")
+        status, out, err = harness("setup", sandbox, f"/var/run/netns/{pod}")
+        ip = (out or {}).get("ip")
+        if status != 0 or not ip:
+            raise DemoFailure(f"ADD through go-cni: exit {status}: {(out or {}).get('error') or err.strip()[-400:]}")
+        show(f"the pod got {ip} in {out.get('ms', 0):.1f} ms")
+        known, detail = spec["origin"](ip)
+        device = spec["device_of"](ip)
+        if not known or device != 0:
+            raise DemoFailure(f"{ip} is not a secondary address of the primary ENI in EC2: {detail}")
+        show(f"EC2's view (the testbed's control API): {ip} is a secondary private address of "
+             f"{detail.split(' ')[0]}, the instance's primary ENI (device 0)")
+        show("inside the pod: ip -4 addr; ip route")
+        show(run(["ip", "-n", pod, "-4", "addr"], check=True).stdout, "     ")
+        show(run(["ip", "-n", pod, "route"], check=True).stdout, "     ")
+        node_ip = node_address(spec["netns"])
+        ping = run(in_netns(pod, ["ping", "-c", "2", "-i", "0.2", "-W", "2", node_ip]), timeout=20)
+        if ping.returncode != 0:
+            raise DemoFailure(f"ping from the pod to the node's {node_ip}: exit {ping.returncode}: "
+                              f"{(ping.stdout + ping.stderr).strip()[-300:]}")
+        show(f"ping from the pod to the node ({node_ip}):")
+        show("\n".join(line for line in ping.stdout.splitlines() if "bytes from" in line or "packet" in line), "     ")
+        during = ipamd_status(socket_path)
+        grew = (" (ipamd attached a second ENI to keep one warm: WARM_ENI_TARGET=1)"
+                if len(during.get("enis") or []) > len(before.get("enis") or []) else "")
+        show(f"ipamd's pool with the pod: {pool(during)}{grew}")
+
+        print()
+        status, out, err = harness("remove", sandbox, f"/var/run/netns/{pod}")
+        if status != 0:
+            raise DemoFailure(f"DEL through go-cni: exit {status}: {(out or {}).get('error') or err.strip()[-400:]}")
+        released, detail = spec["released"](ip)
+        if not released:
+            raise DemoFailure(f"after DEL, ipamd still holds {ip}: {detail}")
+        flags, _ = addresses(pod, "eth0")
+        if flags is not None:
+            raise DemoFailure(f"after DEL, the pod still has eth0 ({flags})")
+        routes = run(["ip", "-n", spec["netns"], "-4", "route", "show", "table", "all"]).stdout
+        left = [line for line in routes.splitlines() if line.split(" ")[0] == ip]
+        if left:
+            raise DemoFailure(f"after DEL, the node still routes {ip}: {left}")
+        show(f"DEL through go-cni (with the cached result, as containerd): {out.get('ms', 0):.1f} ms; the pod's eth0 "
+             "and the node's route to it are gone")
+        show(f"ipamd's pool after: {pool(ipamd_status(socket_path))}: {ip} is back in the pool, free for reuse after "
+             "IP_COOLDOWN_PERIOD (30 s)")
+    except DemoFailure as error:
+        print(f"demo FAILED: {error}")
+        return 1
+    except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError, KeyError) as error:
+        print(f"demo FAILED: {type(error).__name__}: {error}")
+        return 1
+    finally:
+        if scratch:
+            scratch.close()
+    tag = scratch.tag + "-"
+    left = [n for n in os.listdir("/var/run/netns") if n.startswith(tag)] if os.path.isdir("/var/run/netns") else []
+    left += [n for n in os.listdir(RESULTS) if any(i in n for i in USED_IDS)] if os.path.isdir(RESULTS) else []
+    if left or os.path.exists(scratch.dir):
+        print(f"demo FAILED: the cleanup left {left or scratch.dir}")
+        return 1
+    show("cleaned up: ipamd, the testbed and the namespaces stopped and removed, results-cache files deleted")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -1314,6 +1444,7 @@ def main():
     parser.add_argument("--bench-base-port", type=int, default=20000, help=argparse.SUPPRESS)
     parser.add_argument("--json", help="--bench: write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (recorded calls, confs)")
+    parser.add_argument("--demo", action="store_true", help="one pod, for a person (make demo), instead of the checks")
     opts = parser.parse_args()
     if opts.conflist and opts.ipamd_socket:
         parser.error("--conflist and --ipamd-socket both name the conflist: give one")
@@ -1321,6 +1452,8 @@ def main():
     def terminated(*_):  # make test's SIGTERM: the finally below still deletes the namespaces and cache files
         raise KeyboardInterrupt()
     signal.signal(signal.SIGTERM, terminated)
+    if opts.demo:
+        return demo(opts)
     report = Report()
     reason = missing_prerequisites()
     if reason:

@@ -4,7 +4,8 @@
 # (cluster endpoint and CA from DescribeCluster; the Node created in the testbed's API server through
 # the node's own kubeconfig and token helper), nodeboot status, run twice (the second changes
 # nothing); 3. --dry-run of a modified config, showing the diff; 4. the token helper; 5. bad input
-# and fault injection; 6. the same agent under a real systemd (when the test tree is cached).
+# and fault injection; 6. the same agent under a real systemd (when the test tree is cached); 7. a pod (a network
+# namespace) gets a secondary address of the instance's primary ENI from nodeboot ipamd through nodeboot-cni (root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(swift build --show-bin-path)
@@ -169,5 +170,8 @@ if [ "$(id -u)" = 0 ] && [ -f /var/cache/nodeboot/bookworm-systemd/etc/nodeboot-
 else
     echo "== (the real-systemd scenario runs in make test: scripts/systemd-test.py builds its tree once, as root)"
 fi
+echo
+echo "== a pod gets its VPC address (nodeboot ipamd + nodeboot-cni through go-cni, as containerd runs them; root only)"
+python3 scripts/cni-harness.py --bin-dir "$bin" --demo
 echo
 echo "demo done: the node's files are in ./demo-node (nodeboot status --root ./demo-node shows the last run)."
