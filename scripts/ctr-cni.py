@@ -24,14 +24,16 @@ Chains:
             runs in a node namespace against nodeboot-testbed (an m5.large; the node namespace's eth0 is the primary
             ENI, its peer in a namespace of its own where the testbed listens; WARM_IP_TARGET=3 keeps the pool on the
             primary ENI, as the testbed's process has no hook to plug in a second ENI's NIC), and its
-            ROOT/etc/cni/net.d and ROOT/run/nodeboot are containerd's /etc/cni/net.d and /run/nodeboot. Addresses
+            ROOT/etc/cni/net.d is containerd's /etc/cni/net.d (the conflist names the socket under ROOT; an ipamd
+            that names /run/nodeboot/ipamd.sock gets ROOT/run/nodeboot bound there). Addresses
             are the ENI's (the testbed's VPC 192.0.2.0/24); "released" is ipamd's status over its socket (one
             JSON line `{"v":"1.0","op":"status"}` in, one out: `assigned` drops, `cooling` rises) and the address
             leaving the checkpoint's allocations.
 
 Also per chain: the detached form (`ctr run -d --cni`, then `ctr task kill`, `ctr task rm`, `ctr container rm`): in
 containerd 1.6 no DEL reaches the chain (only the foreground `ctr run` calls Remove), so the address stays held; what
-the node namespace keeps of it is printed. --missed-del-wait SECONDS then watches ipamd for its release.
+the node namespace keeps of it is printed (nodeboot: the prio 512 to-rule). --missed-del-wait SECONDS then watches
+ipamd for its release (its reconcile frees an address 5 min old with no host route to a veth).
 
 Output: one line per check (`ok`, `FAIL` with the detail below it, `skip NAME (reason)`), then
 `N passed, N failed, N skipped`; exit 1 when a check failed. Not root, or a Debian package missing
@@ -602,9 +604,14 @@ def nodeboot_chain(scratch, binaries, report):
             return ipamd.wait(timeout=10)
         except subprocess.TimeoutExpired:
             return None
-    return {"netns": node, "binds": [(os.path.join(root, "etc", "cni", "net.d"), "/etc/cni/net.d"),
-                                     (bins, "/opt/cni/bin"), (os.path.join(root, "run", "nodeboot"), "/run/nodeboot"),
-                                     cache_bind(scratch)],
+    binds = [(os.path.join(root, "etc", "cni", "net.d"), "/etc/cni/net.d"), (bins, "/opt/cni/bin"), cache_bind(scratch)]
+    named = next((p.get("socket", "") for p in json.loads(text).get("plugins", [])
+                  if p.get("type") == "nodeboot-cni"), "")
+    if named.startswith("/run/nodeboot/"):  # an ipamd whose conflist names the default path even under --root
+        binds.append((os.path.join(root, "run", "nodeboot"), "/run/nodeboot"))
+    report.check("nodeboot: the conflist's nodeboot-cni names the socket ipamd serves", named in (
+        sock, "/run/nodeboot/ipamd.sock"), f"conflist socket {named!r}, ipamd serves {sock}", info=named)
+    return {"netns": node, "binds": binds,
             "released": released, "held": held, "subnet": VPC, "status": status, "log": ipamd_log,
             "allocated": allocated, "ec2": ec2, "network": json.loads(text).get("name"), "stop": stop,
             "veth_prefix": "eni"}
@@ -748,9 +755,9 @@ def prove(label, chain, scratch, image, report, opts_wait=0):
     traces = node_traces(chain["netns"], [ip] if ip else [], chain.get("veth_prefix"))
     report.note(f"{label}: what the node namespace keeps of {ip} without its DEL: "
                 + ("; ".join(traces) if traces else "nothing (the veth and its routes went with the namespace)"))
-    if traces and "status" in chain:
-        report.note(f"{label}: ipamd counts that as a kernel trace (docs/ipamd.md §6), so its reconcile never "
-                    f"releases {ip}: a missed DEL leaks the address for good")
+    if "status" in chain:
+        report.note(f"{label}: ipamd's reconcile frees {ip} once it is 5 min old with no host route to a veth "
+                    "(docs/ipamd.md §6); --missed-del-wait 480 watches for it")
     if opts_wait and "status" in chain and ip:
         report.note(f"{label}: --missed-del-wait: watching ipamd for {opts_wait} s")
         start = time.monotonic()
