@@ -67,6 +67,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testkit import Report  # noqa: E402
+
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE = os.path.join(PROJECT, "scripts", "cni-harness", "main.go")
 GO = "/usr/lib/go-1.19/bin/go"
@@ -82,36 +85,6 @@ LEDGER_DIR = "/run/nodeboot-cni-harness"  # one file per run: what to remove sho
 SUBNET, GATEWAY = "10.251.0.0/16", "10.251.0.1"
 HOST_PORT, POD_PORT = 18080, 80
 ANNOTATION = "example.com/harness=yes"
-
-
-class Report:
-    def __init__(self):
-        self.counts = {"passed": 0, "failed": 0, "skipped": 0}
-
-    def check(self, name, ok, detail="", info=""):
-        self.counts["passed" if ok else "failed"] += 1
-        head = f"{'ok' if ok else 'FAIL':<5} {name}"
-        if ok and info:
-            head += f" ({info})"
-        print(head)
-        if not ok:
-            for line in str(detail or "").rstrip().splitlines()[-40:]:
-                print(f"      {line[:400]}")
-        sys.stdout.flush()
-        return ok
-
-    def skip(self, name, reason):
-        self.counts["skipped"] += 1
-        print(f"{'skip':<5} {name} ({reason})")
-        sys.stdout.flush()
-
-    def note(self, text):
-        print(f"      {text}")
-        sys.stdout.flush()
-
-    def summary(self):
-        print(f"{self.counts['passed']} passed, {self.counts['failed']} failed, {self.counts['skipped']} skipped")
-        return 1 if self.counts["failed"] else 0
 
 
 def run(argv, timeout=120, check=False, **kwargs):

@@ -57,7 +57,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testkit import popen, stop_process  # noqa: E402
+from testkit import Report, popen, stop_process  # noqa: E402
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF_DIR = "/usr/lib/cni"
@@ -69,33 +69,6 @@ BRIDGE_SUBNET = "10.252.0.0/24"
 INSTANCE_ID = "i-0c7cc1ab2c3d4e5f6"
 PRIMARY_MAC = "0e:49:61:0f:c3:12"
 VPC = "192.0.2.0/24"
-
-
-class Report:
-    def __init__(self):
-        self.counts = {"passed": 0, "failed": 0, "skipped": 0}
-
-    def check(self, name, ok, detail="", info=""):
-        self.counts["passed" if ok else "failed"] += 1
-        head = f"{'ok' if ok else 'FAIL':<5} {name}"
-        if ok and info:
-            head += f" ({info})"
-        print(head, flush=True)
-        if not ok:
-            for line in str(detail or "").rstrip().splitlines()[-40:]:
-                print(f"      {line[:400]}", flush=True)
-        return ok
-
-    def skip(self, name, reason):
-        self.counts["skipped"] += 1
-        print(f"{'skip':<5} {name} ({reason})", flush=True)
-
-    def note(self, text):
-        print(f"      {text}", flush=True)
-
-    def summary(self):
-        print(f"{self.counts['passed']} passed, {self.counts['failed']} failed, {self.counts['skipped']} skipped")
-        return 1 if self.counts["failed"] else 0
 
 
 class Failed(Exception):
@@ -783,6 +756,8 @@ def main():
                         help="nodeboot: after the detached container (no DEL), watch ipamd this long for its release")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, configs)")
     opts = parser.parse_args()
+    if opts.bin_dir:
+        opts.bin_dir = os.path.abspath(opts.bin_dir)  # the plugin dir links to it from elsewhere
 
     def terminated(*_):
         raise KeyboardInterrupt()

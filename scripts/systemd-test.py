@@ -68,7 +68,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testkit import overlay, popen, run_agent, start_testbed, stop_process, systemd_tree, write  # noqa: E402
+from testkit import Report, overlay, popen, run_agent, start_testbed, stop_process, systemd_tree, write  # noqa: E402
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNITS = os.path.join(PROJECT, "units")
@@ -148,38 +148,6 @@ echo "$*" >> {IPTABLES_LOG}
 
 class Fatal(Exception):
     """A usage or environment error (exit 2)."""
-
-
-class Report:
-    def __init__(self):
-        self.counts = {"passed": 0, "failed": 0, "skipped": 0}
-
-    def check(self, name, ok, detail="", info=""):
-        """One line: ok/FAIL and the check; on failure the detail's lines (log excerpts) below it."""
-        self.counts["passed" if ok else "failed"] += 1
-        lines = [line for line in (detail or "").rstrip().splitlines()]
-        head = f"{'ok' if ok else 'FAIL':<5} {name}"
-        if ok and info:
-            head += f" ({info})"
-        print(head)
-        if not ok:
-            for line in lines[-60:]:
-                print(f"      {line[:400]}")
-        sys.stdout.flush()
-        return ok
-
-    def skip(self, name, reason):
-        self.counts["skipped"] += 1
-        print(f"{'skip':<5} {name} ({reason})")
-        sys.stdout.flush()
-
-    def note(self, text):
-        print(f"      note: {text}")
-        sys.stdout.flush()
-
-    def summary(self):
-        print(f"{self.counts['passed']} passed, {self.counts['failed']} failed, {self.counts['skipped']} skipped")
-        return 1 if self.counts["failed"] else 0
 
 
 def tail(path, lines=40):
@@ -973,7 +941,7 @@ def main():
         UNITS = os.path.abspath(opts.units)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through the teardown below
     bin_dir = os.path.abspath(opts.bin_dir)
-    report = Report()
+    report = Report(detail_lines=60, note_prefix="note: ")
 
     def skip(reason):
         print(f"systemd: skipped ({reason})")

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 CONTAINERD_COMMIT = "05044ec0a9a75232cad458027ca83437aae3f4da"
@@ -165,3 +166,38 @@ def systemd_tree(project, timeout=900):
             last = f"scripts/systemd-tree.sh stopped after {timeout} s"
         return None, f"the tree cannot be built here: {last or f'exit {status}'}"
     return out[-1], None
+
+
+class Report:
+    """A runner's checks as make test reads them: an `ok`/`FAIL`/`skip` line each, the tail of a
+    failure's detail below it, and the closing `N passed, N failed, N skipped` line."""
+
+    def __init__(self, detail_lines=40, note_prefix=""):
+        self.counts = {"passed": 0, "failed": 0, "skipped": 0}
+        self.detail_lines = detail_lines
+        self.note_prefix = note_prefix
+
+    def check(self, name, ok, detail="", info=""):
+        self.counts["passed" if ok else "failed"] += 1
+        head = f"{'ok' if ok else 'FAIL':<5} {name}"
+        if ok and info:
+            head += f" ({info})"
+        print(head)
+        if not ok:
+            for line in str(detail or "").rstrip().splitlines()[-self.detail_lines:]:
+                print(f"      {line[:400]}")
+        sys.stdout.flush()
+        return ok
+
+    def skip(self, name, reason):
+        self.counts["skipped"] += 1
+        print(f"{'skip':<5} {name} ({reason})")
+        sys.stdout.flush()
+
+    def note(self, text):
+        print(f"      {self.note_prefix}{text}")
+        sys.stdout.flush()
+
+    def summary(self):
+        print(f"{self.counts['passed']} passed, {self.counts['failed']} failed, {self.counts['skipped']} skipped")
+        return 1 if self.counts["failed"] else 0

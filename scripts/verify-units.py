@@ -28,7 +28,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testkit import overlay, systemd_tree, write  # noqa: E402
+from testkit import Report, overlay, systemd_tree, write  # noqa: E402
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAND_IN = "#!/bin/sh\n# stand-in for systemd-analyze verify (it only checks that ExecStart binaries are executable)\nexit 0\n"
@@ -92,23 +92,6 @@ def enable(root, *names):
 def disable(root, *names):
     subprocess.run(["systemctl", f"--root={root}", "disable", *names], stdin=subprocess.DEVNULL,
                    capture_output=True, text=True, timeout=60)
-
-
-class Report:
-    def __init__(self):
-        self.counts = {"passed": 0, "failed": 0, "skipped": 0}
-
-    def check(self, name, ok, detail=""):
-        self.counts["passed" if ok else "failed"] += 1
-        print(f"{'ok' if ok else 'FAIL':<5} {name}" + (f": {detail.splitlines()[0]}" if detail and not ok else ""))
-        if not ok:
-            for line in detail.splitlines()[1:]:
-                print(f"      {line}")
-        sys.stdout.flush()
-
-    def summary(self):
-        print(f"{self.counts['passed']} passed, {self.counts['failed']} failed, {self.counts['skipped']} skipped")
-        return 1 if self.counts["failed"] else 0
 
 
 def run_checks(root, units_dir, report):
