@@ -171,7 +171,12 @@ struct IPAMDSystemTests {
             for index in 0..<12 { try await node.delete(index) }
             let shrunk = try await node.waitForStatus("back to 3 addresses") { $0["total"]?.int == 3 && $0["free"]?.int == 3 }
             #expect(shrunk["cooling"]?.int == 0 && shrunk["assigned"]?.int == 0)
-            enis = await node.managedENIs()
+            // The pool lets go of the addresses before UnassignPrivateIpAddresses is answered: wait for EC2 too.
+            for _ in 0..<100 {
+                enis = await node.managedENIs()
+                if enis.map({ $0.privateIpAddresses.count - 1 }).reduce(0, +) == 3 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
             #expect(enis.map { $0.privateIpAddresses.count - 1 }.reduce(0, +) == 3, "EC2 took back 12 addresses: \(enis)")
             #expect(enis.count == 2, "the second ENI is younger than 60 s: kept (the pool's hysteresis)")
             let calls = await node.testbed.requests().compactMap(\.action)
@@ -217,7 +222,12 @@ struct IPAMDSystemTests {
                 $0["total"]?.int == 16 && $0["enis"]?.array?.first?["prefixes"]?.array?.count == 1
             }
             #expect(given["assigned"]?.int == 0 && given["free"]?.int == 16)
-            enis = await node.managedENIs()
+            // The pool lets go of the /28 before its UnassignPrivateIpAddresses is answered: wait for EC2 too.
+            for _ in 0..<100 {
+                enis = await node.managedENIs()
+                if enis.first?.ipv4Prefixes.count == 1 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
             #expect(enis.first?.ipv4Prefixes.count == 1)
             let calls = await node.testbed.requests().compactMap(\.action)
             #expect(!calls.contains("CreateNetworkInterface"))
