@@ -28,6 +28,9 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testkit  # noqa: E402
+
 TARGET_MS = 20.0
 TARGET_RSS_MB = 25.0
 INIT_TARGET_MS = 50.0
@@ -250,20 +253,10 @@ class IPAMClient:
         self.path = path
 
     def send(self, request):
-        import socket
-        with socket.socket(socket.AF_UNIX) as conn:
-            conn.connect(self.path)
-            conn.sendall((json.dumps(request, separators=(",", ":")) + "\n").encode())
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)
+        return testkit.ipamd_request(self.path, request)
 
 
-def ipamd_request(op, container):
+def pod_request(op, container):
     request = {"v": "1.0", "op": op, "container": container, "ifname": "eth0", "network": "nodeboot"}
     if op == "add":
         request.update({"netns": "/var/run/netns/bench", "pod": {"namespace": "bench", "name": container, "uid": container}})
@@ -306,13 +299,13 @@ def measure_ipamd(nodeboot, env, scratch, requests):
         for cycle in range(1000):
             name = f"c{cycle}"
             began = time.perf_counter_ns()
-            answer = client.send(ipamd_request("add", name))
+            answer = client.send(pod_request("add", name))
             adds.append((time.perf_counter_ns() - began) / 1e6)
             if not answer.get("ok"):
                 print(f"  add {cycle} failed: {answer}")
                 return
             began = time.perf_counter_ns()
-            client.send(ipamd_request("del", name))
+            client.send(pod_request("del", name))
             dels.append((time.perf_counter_ns() - began) / 1e6)
         adds.sort()
         dels.sort()
@@ -342,10 +335,10 @@ def measure_ipamd(nodeboot, env, scratch, requests):
         retries = 0
         for cycle in range(100):
             name = f"p{cycle}"
-            while not client.send(ipamd_request("add", name)).get("ok"):
+            while not client.send(pod_request("add", name)).get("ok"):
                 retries += 1
                 time.sleep(0.01)
-            client.send(ipamd_request("del", name))
+            client.send(pod_request("del", name))
         log = requests.read()
         calls = {}
         for entry in log:

@@ -68,7 +68,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testkit import Report  # noqa: E402
+from testkit import Report, ipamd_request, ipamd_status  # noqa: E402
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE = os.path.join(PROJECT, "scripts", "cni-harness", "main.go")
@@ -709,29 +709,6 @@ def testbed_configuration():
 IPAMD_JSON = {"schema": "nodeboot.ipamd/v1", "cluster": "my-cluster", "ipFamily": "ipv4", "maxPods": 29,
               "instanceType": "m5.large", "limits": {"maxENIs": 3, "ipv4PerENI": 10, "source": "table"},
               "vethPrefix": "eni"}  # what `nodeboot init` renders for this node (IPAMDSystemTests's ipamd.json)
-
-
-def ipamd_request(socket_path, request, timeout=5):
-    """One request over ipamd's socket (docs/ipamd.md §7: one JSON line each way); the parsed reply."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(timeout)
-        conn.connect(socket_path)
-        conn.sendall(json.dumps({"v": "1.0", **request}, separators=(",", ":")).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return json.loads(data)
-
-
-def ipamd_status(socket_path):
-    """ipamd's status object, or raises (no socket, no answer, a refusal)."""
-    reply = ipamd_request(socket_path, {"op": "status"})
-    if not reply.get("ok"):
-        raise RuntimeError(f"ipamd refused status: {reply}")
-    return reply["status"]
 
 
 def setpriv_pdeathsig(signal_name):

@@ -57,7 +57,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from testkit import Report, popen, stop_process  # noqa: E402
+from testkit import Report, ipamd_request, popen, stop_process  # noqa: E402
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF_DIR = "/usr/lib/cni"
@@ -457,20 +457,6 @@ def start_testbed_on(binary, config, netns, host, directory, timeout=20):
             raise Failed(f"nodeboot-testbed on {host} printed no endpoints within {timeout} s:\n{f.read()[-1500:]}")
     time.sleep(0.1)  # the rest of its exports (printed in one write)
     return proc, dict(env)
-
-
-def ipamd_request(sock_path, request, timeout=5):
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(sock_path)
-        s.sendall((json.dumps(request) + "\n").encode())
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return json.loads(data)
 
 
 def nodeboot_chain(scratch, binaries, report):

@@ -201,3 +201,29 @@ class Report:
     def summary(self):
         print(f"{self.counts['passed']} passed, {self.counts['failed']} failed, {self.counts['skipped']} skipped")
         return 1 if self.counts["failed"] else 0
+
+
+def ipamd_request(socket_path, request, timeout=5):
+    """One request over ipamd's socket (docs/ipamd.md §7: one JSON line each way, a connection each,
+    as nodeboot-cni does); the parsed reply. `v` is added when the request has none."""
+    import json
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(timeout)
+        conn.connect(socket_path)
+        conn.sendall(json.dumps({"v": "1.0", **request}, separators=(",", ":")).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
+def ipamd_status(socket_path):
+    """ipamd's status object, or raises (no socket, no answer, a refusal)."""
+    reply = ipamd_request(socket_path, {"op": "status"})
+    if not reply.get("ok"):
+        raise RuntimeError(f"ipamd refused status: {reply}")
+    return reply["status"]

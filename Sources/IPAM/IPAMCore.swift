@@ -262,10 +262,8 @@ public actor IPAMCore {
     /// them (they can no longer be handed out while EC2 takes them back).
     public func takeFree(_ count: Int, from eni: String) -> [String] {
         guard let index = enis.firstIndex(where: { $0.id == eni }) else { return [] }
-        let now = wallClock()
-        let taken = Set(checkpoint.allocations.map(\.address))
-        let cooling = Set(checkpoint.cooling.filter { $0.until > now }.map(\.address))
-        let free = enis[index].addresses.filter { !taken.contains($0) && !cooling.contains($0) }.suffix(count)
+        let busy = busyAddresses(now: wallClock())
+        let free = enis[index].addresses.filter { !busy.contains($0) }.suffix(count)
         enis[index].addresses.removeAll { free.contains($0) }
         return Array(free)
     }
@@ -346,12 +344,11 @@ public actor IPAMCore {
     /// Packing: ENIs that already serve pods first (spare ENIs stay empty and can be freed),
     /// then the lowest device; on an ENI, the address released longest ago (never-used first).
     func pick(now: Int64) -> (ENIState, String)? {
-        let taken = Set(checkpoint.allocations.map(\.address))
-        let cooling = Set(checkpoint.cooling.filter { $0.until > now }.map(\.address))
+        let busy = busyAddresses(now: now)
         let load = Dictionary(grouping: checkpoint.allocations, by: \.eni).mapValues(\.count)
         let ordered = enis.sorted { ((load[$0.id] ?? 0) == 0 ? 1 : 0, $0.device) < ((load[$1.id] ?? 0) == 0 ? 1 : 0, $1.device) }
         for eni in ordered {
-            let free = eni.addresses.filter { !taken.contains($0) && !cooling.contains($0) }
+            let free = eni.addresses.filter { !busy.contains($0) }
             if let address = free.min(by: { (released[$0] ?? 0, $0) < (released[$1] ?? 0, $1) }) {
                 return (eni, address)
             }
@@ -360,7 +357,7 @@ public actor IPAMCore {
             for prefix in eni.ipv6Prefixes {
                 var offset: UInt64 = 1
                 while let address = prefix.address(at: offset)?.description {
-                    if !taken.contains(address) && !cooling.contains(address) { return (eni, address) }
+                    if !busy.contains(address) { return (eni, address) }
                     offset += 1
                 }
             }
