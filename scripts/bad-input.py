@@ -10,7 +10,8 @@ payloads are stored as base64, which the agent decodes when the whole payload is
 Each case runs `nodeboot init --skip run --root ROOT` on a fresh ROOT (scripts/conformance.py's prepare_root
 plus /etc/hosts and /etc/eks/kubelet/environment, every mtime in the past) and passes when: exit status
 exactly 2, every `expect` found, no raw control character on stderr, the marker not echoed, ROOT and the
-input directory unchanged (paths, bytes, modes, mtimes). Prints one line per case, then `N passed, N failed,
+input directory unchanged (paths, bytes, modes, mtimes) but for the run's report: /run/nodeboot/status.json (with
+the lock taken to write it), when there is one, saying `failed` with code `input`, without the marker. Prints one line per case, then `N passed, N failed,
 N skipped`; exit 1 if a case failed, 2 on a usage or environment error."""
 import argparse
 import json
@@ -37,6 +38,9 @@ REQUIRED, VIAS = {"name", "file", "via", "expect"}, {"file", "dir", "userdata"}
 CASE_KEYS = REQUIRED | {"args", "secretMarker", "padTo", "note"}
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # C0 controls but tab and newline, and DEL
 PADDING = b"# padding: this input is deliberately larger than any user data limit\n"
+# What a refused run writes: its report (and the lock it took to write it) — nothing of the node's configuration.
+REPORT = "run/nodeboot/status.json"
+REPORT_PATHS = ("run", "run/nodeboot", "run/nodeboot/init.lock", REPORT)
 
 
 class Fatal(Exception):
@@ -172,7 +176,28 @@ def run_case(case, ctx):
     marker = case.get("secretMarker")
     reasons += [f"secret marker {marker!r} echoed on {n}" for n, text in (("stderr", err), ("stdout", out))
                 if marker and marker in text]
-    changes = compare(before[0], snapshot(root), "ROOT") + compare(before[1], snapshot(inputs), "INPUT")
+    # The run's report is the one thing a refused run writes: /run/nodeboot/status.json (and the lock it takes to write
+    # it), saying why, for `nodeboot status`. It must say failed, code input, and never carry the marker. (A usage
+    # error of the command line is refused before there is a run, and writes no report.)
+    after = snapshot(root)
+    report_path = os.path.join(root, REPORT)
+    if os.path.exists(report_path):
+        with open(report_path, "rb") as f:
+            raw = f.read()
+        try:
+            status = json.loads(raw)
+        except ValueError:
+            status = {}
+        if status.get("result") != "failed" or (status.get("error") or {}).get("code") != "input":
+            reasons.append(f"{REPORT} does not say failed with code input: {raw[:300]!r}")
+        if marker and marker.encode() in raw:
+            reasons.append(f"secret marker {marker!r} in {REPORT}")
+    for path in REPORT_PATHS:
+        if path not in before[0]:
+            after.pop(path, None)
+    if "." in before[0] and "." in after and "run" not in before[0]:
+        after["."] = before[0]["."]  # the root's mtime moved when run/ was made
+    changes = compare(before[0], after, "ROOT") + compare(before[1], snapshot(inputs), "INPUT")
     reasons += changes[:8] + ([f"... and {len(changes) - 8} more changes"] if len(changes) > 8 else [])
     if not ctx["keep"]:
         shutil.rmtree(work, ignore_errors=True)

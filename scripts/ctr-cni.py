@@ -751,9 +751,7 @@ def main():
     report = Report()
     reason = missing_prerequisites()
     if reason:
-        print(f"ctr-cni: skipped ({reason})")
-        report.counts["skipped"] += 1
-        return report.summary()
+        return report.skip_runner("ctr-cni", reason)
     try:
         image, how = image_tarball(opts.cache_dir)
         report.check("the busybox image is an OCI layout tarball made offline from Debian's busybox-static", True,

@@ -165,7 +165,8 @@ echo
 if [ "$(id -u)" = 0 ] && [ -f /var/cache/nodeboot/bookworm-systemd/etc/nodeboot-test-tree.recipe ] && command -v systemd-nspawn >/dev/null; then
     echo "== the same agent under a real systemd 252 (systemd-nspawn, the cached bookworm tree): containerd really"
     echo "   started with the written config, the kubelet unit started, the Node registered, a repair run that changes"
-    echo "   nothing, the shipped nodeboot.service, and a broken containerd config reported with its journal lines"
+    echo "   nothing, the shipped boot units (nodeboot-run.service pulling in nodeboot-config.service), and a broken"
+    echo "   containerd config reported with its journal lines"
     python3 scripts/systemd-test.py --bin-dir "$bin" | grep -E '^(ok|FAIL|      note)|passed' | sed -n '8,60p'
 else
     echo "== (the real-systemd scenario runs in make test: scripts/systemd-test.py builds its tree once, as root)"

@@ -13,7 +13,9 @@
 #                            builds its containerd-like CNI client from them offline), the CNI reference plugins
 #                            (containernetworking-plugins: bridge, host-local, portmap, loopback) and iptables
 #                            (portmap's rules), containerd, runc and busybox-static (scripts/ctr-cni.py: a private
-#                            containerd runs busybox containers with `ctr run --cni`), and the Python packages
+#                            containerd runs busybox containers with `ctr run --cni`), qemu-system-x86, qemu-utils,
+#                            socat, fdisk and e2fsprogs (scripts/vm-test.py boots the node image under qemu and reads
+#                            files back from its disk), and the Python packages
 #                            moto[server] (EC2/EKS mock), awscli, botocore and boto3 (real AWS clients against the
 #                            testbed); python3-pip when python3 has no pip
 #
@@ -42,6 +44,15 @@ if [[ $want_test == 1 ]]; then
     # scripts/ctr-cni.py: Debian's containerd 1.6 and runc run containers with `ctr run --cni`; busybox-static is the
     # container image's only binary.
     debs+=(containerd runc busybox-static)
+    # GNU time (%M): the CNI bench's per-plugin peak RSS (scripts/cni-harness.py --bench).
+    debs+=(time)
+    # The node image (image/build.py, scripts/image-test.py): mmdebstrap builds the Debian 13 tree, mkfs.ext4
+    # (e2fsprogs) the root file system, systemd-repart (systemd) the GPT disk, sfdisk (fdisk) reads it back; packer
+    # validates image/packer/nodeboot.pkr.hcl offline.
+    debs+=(mmdebstrap e2fsprogs fdisk packer)   # (e2fsprogs, fdisk: also the VM test's, below)
+    # scripts/vm-test.py: boots the node image under qemu (software emulation) with the testbed behind guestfwd
+    # (socat per guest connection); qemu-img makes the copy-on-write disk, sfdisk and debugfs read files back from it.
+    debs+=(qemu-system-x86 qemu-utils socat fdisk e2fsprogs)
     # module name=pip requirement; moto's server extra brings flask for moto_server.
     pips=("moto=moto[server]" "flask=flask" "awscli=awscli" "botocore=botocore" "boto3=boto3")
 fi

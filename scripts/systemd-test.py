@@ -6,24 +6,29 @@
 The tree (scripts/systemd-tree.sh, cached under /var/cache/nodeboot) is never written: the container runs on an overlay
 of it whose upper layer is in a temporary directory. The container shares the host's network namespace (no
 --private-network), so it reaches the testbed (`nodeboot-testbed serve`, started here on 127.0.0.1) as an instance
-reaches IMDS and AWS. Installed as a node image would have them: DIR/nodeboot as /usr/bin/nodeboot, units/ in
-/etc/systemd/system (kubelet.service and nodeboot.service enabled), the kubelet version file and the ECR credential
+reaches IMDS and AWS. Installed as a node image would have them: DIR/nodeboot as /usr/bin/nodeboot, units/ and
+cloud-init/'s units in /etc/systemd/system (kubelet.service, nodeboot-config.service and nodeboot-run.service enabled;
+cloud-init itself is disabled in the tree, so the pair does not run at boot), the kubelet version file and the ECR credential
 provider, plus two stand-ins that the output names: a kubelet (there is no kubelet binary for this machine) and
 iptables (the container has no CAP_NET_ADMIN in the host's network namespace, and must not change the host's firewall).
 
 First (not with --bench) the host-side unit checks of scripts/verify-units.py (systemd-analyze verify --root on an
 overlay of the tree); in the booted container `systemd-analyze verify` again, with the real nodeboot binary.
 
-The scenario, with the command line of units/nodeboot.service's ExecStart plus --register-node:
+The scenario, with one `nodeboot init` that does both boot phases at once: cloud-init/nodeboot-run.service's ExecStart
+without `--skip config` and without its --daemon list (so containerd and the kubelet, init's default; nodeboot's IPAM
+daemon is scenario g's), plus --register-node:
   a. first `nodeboot init`: exit 0; containerd running with the written config (ctr version, CRI plugin ok, the
      sandbox image of /etc/containerd/config.toml in `containerd config dump` and in the CRI plugin's start line);
      kubelet.service active with its flags (the stand-in's argv), both in runtime.slice; the Node in the testbed's API
      (providerID, hostname/instance-type/zone labels); /run/nodeboot/status.json.
   b. second `nodeboot init`: exit 0, no node file changed (inode, mtime, size), containerd and the kubelet not
      restarted (MainPID, InvocationID, start time), status.json says so.
-  e. the kubelet stopped, then the shipped nodeboot.service started by systemd (testbed endpoints in a test drop-in):
-     active (exited), its sd_notify STATUS= seen, the kubelet started again from inside nodeboot.service's start job
-     (a unit ordered after nodeboot.service would deadlock here), containerd and the files untouched.
+  e. the kubelet stopped, then the shipped nodeboot-run.service started by systemd (testbed endpoints in a test
+     drop-in, and for both units their ExecStart without `--daemon nodeboot-ipamd`, which g covers): it pulls in
+     nodeboot-config.service (Requires=), which runs first and writes nothing (same inputs as a and b); both active
+     (exited), the run unit's sd_notify STATUS= seen, the kubelet started again from inside the run unit's start job
+     (a unit ordered after it would deadlock here), containerd and the files untouched.
   f. a kubelet that exits a second after it started: init --wait-ready fails at once (not after its timeout), naming
      kubelet.service and quoting its journal.
   c. a containerd config that containerd refuses (a NodeConfig drop-in in /etc/eks/nodeadm.d/ whose containerd TOML
@@ -39,9 +44,41 @@ The scenario, with the command line of units/nodeboot.service's ExecStart plus -
   h. a setting ipamd refuses (WARM_IP_TARGET=lots): init fails naming nodeboot-ipamd.service and quoting the
      daemon's "ipamd: refused setting: ..." line; the daemon exited 2 and systemd does not restart it (NRestarts=0
      after two RestartSec periods). Then the NodeConfig drop-in and the unit's drop-in are removed, the unit stopped.
+  i. `nodeboot reset --delete-node`: the daemons stopped, the Node deleted, every file and link init wrote removed (a
+     replaced one restored) so the tree is as before a; the same init then writes what a wrote, starting containerd
+     and the kubelet as on a first boot, and registers the Node again.
+  j. EBS data volumes (spec.instance.storage.volumes) on two loop devices bound into the container: one at
+     /srv/images, one backing /var/lib/kubelet and /var/log/pods (mountTargets). lsblk is a stand-in that
+     calls those two devices "Amazon Elastic Block Store" (the model check nodeboot makes) and passes everything else
+     to the real one; the container has no udev, so a transient unit plays it for /dev/disk/by-uuid. (The single
+     volume is at /srv/images, not /var/lib/containerd: that is already nspawn's bind mount here, which nodeboot
+     refuses to mount over.) init: exit 0; both volumes formatted ext4; the three .mount units active and enabled;
+     the data moved (the kubelet's kubeconfig, a file under /srv/images); the kubelet stopped for the move and
+     running again. A second init: exit 0, no mount unit, containerd or kubelet restarted. Skipped when no loop
+     device can be made.
+  k. EBS data volumes next to localStorage RAID0 (nodeadm's ebs-storage-coexist) on four more loop devices: two play
+     EBS volumes (lsblk MODEL "Amazon Elastic Block Store"), two play instance store NVMe disks. nodeboot runs the
+     image's /usr/bin/setup-local-disks for localStorage; that script (amazon-eks-ami's) takes as instance store disks
+     what /dev/disk/by-id/*NVMe_Instance_Storage_* links to, the links udev makes for NVMe disks whose model is "Amazon
+     EC2 NVMe Instance Storage". Here a udev stand-in makes exactly those links for the two disks (and
+     nvme-Amazon_Elastic_Block_Store_* ones for the EBS pair), lsblk calls them by that model, and setup-local-disks is
+     a stand-in that keeps to the script's contract for raid0 (SETUP_LOCAL_DISKS_STAND_IN says how). j's volumes are
+     unmounted first. Refused before any disk is touched (no filesystem on any of the four, no mount unit, the script
+     not run): volumes inside /var/lib/kubelet (which the array bind-mounts) and inside /mnt/k8s-disks (exit 2, both
+     named); an instance store disk listed as a volume (exit 1, its model named); a volume at /var/log/pods that an
+     earlier boot's array already binds (exit 1, named by the second volume, so the first is not formatted either).
+     Then, with md: RAID0 of the two disks and an EBS volume at /var/lib/kubelet: exit 0; findmnt: /var/lib/kubelet is
+     the EBS volume (nodeboot's unit, which the script left alone because it was active), /mnt/k8s-disks/0 the md
+     array, /var/log/pods and /var/lib/soci-snapshotter-grpc binds of it, /var/lib/containerd as before (nspawn's bind:
+     an active unit too); the kubelet's kubeconfig on the volume and not on the array, a file of /var/log/pods on the
+     array; a second init restarts no mount unit, containerd or kubelet and changes no mount, array or data. Those
+     checks are skipped, with the reason, when the host kernel has no md driver (no /proc/mdstat), the host no mdadm
+     (the tree has none: the host's is copied in; /dev/md127 is made on the host and bound into the container), or
+     mdadm cannot make an array in the container (a probe before nodeboot runs: create, stop, zero the superblocks).
 --bench: boot and scenario a only, then one line: time to the Node, the agent's CPU time, the time spent waiting on
 systemd (the run phase).
---units DIR: install other units (e.g. a kubelet.service ordered After=nodeboot.service, to see e time out).
+--units DIR: install other units instead of units/ (e.g. a kubelet.service ordered After=nodeboot-run.service, to see e
+time out); cloud-init/'s boot units are installed beside them.
 
 One line per check, then `N passed, N failed, N skipped`; exit 1 if one failed, 2 on a usage error. Not root, no
 systemd-nspawn/overlayfs, or no tree (no debootstrap, no mirror): `systemd: skipped (<reason>)`, exit 0.
@@ -50,6 +87,7 @@ import argparse
 import base64
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -69,9 +107,12 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from testkit import Report, overlay, popen, run_agent, start_testbed, stop_process, systemd_tree, write  # noqa: E402
+from testkit import setup_local_disks_stand_in  # noqa: E402
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNITS = os.path.join(PROJECT, "units")
+BOOT_UNITS = os.path.join(PROJECT, "cloud-init")  # nodeboot-config.service, nodeboot-run.service
+CONFIG_UNIT, RUN_UNIT = "nodeboot-config.service", "nodeboot-run.service"
 AEMM = os.path.join(PROJECT, "Sources", "Testbed", "Resources", "aemm-default-config.json")
 CACHE = os.environ.get("NODEBOOT_TREE_CACHE", "/var/cache/nodeboot")
 
@@ -81,7 +122,7 @@ KUBELET_VERSION = "v1.31.2-eks-standin"
 BOOT_TIMEOUT = 30
 INIT_TIMEOUT = 150
 UNIT_TIMEOUT = 60
-UNIT_START_TIMEOUT = 90  # systemctl start nodeboot.service (TimeoutStartSec=15min would be the unit's own bound)
+UNIT_START_TIMEOUT = 90  # systemctl start nodeboot-run.service (TimeoutStartSec=15min would be the unit's own bound)
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NODE_DIRS = ("/etc/kubernetes", "/etc/eks", "/etc/containerd", "/var/lib/kubelet")
 KUBELET_LOG = "/var/log/kubelet-stand-in.log"
@@ -179,6 +220,9 @@ class Container:
         self.root = None  # the merged directory (before boot: the image being prepared)
         self.name = f"nbtest{os.getpid()}"
         self.boot_seconds = None
+        self.devices = []  # loop devices bound into the container (j)
+        self.local_devices = []  # k's: two EBS volumes, two instance store disks
+        self.md = None  # k: (md device node bound into the container, why not) from md_support()
 
     def mount(self):
         # Shared lock: scripts/systemd-tree.sh does not swap the tree while it is a lower layer here.
@@ -198,6 +242,9 @@ class Container:
                 f"--bind={containerd_dir}:/var/lib/containerd"]
         if os.path.isdir("/opt/swift"):
             argv.append("--bind-ro=/opt/swift")  # the debug build links the Swift runtime from there
+        argv += [f"--bind={device}" for device in self.devices + self.local_devices]
+        if self.md and self.md.get("node"):
+            argv.append(f"--bind={self.md['node']}")
         start = time.monotonic()
         with open(self.log, "wb") as log:
             self.proc = popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd="/")
@@ -315,8 +362,8 @@ def prepare_image(root, bin_dir, report):
     config drop-in directory; and the stand-ins."""
     settled_copy(os.path.join(bin_dir, "nodeboot"), root + "/usr/bin/nodeboot")
     verify_units = load_verify_units()
-    names = verify_units.install_units(root, UNITS)
-    services = [n for n in verify_units.unit_files(UNITS)[0] if n.endswith(".service")]
+    names, files = verify_units.install_units(root, [UNITS, BOOT_UNITS])
+    services = [n for n in files if n.endswith(".service")]
     result = subprocess.run(["systemctl", f"--root={root}", "enable", *services], capture_output=True, text=True,
                             timeout=60, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
@@ -508,8 +555,9 @@ def check_kubelet(container, report):
                  "-P FORWARD ACCEPT -w 5" in iptables, f"iptables stand-in log: {iptables or '(none)'}")
     after = container.show("kubelet.service", "After")["After"].split() + \
         container.show("containerd.service", "After")["After"].split()
-    report.check("neither kubelet.service nor containerd.service is ordered after nodeboot.service (as loaded,"
-                 " with nodeboot's drop-ins)", "nodeboot.service" not in after, f"After= {after}")
+    report.check(f"neither kubelet.service nor containerd.service is ordered after {CONFIG_UNIT} or {RUN_UNIT} (as"
+                 " loaded, with nodeboot's drop-ins)", CONFIG_UNIT not in after and RUN_UNIT not in after,
+                 f"After= {after}")
 
 
 def check_node(container, cloud, report):
@@ -601,7 +649,9 @@ def first_init(container, cloud, args, report):
 
 def scenario_full(container, cloud, args, report, bench):
     args = args + ["--register-node"]
+    pristine = contents(container)  # i: what reset must give back
     ok, result = first_init(container, cloud, args, report)
+    fresh = contents(container)  # i: what an init after reset must write again
     check_containerd(container, report)
     check_kubelet(container, report)
     check_node(container, cloud, report)
@@ -625,39 +675,487 @@ def scenario_full(container, cloud, args, report, bench):
     scenario_failing(container, cloud, args, report)
     scenario_ipamd(container, cloud, args, report)
     scenario_ipamd_refused(container, cloud, args, report)
+    scenario_reset(container, cloud, args, report, pristine, fresh)
+    scenario_volumes(container, cloud, args, report)
+    scenario_local_disks(container, cloud, args, report)
+
+
+VOLUMES_DROPIN = "/etc/eks/nodeadm.d/70-volumes.yaml"
+VOLUME_UNITS = ("srv-images.mount", "var-lib-kubelet.mount", "var-log-pods.mount")
+
+
+def loop_devices(scratch, count, stack, prefix="volume"):
+    """COUNT 256 MiB loop devices on sparse files in SCRATCH, detached when STACK closes; [] unless all were made."""
+    devices = []
+    for index in range(count):
+        image = os.path.join(scratch, f"{prefix}{index}.img")
+        with open(image, "wb") as f:
+            f.truncate(256 << 20)
+        made = subprocess.run(["losetup", "--find", "--show", image], capture_output=True, text=True)
+        if made.returncode != 0:
+            break
+        device = made.stdout.strip()
+        devices.append(device)
+        stack.callback(subprocess.run, ["losetup", "-d", device], capture_output=True)
+    return devices if len(devices) == count else []
+
+
+def scenario_volumes(container, cloud, args, report):
+    """j: EBS data volumes on loop devices (see the module docstring)."""
+    if len(container.devices) < 2:
+        report.skip("j: EBS data volumes", "no loop devices (losetup failed)")
+        return
+    data_volume, shared_volume = container.devices
+    ebs = " | ".join(container.devices)
+    write(container.path("/usr/local/sbin/lsblk"),
+          "#!/bin/sh\n# systemd-test j: these loop devices play EBS volumes (nodeboot checks lsblk's MODEL).\n"
+          f'for last; do :; done\ncase "$last" in {ebs}) echo "Amazon Elastic Block Store" ;;\n'
+          '*) exec /usr/bin/lsblk "$@" ;;\nesac\n')
+    os.chmod(container.path("/usr/local/sbin/lsblk"), 0o755)
+    # No udev in a container: a stand-in makes /dev/disk/by-uuid/ for the loop devices, as udev would.
+    # (A script file: systemd would expand the $ of an inline command line itself.)
+    write(container.path("/usr/local/sbin/udev-standin"),
+          "#!/bin/sh\nmkdir -p /dev/disk/by-uuid\nwhile :; do\n  for d in " + " ".join(container.devices) + "; do\n"
+          '    u=$(blkid -o value -s UUID "$d") && ln -sfn "../../${d#/dev/}" "/dev/disk/by-uuid/$u"\n'
+          "  done\n  sleep 0.2\ndone\n")
+    os.chmod(container.path("/usr/local/sbin/udev-standin"), 0o755)
+    started = container.run(["systemd-run", "--unit=udev-standin", "--collect", "/usr/local/sbin/udev-standin"],
+                            timeout=30)
+    report.check("j: a udev stand-in for /dev/disk/by-uuid runs (systemd-run)", started[0] == 0, excerpt(started))
+    # /var/lib/containerd is already a mount here (nspawn binds it from the host: an overlayfs upper directory cannot
+    # be on overlayfs), so the single volume takes a directory of its own with data to move.
+    os.makedirs(container.path("/srv/images/blobs"), exist_ok=True)
+    write(container.path("/srv/images/blobs/one"), "data that must move onto the volume\n")
+    write(container.path(VOLUMES_DROPIN),
+          "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  instance:\n    storage:\n      volumes:\n"
+          f"        - device: {data_volume}\n          mountTarget: /srv/images\n          fsType: ext4\n"
+          f"        - device: {shared_volume}\n          mountTargets: [/var/lib/kubelet, /var/log/pods]\n"
+          "          fsType: ext4\n")
+    try:
+        before = {unit: container.show(unit, "MainPID").get("MainPID") for unit in ("containerd.service",
+                                                                                     "kubelet.service")}
+        result = container.run(args, env=init_env(cloud), timeout=INIT_TIMEOUT)
+        base = "mnt-nodeboot-volumes-" + os.path.basename(shared_volume) + ".mount"
+        journals = "\n".join(f"{unit}:\n{container.journal(unit, 15)}" for unit in (base,) + VOLUME_UNITS[:2])
+        report.check("j: init with two data volumes exits 0", result[0] == 0,
+                     excerpt(result) + "\n" + journals + "\nudev-standin:\n" + container.journal("udev-standin", 5),
+                     info=f"{result[3] * 1000:.0f} ms")
+        types = [container.run(["blkid", "-o", "value", "-s", "TYPE", d], timeout=30)[1].strip()
+                 for d in container.devices]
+        report.check("j: both volumes were formatted ext4", types == ["ext4", "ext4"], f"blkid TYPE: {types}")
+        states = {unit: container.show(unit, "ActiveState", "UnitFileState") for unit in VOLUME_UNITS}
+        report.check("j: the three mount units are active and enabled",
+                     all(v.get("ActiveState") == "active" and v.get("UnitFileState") == "enabled"
+                         for v in states.values()), f"{states}")
+        mounts = container.run(["findmnt", "-n", "-o", "TARGET,SOURCE", "--list"], timeout=30)[1]
+        on_volumes = [target for target in ("/srv/images", "/var/lib/kubelet", "/var/log/pods")
+                      if any(line.split()[:1] == [target] for line in mounts.splitlines())]
+        report.check("j: /srv/images, /var/lib/kubelet and /var/log/pods are mounted", len(on_volumes) == 3,
+                     mounts[-2000:])
+        moved = container.run(["sh", "-c", "test -s /var/lib/kubelet/kubeconfig && test -s /srv/images/blobs/one"],
+                              timeout=30)
+        report.check("j: the data moved onto the volumes (the kubelet's kubeconfig, /srv/images' file)",
+                     moved[0] == 0, excerpt(moved))
+        after = {unit: container.show(unit, "ActiveState", "MainPID") for unit in ("containerd.service",
+                                                                                  "kubelet.service")}
+        report.check("j: the kubelet was stopped for the move and runs again; containerd was left alone",
+                     after["kubelet.service"].get("ActiveState") == "active"
+                     and after["kubelet.service"].get("MainPID") != before["kubelet.service"]
+                     and after["containerd.service"].get("ActiveState") == "active", f"before {before}, after {after}")
+
+        identity = {unit: container.show(unit, "InvocationID").get("InvocationID")
+                    for unit in VOLUME_UNITS + ("containerd.service", "kubelet.service")}
+        result = container.run(args, env=init_env(cloud), timeout=INIT_TIMEOUT)
+        report.check("j: a second init exits 0", result[0] == 0, excerpt(result), info=f"{result[3] * 1000:.0f} ms")
+        again = {unit: container.show(unit, "InvocationID").get("InvocationID") for unit in identity}
+        report.check("j: it restarts no mount unit, containerd or kubelet", again == identity,
+                     f"before {identity}\nafter {again}")
+    finally:
+        os.unlink(container.path(VOLUMES_DROPIN))
+        container.run(["systemctl", "stop", "udev-standin.service"], timeout=30)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# k: EBS data volumes next to RAID0 local storage (nodeadm's ebs-storage-coexist).
+
+LOCAL_DROPIN = "/etc/eks/nodeadm.d/75-local-disks.yaml"
+LOCAL_LOG = "/var/log/setup-local-disks-stand-in.log"
+MD_NODE = "/dev/md127"
+ARRAY_DIR = "/mnt/k8s-disks/0"  # setup-local-disks' mount point of the array (no localStorage.mountPath)
+EBS_MODEL, INSTANCE_STORE_MODEL = "Amazon Elastic Block Store", "Amazon EC2 NVMe Instance Storage"
+
+# nodeboot runs the image's /usr/bin/setup-local-disks for localStorage; testkit.setup_local_disks_stand_in says what
+# stands in for it here (and in scripts/vm-test.py's storage boot).
+SETUP_LOCAL_DISKS_STAND_IN = setup_local_disks_stand_in(MD_NODE, LOCAL_LOG)
+
+K_RAID_CHECKS = [
+    "k: init with RAID0 local storage and an EBS volume at /var/lib/kubelet exits 0",
+    f"k: {ARRAY_DIR} is an md RAID0 array of the two instance store disks (not the EBS volumes)",
+    "k: /var/lib/kubelet is the EBS volume through nodeboot's var-lib-kubelet.mount (the array left it alone)",
+    "k: /var/log/pods and /var/lib/soci-snapshotter-grpc are bind mounts of the array; /var/lib/containerd as it was",
+    "k: the kubelet's kubeconfig is on the EBS volume and not on the array; /var/log/pods' file moved onto the array",
+    "k: containerd and the kubelet run",
+    "k: a second init exits 0",
+    "k: it restarts no mount unit, containerd or kubelet; the mounts, the array and the data are as they were",
+]
+
+
+def md_support(devices, stack):
+    """What k's RAID0 needs of the host: its kernel's md driver and mdadm (the container runs the host's mdadm; the tree
+    has none), and MD_NODE made before boot so that nspawn lets the container open it. {"node", "mdadm", "why"}; "why"
+    says why not. The arrays made on DEVICES are stopped when STACK closes (after the container, before the loops)."""
+    if len(devices) < 4:
+        return {"why": "no loop devices (losetup failed)"}
+    if not os.path.exists("/proc/mdstat"):
+        return {"why": "this kernel has no md (software RAID) driver: /proc/mdstat is missing"}
+    mdadm = shutil.which("mdadm") or next((p for p in ("/usr/sbin/mdadm", "/sbin/mdadm") if os.access(p, os.X_OK)),
+                                          None)
+    if not mdadm:
+        return {"why": "mdadm is not installed on the host (apt-get install mdadm)"}
+    with open("/proc/mdstat") as f:
+        if re.search(r"^md127\s*:", f.read(), re.M):
+            return {"why": "md127 is in use on the host"}
+    if not os.path.exists(MD_NODE):
+        os.mknod(MD_NODE, 0o600 | stat.S_IFBLK, os.makedev(9, 127))
+        stack.callback(lambda: os.path.exists(MD_NODE) and os.unlink(MD_NODE))
+    names = {os.path.basename(d) for d in devices}
+
+    def stop_arrays():
+        with open("/proc/mdstat") as f:
+            for line in f:
+                members = {m.split("[")[0] for m in line.split()[4:]} if " : " in line else set()
+                if members & names:
+                    subprocess.run([mdadm, "--stop", "/dev/" + line.split()[0]], capture_output=True, timeout=60)
+
+    stack.callback(stop_arrays)
+    return {"node": MD_NODE, "mdadm": mdadm, "why": None}
+
+
+def local_dropin(container, volumes, local_storage="      strategy: RAID0\n"):
+    """A NodeConfig drop-in with localStorage and VOLUMES [(device, [targets])], ext4."""
+    text = "apiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  instance:\n    localStorage:\n" + \
+        local_storage + "    storage:\n      volumes:\n"
+    for device, targets in volumes:
+        text += f"        - device: {device}\n          mountTargets: [{', '.join(targets)}]\n          fsType: ext4\n"
+    write(container.path(LOCAL_DROPIN), text)
+
+
+def written(devices):
+    """The devices blkid finds anything on (a filesystem, a RAID member, a partition table), seen from the host."""
+    return [d for d in devices if subprocess.run(["blkid", "-p", d], capture_output=True).returncode == 0]
+
+
+def source(container, path):
+    """findmnt's SOURCE of the mount at PATH (the top one), '' when PATH is no mount point."""
+    lines = container.run(["findmnt", "-n", "-o", "SOURCE", "--mountpoint", path], timeout=30)[1].split()
+    return lines[-1] if lines else ""
+
+
+def stop_mount_units(container, units):
+    """Stops and disables UNITS, removes their files (a scenario's mounts, so the next starts from the root fs)."""
+    container.run(["systemctl", "disable", "--now", *units], timeout=60)
+    for unit in units:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(container.path("/etc/systemd/system/" + unit))
+    container.run(["systemctl", "daemon-reload"], timeout=60)
+
+
+def refused_untouched(container, report, label, result, devices, units):
+    """The checks after a refused init: no device written, no mount unit file, setup-local-disks not run."""
+    touched = written(devices)
+    files = [u for u in units if os.path.exists(container.path("/etc/systemd/system/" + u))]
+    ran = os.path.exists(container.path(LOCAL_LOG))
+    report.check(f"k: {label}: no disk formatted, no mount unit written, setup-local-disks not run",
+                 not touched and not files and not ran,
+                 f"written devices: {touched}\nunit files: {files}\nsetup-local-disks ran: {ran}\n{excerpt(result)}")
+
+
+def scenario_local_disks(container, cloud, args, report):
+    """k: EBS data volumes next to RAID0 local storage (see the module docstring)."""
+    if len(container.local_devices) < 4:
+        report.skip("k: EBS volumes next to RAID0 local storage", "no loop devices (losetup failed)")
+        return
+    ebs_a, ebs_b, store_a, store_b = container.local_devices
+    ebs, stores = [ebs_a, ebs_b], [store_a, store_b]
+    # j's volumes go, so that /var/lib/kubelet and /var/log/pods are the root filesystem's again.
+    shared = "mnt-nodeboot-volumes-" + os.path.basename(container.devices[1]) + ".mount" if container.devices else None
+    stop_mount_units(container, [u for u in (*VOLUME_UNITS, shared) if u])
+    left = [p for p in ("/srv/images", "/var/lib/kubelet", "/var/log/pods") if source(container, p)]
+    report.check("k: j's volumes unmounted and their units removed", not left, f"still mounts: {left}")
+
+    # The models nodeboot checks (lsblk MODEL) and the links udev makes on EC2 (setup-local-disks finds the instance
+    # store disks by them): each loop device plays the disk its model names. No udev in a container: a stand-in
+    # makes /dev/disk/by-id/ once and /dev/disk/by-uuid/ for every filesystem that appears (the array's too).
+    models = {**{d: EBS_MODEL for d in container.devices + ebs}, **{d: INSTANCE_STORE_MODEL for d in stores}}
+    write(container.path("/usr/local/sbin/lsblk"),
+          "#!/bin/sh\n# systemd-test j, k: loop devices playing EBS volumes and instance store disks (lsblk MODEL).\n"
+          'for last; do :; done\ncase "$last" in\n'
+          + "".join(f'{d}) echo "{m}" ;;\n' for d, m in models.items())
+          + '*) exec /usr/bin/lsblk "$@" ;;\nesac\n', 0o755)
+    links = [f"ln -sfn ../../{os.path.basename(d)} /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0000000000000k{i}"
+             for i, d in enumerate(ebs)]
+    links += [f"ln -sfn ../../{os.path.basename(d)} /dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_AWS0000k{i}"
+              for i, d in enumerate(stores)]
+    write(container.path("/usr/local/sbin/udev-standin-k"),
+          "#!/bin/sh\nmkdir -p /dev/disk/by-uuid /dev/disk/by-id\n" + "\n".join(links) + "\nwhile :; do\n"
+          f"  for d in {' '.join(ebs + stores)} $(grep -q '^md127 :' /proc/mdstat 2>/dev/null && echo {MD_NODE}); do\n"
+          '    u=$(blkid -o value -s UUID "$d") && [ -n "$u" ] && ln -sfn "../../${d#/dev/}" "/dev/disk/by-uuid/$u"\n'
+          "  done\n  sleep 0.2\ndone\n", 0o755)
+    started = container.run(["systemd-run", "--unit=udev-standin-k", "--collect", "/usr/local/sbin/udev-standin-k"],
+                            timeout=30)
+    report.check("k: a udev stand-in for /dev/disk/by-id and by-uuid runs (systemd-run)", started[0] == 0,
+                 excerpt(started))
+    write(container.path("/usr/bin/setup-local-disks"), SETUP_LOCAL_DISKS_STAND_IN, 0o755)
+    report.note("k: /usr/bin/setup-local-disks is a stand-in that keeps to amazon-eks-ami's script's contract (raid0)")
+    try:
+        # 1. Refused by validation, every problem at once: a volume inside a directory the array bind-mounts, and one
+        # inside the array's mount path.
+        local_dropin(container, [(ebs_a, ["/var/lib/kubelet/pods"]), (ebs_b, [f"{ARRAY_DIR}/images"])])
+        result = container.run(args, env=init_env(cloud), timeout=INIT_TIMEOUT)
+        err = result[2]
+        report.check("k: volumes inside /var/lib/kubelet (bound by the array) and inside /mnt/k8s-disks: init exits 2"
+                     " naming both", result[0] == 2 and "volumes[0].mountTargets[0]" in err and
+                     "which localStorage's RAID0 array bind-mounts" in err and "volumes[1].mountTargets[0]" in err and
+                     "where localStorage (RAID0) mounts the instance store disks" in err, excerpt(result))
+        refused_untouched(container, report, "validation", result, ebs + stores,
+                          ["var-lib-kubelet-pods.mount", "mnt-k8s\\x2ddisks-0-images.mount"])
+
+        # 2. An instance store disk listed as a volume (RAID0 takes every one): refused by the model check while
+        # every volume is checked, before the first is formatted.
+        local_dropin(container, [(ebs_a, ["/var/lib/kubelet"]), (store_a, ["/srv/scratch"])])
+        result = container.run(args, env=init_env(cloud), timeout=INIT_TIMEOUT)
+        report.check("k: an instance store disk listed as an EBS volume: init exits 1 naming it and its model",
+                     result[0] == 1 and f"volumes[1].device: {store_a} is not an EBS volume (lsblk MODEL "
+                     f"'{INSTANCE_STORE_MODEL}')" in result[2], excerpt(result))
+        refused_untouched(container, report, "instance store disk", result, ebs + stores,
+                          ["var-lib-kubelet.mount", "srv-scratch.mount"])
+
+        # 3. A directory an earlier boot's array already binds (the unit setup-local-disks writes, var-log-pods.mount,
+        # here of a directory on the root filesystem: what is refused is the mount, whatever backs it) named by the
+        # second volume: refused while every volume is checked, so the first is not formatted either.
+        os.makedirs(container.path(f"{ARRAY_DIR}/pods"), exist_ok=True)
+        write(container.path("/etc/systemd/system/var-log-pods.mount"),
+              f"[Unit]\nDescription=/var/log/pods on the array (k: an earlier boot's)\n[Mount]\nWhat={ARRAY_DIR}/pods\n"
+              "Where=/var/log/pods\nType=none\nOptions=bind\n")
+        container.run(["systemctl", "daemon-reload"], timeout=60)
+        bound = container.run(["systemctl", "start", "var-log-pods.mount"], timeout=60)
+        mounted = container.run(["findmnt", "-n", "--mountpoint", "/var/log/pods"], timeout=30)[1].strip()
+        local_dropin(container, [(ebs_a, ["/srv/data"]), (ebs_b, ["/var/log/pods"])])
+        result = container.run(args, env=init_env(cloud), timeout=INIT_TIMEOUT)
+        report.check("k: a volume at /var/log/pods, which an earlier boot's array binds: init exits 1 naming the mount",
+                     bound[0] == 0 and result[0] == 1
+                     and "volumes[1]: /var/log/pods is already a mount of" in result[2],
+                     f"systemctl start var-log-pods.mount: {excerpt(bound, 5)}\nfindmnt /var/log/pods: {mounted}\n"
+                     + excerpt(result))
+        refused_untouched(container, report, "earlier bind", result, ebs + stores, ["srv-data.mount"])
+        stop_mount_units(container, ["var-log-pods.mount"])
+        shutil.rmtree(container.path("/mnt/k8s-disks"), ignore_errors=True)
+
+        # 4. They coexist: the EBS volume at /var/lib/kubelet first, then the RAID0 array for what is left.
+        why = (container.md or {}).get("why") or ("" if container.md else "md support was not probed")
+        if why:
+            for name in K_RAID_CHECKS:
+                report.skip(name, why)
+            return
+        scenario_raid0(container, cloud, args, report, ebs_a, stores)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(container.path(LOCAL_DROPIN))
+        container.run(["systemctl", "stop", "udev-standin-k.service"], timeout=30)
+
+
+def scenario_raid0(container, cloud, args, report, ebs_a, stores):
+    """k, part 4: RAID0 over the two instance store disks and the EBS volume at /var/lib/kubelet (needs md)."""
+    if not any(os.access(container.path(p), os.X_OK) for p in ("/usr/sbin/mdadm", "/sbin/mdadm")):
+        shutil.copy2(container.md["mdadm"], container.path("/usr/sbin/mdadm"))
+        report.note(f"k: the tree has no mdadm: the host's ({container.md['mdadm']}) is copied into the container")
+    # Whether md RAID can be done in this container at all (nspawn mounts /sys read-only, and the device policy allows
+    # only the nodes bound in): an array made and taken apart again, before nodeboot runs.
+    for argv in (["mdadm", "--create", MD_NODE, "--run", "--force", "--level=0", f"--raid-devices={len(stores)}",
+                  *stores], ["mdadm", "--stop", MD_NODE], ["mdadm", "--zero-superblock", *stores]):
+        probe = container.run(argv, timeout=60)
+        if probe[0] != 0:
+            last = (probe[2].strip() or probe[1].strip() or "no output").splitlines()[-1]
+            for name in K_RAID_CHECKS:
+                report.skip(name, f"md RAID cannot be done in this container: {' '.join(argv[:2])} exited {probe[0]}:"
+                                  f" {last}")
+            return
+    write(container.path("/var/log/pods/k-marker"), "a pod's log that must move onto the array\n")
+    containerd_before = source(container, "/var/lib/containerd")
+    local_dropin(container, [(ebs_a, ["/var/lib/kubelet"])])
+    result = container.run(args, env=init_env(cloud), timeout=INIT_TIMEOUT)
+    names = K_RAID_CHECKS
+    report.check(names[0], result[0] == 0,
+                 excerpt(result) + f"\nsetup-local-disks stand-in log: {tail(container.path(LOCAL_LOG), 5)}",
+                 info=f"{result[3] * 1000:.0f} ms")
+    paths = (ARRAY_DIR, "/var/lib/kubelet", "/var/log/pods", "/var/lib/soci-snapshotter-grpc", "/var/lib/containerd")
+
+    def state():
+        with open("/proc/mdstat") as f:
+            array = next((line.strip() for line in f if line.startswith(os.path.basename(MD_NODE) + " ")), "")
+        uuid = container.run(["blkid", "-o", "value", "-s", "UUID", MD_NODE], timeout=30)[1].strip()
+        return {p: source(container, p) for p in paths}, array, uuid
+
+    sources, array, _ = state()
+    report.check(names[1], sources[ARRAY_DIR] == MD_NODE and "raid0" in array and
+                 all(os.path.basename(d) in array for d in stores) and os.path.basename(ebs_a) not in array,
+                 f"{ARRAY_DIR}: {sources[ARRAY_DIR]!r}; /proc/mdstat: {array!r}")
+    unit = container.path("/etc/systemd/system/var-lib-kubelet.mount")
+    ours = os.path.exists(unit) and "Written by nodeboot init" in open(unit).read()
+    report.check(names[2], sources["/var/lib/kubelet"] == ebs_a and ours,
+                 f"/var/lib/kubelet: {sources['/var/lib/kubelet']!r}, expected {ebs_a}; nodeboot's unit: {ours}")
+    report.check(names[3], sources["/var/log/pods"] == f"{MD_NODE}[/pods]" and
+                 sources["/var/lib/soci-snapshotter-grpc"] == f"{MD_NODE}[/soci-snapshotter-grpc]" and
+                 sources["/var/lib/containerd"] == containerd_before, f"{sources}\n/var/lib/containerd before: "
+                 f"{containerd_before!r}")
+    data = container.run(["sh", "-c", f"test -s /var/lib/kubelet/kubeconfig && test ! -e {ARRAY_DIR}/kubelet && "
+                          f"test -s /var/log/pods/k-marker && test -s {ARRAY_DIR}/pods/k-marker"], timeout=30)
+    report.check(names[4], data[0] == 0, excerpt(data) + "\n" + container.run(
+        ["ls", "-la", ARRAY_DIR, "/var/lib/kubelet"], timeout=30)[1])
+    services = {u: container.show(u, "ActiveState").get("ActiveState")
+                for u in ("containerd.service", "kubelet.service")}
+    report.check(names[5], all(v == "active" for v in services.values()), f"{services}")
+
+    units = [container.run(["systemd-escape", "--path", "--suffix=mount", p], timeout=30)[1].strip() for p in paths[:4]]
+    identity = {u: container.show(u, "InvocationID").get("InvocationID")
+                for u in units + ["containerd.service", "kubelet.service"]}
+    before = state()
+    result = container.run(args, env=init_env(cloud), timeout=INIT_TIMEOUT)
+    report.check(names[6], result[0] == 0, excerpt(result), info=f"{result[3] * 1000:.0f} ms")
+    again = {u: container.show(u, "InvocationID").get("InvocationID") for u in identity}
+    after = state()
+    data = container.run(["sh", "-c", "test -s /var/lib/kubelet/kubeconfig && test -s /var/log/pods/k-marker"],
+                         timeout=30)
+    report.check(names[7], again == identity and after == before and data[0] == 0,
+                 f"units before {identity}\nafter {again}\nmounts, array, uuid before {before}\nafter {after}\n"
+                 + excerpt(data, 5))
+
+
+RESET_DIRS = NODE_DIRS + ("/var/lib/nodeboot", "/usr/local/bin", "/etc/nodeboot", "/etc/cni/net.d", "/opt/cni/bin",
+                          "/run/nodeadm")
+
+
+def contents(container):
+    """Every file and link under RESET_DIRS: its SHA-256 (a link: its target) and mode."""
+    found = {}
+    for top in RESET_DIRS:
+        for directory, _, names in os.walk(container.path(top)):
+            for name in names:
+                path = os.path.join(directory, name)
+                stat = os.lstat(path)
+                if os.path.islink(path):
+                    found[path[len(container.path("")):]] = "-> " + os.readlink(path)
+                else:
+                    with open(path, "rb") as f:
+                        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+                    found[path[len(container.path("")):]] = f"{stat.st_mode & 0o7777:o} {digest}"
+    return found
+
+
+def differences(expected, actual):
+    return "\n".join(f"{path}: expected {expected.get(path)}, found {actual.get(path)}"
+                     for path in sorted(set(expected) | set(actual)) if expected.get(path) != actual.get(path))
+
+
+def scenario_reset(container, cloud, args, report, pristine, fresh):
+    """i: `nodeboot reset --delete-node` after everything above (ipamd's run of g included): exit 0; kubelet,
+    nodeboot-ipamd and containerd stopped; the Node gone from the API server; every file and link under RESET_DIRS as
+    before the first init (Debian's /etc/containerd/config.toml restored); /run/nodeboot gone. Then the same init as a:
+    exit 0, the same files and links as a's first init wrote (bytes and modes), containerd and the kubelet started
+    as on a first boot, the Node registered again."""
+    result = container.run(["/usr/bin/nodeboot", "reset", "--delete-node"], env=init_env(cloud), timeout=INIT_TIMEOUT)
+    report.check("i: nodeboot reset --delete-node exits 0", result[0] == 0, excerpt(result),
+                 info=f"{result[3] * 1000:.0f} ms, {len(result[1].splitlines())} steps")
+    states = {unit: container.show(unit, "ActiveState").get("ActiveState")
+              for unit in ("kubelet.service", IPAMD, "containerd.service")}
+    report.check("i: kubelet, nodeboot-ipamd and containerd are stopped", all(s == "inactive" for s in states.values()),
+                 f"{states}")
+    status, _ = cloud.kube(f"/api/v1/nodes/{NODE_NAME}")
+    report.check("i: the Node is gone from the API server (deleted with the node's own credentials)", status == 404,
+                 f"GET the Node: {status}")
+    after = contents(container)
+    report.check(f"i: every file and link under {', '.join(RESET_DIRS)} is as before the first init",
+                 after == pristine, differences(pristine, after), info=f"{len(pristine)} files")
+    report.check("i: /run/nodeboot is gone (status, unit record, ipamd's state)",
+                 not os.path.exists(container.path("/run/nodeboot")), "still there")
+
+    result = container.run(args, env=init_env(cloud), timeout=INIT_TIMEOUT)
+    report.check("i: init after reset exits 0", result[0] == 0, excerpt(result), info=f"{result[3] * 1000:.0f} ms")
+    again = contents(container)
+    report.check("i: it writes the same files and links as the first init of a fresh node", again == fresh,
+                 differences(fresh, again), info=f"{len(again)} files")
+    status, problem = read_status(container)
+    actions = {a.get("unit"): a.get("action") for a in (status or {}).get("units", {}).get("actions", [])}
+    report.check("i: containerd and the kubelet started as on a first boot",
+                 actions.get("containerd.service") == "start" and actions.get("kubelet.service") == "start",
+                 problem or f"units: {actions}")
+    status, _ = cloud.kube(f"/api/v1/nodes/{NODE_NAME}")
+    report.check("i: the Node is registered again", status == 200, f"GET the Node: {status}")
+
+
+def without(argv, flag, value):
+    """ARGV without each `FLAG VALUE` pair."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == flag and i + 1 < len(argv) and argv[i + 1] == value:
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
+def without_ipamd(argv):
+    """A boot unit's ExecStart argv without `--daemon nodeboot-ipamd` (scenarios a-f configure containerd and the
+    kubelet only; ipamd needs its endpoints in a NodeConfig drop-in, scenario g's)."""
+    return without(argv, "--daemon", "nodeboot-ipamd")
 
 
 def scenario_unit(container, cloud, report, files, units):
-    """e: systemd runs the shipped nodeboot.service (testbed endpoints from a test drop-in). The kubelet is stopped
-    first, so nodeboot has to start it from inside nodeboot.service's own start job: with kubelet.service ordered after
-    nodeboot.service that start would wait for the job that waits for it (a deadlock until a timeout). Its ExecStart
-    has no --register-node: nodeboot waits for the kubelet's Node, which the first init created."""
-    dropin = "/etc/systemd/system/nodeboot.service.d/90-testbed.conf"
-    write(container.path(dropin), "# scripts/systemd-test.py: the testbed stands in for IMDS and the AWS endpoints\n"
-          "[Service]\n" + "".join(f"Environment={k}={v}\n" for k, v in sorted(cloud.env.items())))
+    """e: systemd runs the shipped nodeboot-run.service (testbed endpoints from a test drop-in, and the ExecStart of
+    both boot units without --daemon nodeboot-ipamd). Starting it pulls in nodeboot-config.service (Requires=), which
+    runs first with the inputs of a and b, so it writes nothing. The kubelet is stopped first, so nodeboot has to start
+    it from inside the run unit's own start job: with kubelet.service ordered after nodeboot-run.service that start
+    would wait for the job that waits for it (a deadlock until a timeout). Its ExecStart has no --register-node:
+    nodeboot waits for the kubelet's Node, which the first init created."""
+    environment = "".join(f"Environment={k}={v}\n" for k, v in sorted(cloud.env.items()))
+    for unit in (CONFIG_UNIT, RUN_UNIT):
+        argv = without_ipamd(exec_start(os.path.join(BOOT_UNITS, unit)))
+        write(container.path(f"/etc/systemd/system/{unit}.d/90-testbed.conf"),
+              "# scripts/systemd-test.py: the testbed stands in for IMDS and the AWS endpoints; ipamd is scenario g's\n"
+              "[Service]\n" + environment + "ExecStart=\nExecStart=" + shlex.join(argv) + "\n")
     container.run(["systemctl", "daemon-reload"], timeout=60)
     if cloud.kube(f"/api/v1/nodes/{NODE_NAME}")[0] == 404:
         cloud.create_node(NODE_NAME)
     if units is not None:
         stopped = container.run(["systemctl", "stop", "kubelet.service"], timeout=UNIT_TIMEOUT)
-        report.check("e: systemctl stop kubelet.service (so that nodeboot.service has to start it)", stopped[0] == 0,
+        report.check(f"e: systemctl stop kubelet.service (so that {RUN_UNIT} has to start it)", stopped[0] == 0,
                      excerpt(stopped))
-    result = container.run(["systemctl", "start", "nodeboot.service"], timeout=UNIT_START_TIMEOUT)
-    state = container.show("nodeboot.service", "ActiveState", "SubState", "Result", "ExecMainStatus", "StatusText")
-    detail = excerpt(result) + f"\nnodeboot.service: {state}\njournal:\n{container.journal('nodeboot.service', 40)}"
+    result = container.run(["systemctl", "start", RUN_UNIT], timeout=UNIT_START_TIMEOUT)
+    fields = ("ActiveState", "SubState", "Result", "ExecMainStatus", "StatusText", "ExecMainExitTimestampMonotonic",
+              "ExecMainStartTimestampMonotonic")
+    state = container.show(RUN_UNIT, *fields)
+    config = container.show(CONFIG_UNIT, *fields)
+    detail = (excerpt(result) + f"\n{RUN_UNIT}: {state}\njournal:\n{container.journal(RUN_UNIT, 40)}"
+              f"\n{CONFIG_UNIT}: {config}\njournal:\n{container.journal(CONFIG_UNIT, 20)}")
     if result[0] is None:
         jobs = container.run(["systemctl", "list-jobs", "--no-pager"], timeout=30)[1]
         detail += f"\nthe start job did not finish within {UNIT_START_TIMEOUT} s (an ordering deadlock?); jobs:\n{jobs}"
-    report.check("e: systemctl start nodeboot.service (the shipped unit) finishes: active (exited), Result=success",
+    report.check(f"e: systemctl start {RUN_UNIT} (the shipped unit) finishes: active (exited), Result=success",
                  result[0] == 0 and state.get("ActiveState") == "active" and state.get("SubState") == "exited"
                  and state.get("Result") == "success", detail, info=f"{result[3] * 1000:.0f} ms")
+    config_done = int(config.get("ExecMainExitTimestampMonotonic") or 0)
+    run_started = int(state.get("ExecMainStartTimestampMonotonic") or 0)
+    report.check(f"e: it pulled in {CONFIG_UNIT} (Requires=), which finished before the run phase started",
+                 config.get("ActiveState") == "active" and config.get("Result") == "success"
+                 and 0 < config_done <= run_started, detail)
     report.check("e: nodeboot's sd_notify STATUS= reached systemd (Type=oneshot, NotifyAccess=main)",
-                 bool(state.get("StatusText")), f"nodeboot.service: {state}", info=state.get("StatusText"))
+                 bool(state.get("StatusText")), f"{RUN_UNIT}: {state}", info=state.get("StatusText"))
     if units is None:
         return
     after = identities(container)
     kubelet = after["kubelet.service"]
-    report.check("e: nodeboot.service started the kubelet again from inside its own start job",
+    report.check(f"e: {RUN_UNIT} started the kubelet again from inside its own start job",
                  kubelet.get("ActiveState") == "active"
                  and kubelet.get("InvocationID") != units["kubelet.service"].get("InvocationID"),
                  f"kubelet.service before: {units['kubelet.service']}\nafter: {kubelet}", info=f"pid {kubelet.get('MainPID')}")
@@ -944,9 +1442,7 @@ def main():
     report = Report(detail_lines=60, note_prefix="note: ")
 
     def skip(reason):
-        print(f"systemd: skipped ({reason})")
-        report.counts["skipped"] += 1
-        return report.summary()
+        return report.skip_runner("systemd", reason)
 
     for binary in ("nodeboot", "nodeboot-testbed"):
         if not os.access(os.path.join(bin_dir, binary), os.X_OK):
@@ -973,9 +1469,14 @@ def main():
     try:
         if not opts.bench:  # the units on the host: systemd-analyze verify --root (scripts/verify-units.py)
             with overlay(tree, os.path.join(scratch, "verify")) as verify_root:
-                load_verify_units().run_checks(verify_root, UNITS, report)
+                load_verify_units().run_checks(verify_root, [UNITS, BOOT_UNITS], report, "bookworm cloud-init 22.4",
+                                               "cloud-init.service")
         root = container.mount()
         units = prepare_image(root, bin_dir, report)
+        if not opts.bench:
+            container.devices = loop_devices(scratch, 2, container.stack)
+            container.local_devices = loop_devices(scratch, 4, container.stack, prefix="local")
+            container.md = md_support(container.local_devices, container.stack)
         state = container.boot()
         failed = container.run(["systemctl", "--failed", "--no-legend", "--plain"], timeout=30)[1].strip()
         report.check(f"boot: systemd 252 in {container.name} reached {state}", True,
@@ -1001,7 +1502,8 @@ def main():
         cloud = Cloud(printed, bin_dir)
         report.check("testbed serving (IMDS, AWS, Kubernetes API) on the host's loopback", True,
                      info=f"kube {printed['kube']}")
-        args = exec_start(os.path.join(UNITS, "nodeboot.service"))
+        # Both phases in one run: the run unit's command line without --skip config (and without ipamd, g's).
+        args = without(without_ipamd(exec_start(os.path.join(BOOT_UNITS, RUN_UNIT))), "--skip", "config")
         args[0] = "/usr/bin/nodeboot"
         scenario_full(container, cloud, args, report, opts.bench)
     except Fatal as error:

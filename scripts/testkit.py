@@ -117,6 +117,24 @@ def start_testbed(binary, config, directory, timeout=20):
     return proc, printed
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on at this moment."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_ca(directory, name):
+    """A self-signed P-256 CA (openssl) in DIRECTORY: (certificate path, key path); NAME is its common name."""
+    key, cert = os.path.join(directory, f"{name}.key"), os.path.join(directory, f"{name}.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "2", "-subj", f"/CN={name}",
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+    return cert, key
+
+
 @contextlib.contextmanager
 def overlay(lower, scratch):
     """An overlayfs with `lower` as its read-only layer (never written) and its upper and work directories in
@@ -194,6 +212,13 @@ class Report:
         print(f"{'skip':<5} {name} ({reason})")
         sys.stdout.flush()
 
+    def skip_runner(self, runner, reason):
+        """The whole runner cannot run here: `RUNNER: skipped (REASON)` (test-all.py reads it), counted as one skip;
+        returns the closing line's exit status."""
+        print(f"{runner}: skipped ({reason})")
+        self.counts["skipped"] += 1
+        return self.summary()
+
     def note(self, text):
         print(f"      {self.note_prefix}{text}")
         sys.stdout.flush()
@@ -227,3 +252,95 @@ def ipamd_status(socket_path):
     if not reply.get("ok"):
         raise RuntimeError(f"ipamd refused status: {reply}")
     return reply["status"]
+
+def setup_local_disks_stand_in(md_node, log):
+    """/usr/bin/setup-local-disks for a test node (amazon-eks-ami's script; nodeboot's own image and Debian have none):
+    a shell script that keeps to that script's contract for raid0. Its arguments are appended to LOG; the array is
+    made on MD_NODE. The contract, in the script's own words: the instance store
+    disks are the devices /dev/disk/by-id/*NVMe_Instance_Storage_* link to (the names udev gives NVMe disks whose model is
+    "Amazon EC2 NVMe Instance Storage"); one md RAID0 array named kubernetes (created unless mdadm already knows one),
+    formatted unless it holds a filesystem, mounted at DIR/0 by a .mount unit; then each of /var/lib/kubelet,
+    /var/lib/containerd, /var/lib/soci-snapshotter-grpc and /var/log/pods (less the --no-bind-* ones) whose .mount unit
+    systemd does not call active: the daemon that uses it stopped, its content copied to DIR/0/<name>, a bind-mount unit
+    enabled and started, the daemon started again. That is-active test is what lets an EBS volume nodeboot mounted first
+    keep its directory. Differences: the array is created on MD_NODE (in systemd-test the md node bound into the container;
+    the script asks for /dev/md/kubernetes and udev makes the link), ext4 where the tree has no mkfs.xfs, and it waits
+    for the array's /dev/disk/by-uuid link (systemd waits for the device where udev runs; systemd-test's udev stand-in
+    makes it; where udev runs it waits for udev's queue instead).
+    """
+    return f"""#!/bin/sh
+# setup-local-disks stand-in installed by scripts/systemd-test.py (scenario k) or scripts/vm-test.py (storage boot):
+# testkit.setup_local_disks_stand_in says what it does.
+set -eu
+echo "$*" >> {log}
+strategy=""; dir=/mnt/k8s-disks
+binds="/var/lib/kubelet /var/lib/containerd /var/lib/soci-snapshotter-grpc /var/log/pods"
+drop() {{ binds=$(for b in $binds; do [ "$b" = "$1" ] || printf '%s ' "$b"; done); }}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -d|--dir) dir=$2; shift ;;
+    --no-bind-containerd) drop /var/lib/containerd ;;
+    --no-bind-pods-logs) drop /var/log/pods ;;
+    --no-bind-soci) drop /var/lib/soci-snapshotter-grpc ;;
+    *) strategy=$1 ;;
+  esac
+  shift
+done
+[ "$strategy" = raid0 ] || {{ echo "the stand-in does raid0 only, not '$strategy'" >&2; exit 1; }}
+# Where udev runs (a VM), its queue first: the disks' by-id links, and on a reboot mdadm's incremental assembly of the
+# array (a half-assembled one holds its members: a create would find them busy). No udev: nothing to wait for.
+settle() {{ udevadm settle --timeout=30 >/dev/null 2>&1 || true; }}
+settle
+disks=$(for link in /dev/disk/by-id/*NVMe_Instance_Storage_*; do [ -L "$link" ] && readlink -f "$link"; done | sort -u)
+[ -n "$disks" ] || {{ echo "no NVMe instance storage disks found"; exit 0; }}
+md={md_node}
+echo "arrays: $(mdadm --detail --scan 2>&1 | tr '\n' ' ')| mdstat: $(grep '^md' /proc/mdstat | tr '\n' ' ')"
+# mdadm 4.2 prints name=HOST:kubernetes; 4.4 (trixie) only the device, /dev/md/HOST:kubernetes (found in vm-test).
+if ! mdadm --detail --scan 2>/dev/null | grep -Eq '(name=|/dev/md/)([^ :]*:)?kubernetes( |$)'; then
+  mdadm --create "$md" --run --force --level=0 --name=kubernetes --raid-devices=$(echo $disks | wc -w) $disks
+  settle
+fi
+fs=$(blkid -o value -s TYPE "$md" || true)
+if [ -z "$fs" ]; then
+  if command -v mkfs.xfs >/dev/null; then fs=xfs; mkfs.xfs -q "$md"; else fs=ext4; mkfs.ext4 -q "$md"; fi
+fi
+uuid=$(blkid -o value -s UUID "$md")
+# udev makes the array's by-uuid link from a change event once it holds a filesystem; ask for one where udev runs.
+udevadm trigger --action=change "$md" >/dev/null 2>&1 || true
+settle
+i=0; while [ ! -e "/dev/disk/by-uuid/$uuid" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+array="$dir/0"
+mkdir -p "$array"
+unit=$(systemd-escape --path --suffix=mount "$array")
+printf '[Unit]\\nDescription=instance store RAID0 (stand-in)\\n[Mount]\\nWhat=UUID=%s\\nWhere=%s\\nType=%s\\n' \\
+  "$uuid" "$array" "$fs" > "/etc/systemd/system/$unit"
+printf 'Options=defaults,noatime\\n[Install]\\nWantedBy=multi-user.target\\n' >> "/etc/systemd/system/$unit"
+systemctl daemon-reload
+systemctl enable --now "$unit"
+stop=""; need=""
+for m in $binds; do
+  u=$(systemd-escape --path --suffix=mount "$m")
+  if [ "$(systemctl is-active "$u" || true)" = active ]; then echo "$m: $u is active, left alone"; continue; fi
+  case "$m" in
+    /var/lib/containerd) svc=containerd.service ;;
+    /var/lib/soci-snapshotter-grpc) svc=soci-snapshotter.service ;;
+    *) svc=kubelet.service ;;
+  esac
+  if systemctl -q is-active "$svc"; then case " $stop " in *" $svc "*) ;; *) stop="$stop $svc" ;; esac; fi
+  need="$need $m"
+done
+[ -z "$stop" ] || systemctl stop $stop
+for m in $need; do
+  sub="$array/$(basename "$m")"
+  mkdir -p "$m" "$sub"
+  cp -a "$m/." "$sub/"
+  u=$(systemd-escape --path --suffix=mount "$m")
+  printf '[Unit]\\nDescription=%s on the instance store RAID0 (stand-in)\\n[Mount]\\nWhat=%s\\nWhere=%s\\n' \\
+    "$m" "$sub" "$m" > "/etc/systemd/system/$u"
+  printf 'Type=none\\nOptions=bind\\n[Install]\\nWantedBy=multi-user.target\\n' >> "/etc/systemd/system/$u"
+  systemctl daemon-reload
+  systemctl enable --now "$u"
+done
+[ -z "$stop" ] || systemctl start $stop
+echo "RAID0 of" $disks "at $array"
+"""

@@ -43,6 +43,13 @@ public struct AWSError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
+        var text = summary
+        if let hint { text += ". Hint: \(hint)" }
+        return text
+    }
+
+    /// The description without the hint: for callers that show the hint on a line of its own.
+    public var summary: String {
         var text = "\(operation) at \(endpoint) failed: "
         if let code { text += "\(code): " }
         text += message
@@ -50,7 +57,6 @@ public struct AWSError: Error, Sendable, CustomStringConvertible {
         if let status { details.append("HTTP \(status)") }
         if let requestID { details.append("request id \(requestID)") }
         if !details.isEmpty { text += " (\(details.joined(separator: ", ")))" }
-        if let hint { text += ". Hint: \(hint)" }
         return text
     }
 
@@ -111,6 +117,11 @@ public struct AWSError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The hint for a request that got no answer through a proxy: the proxy is what to check.
+    static func proxyHint(_ proxy: String) -> String {
+        "the HTTP proxy \(proxy) (HTTPS_PROXY/HTTP_PROXY, e.g. from spec.instance.environment.default) cannot be reached or did not answer: check its host name and port, or exempt the endpoint with NO_PROXY"
+    }
+
     /// The error a caller sees once retries are over: an `AWSError` keeps its code, with the retry
     /// summary appended; no answer at all (or any other failure) becomes `.unreachable` or
     /// `.service` naming the operation and endpoint.
@@ -131,7 +142,8 @@ public struct AWSError: Error, Sendable, CustomStringConvertible {
                 hint: "the response is larger than any the agent accepts")
         case let error as TransportError:
             return AWSError(
-                .unreachable, operation: operation, endpoint: endpoint, message: "\(error)\(suffix)", hint: unreachableHint)
+                .unreachable, operation: operation, endpoint: endpoint, message: "\(error)\(suffix)",
+                hint: error.proxy.map(proxyHint) ?? unreachableHint)
         case is CancellationError:
             return last
         default:

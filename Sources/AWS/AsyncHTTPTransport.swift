@@ -18,15 +18,22 @@ public final class AsyncHTTPTransport: HTTPTransport {
     }
 
     static let maxResponseBytes = 4 << 20
-    private let configuration: HTTPClient.Configuration
-    /// Made on the first request: a command that sends none (`config check` of files) starts no
-    /// event loop and no thread.
+    private let connectTimeout: Duration
+    private let proxy: Proxy?
+    /// Made on the first request: a command that sends none (`config check` of files, a boot whose AWS endpoints
+    /// are all `http://`) starts no event loop and no thread, and does not even build the client's configuration
+    /// (its tracing lookup costs dynamic casts at run time).
     private let started = Mutex<HTTPClient?>(nil)
 
     /// - Parameters:
     ///   - connectTimeout: bound on the TCP connect of every attempt.
     ///   - proxy: all requests go through this proxy (`nil`: direct).
     public init(connectTimeout: Duration, proxy: Proxy? = nil) {
+        self.connectTimeout = connectTimeout
+        self.proxy = proxy
+    }
+
+    var configuration: HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .nanoseconds(Int64(connectTimeout.nanoseconds)))
         configuration.redirectConfiguration = .disallow
@@ -35,7 +42,7 @@ public final class AsyncHTTPTransport: HTTPTransport {
         if let proxy {
             configuration.proxy = .server(host: proxy.host, port: proxy.port)
         }
-        self.configuration = configuration
+        return configuration
     }
 
     var client: HTTPClient {

@@ -52,17 +52,21 @@ public struct TransportError: Error, Sendable, CustomStringConvertible {
     public var kind: Kind
     public var url: String
     public var detail: String
+    /// The HTTP proxy the request went through (`HTTP(S)_PROXY`), when one did.
+    public var proxy: String?
 
-    public init(_ kind: Kind, url: String, detail: String) {
+    public init(_ kind: Kind, url: String, detail: String, proxy: String? = nil) {
         self.kind = kind
         self.url = url
         self.detail = detail
+        self.proxy = proxy
     }
 
     public var description: String {
-        switch kind {
-        case .timeout: "no answer from \(url) in time (\(detail))"
-        case .connection: "cannot reach \(url): \(detail)"
+        let via = proxy.map { " through the proxy \($0)" } ?? ""
+        return switch kind {
+        case .timeout: "no answer from \(url)\(via) in time (\(detail))"
+        case .connection: "cannot reach \(url)\(via): \(detail)"
         case .responseTooLarge: "response from \(url) is too large (\(detail))"
         }
     }

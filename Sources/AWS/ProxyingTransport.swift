@@ -9,7 +9,9 @@ public final class ProxyingTransport: HTTPTransport {
     let connectTimeout: Duration
     let direct: AsyncHTTPTransport
     let plain: PlainHTTPTransport
-    let proxied: Mutex<[AsyncHTTPTransport.Proxy: AsyncHTTPTransport]> = Mutex([:])
+    /// One per proxy, in the order first used (a list: there are one or two, and a dictionary's metadata costs a
+    /// conformance lookup at run time in every process, even when no proxy is set).
+    let proxied: Mutex<[(proxy: AsyncHTTPTransport.Proxy, transport: AsyncHTTPTransport)]> = Mutex([])
 
     public init(settings: ProxySettings, connectTimeout: Duration = .seconds(5)) {
         self.settings = settings
@@ -24,18 +26,24 @@ public final class ProxyingTransport: HTTPTransport {
             return try await direct.send(request, timeout: timeout)
         }
         let transport = proxied.withLock { transports in
-            if let existing = transports[proxy] { return existing }
+            if let existing = transports.first(where: { $0.proxy == proxy }) { return existing.transport }
             let created = AsyncHTTPTransport(connectTimeout: connectTimeout, proxy: proxy)
-            transports[proxy] = created
+            transports.append((proxy, created))
             return created
         }
-        return try await transport.send(request, timeout: timeout)
+        do {
+            return try await transport.send(request, timeout: timeout)
+        } catch var error as TransportError {
+            // Name the proxy: an unreachable proxy is not the endpoint's fault (or a permission's).
+            error.proxy = "\(proxy.host):\(proxy.port)"
+            throw error
+        }
     }
 
     public func shutdown() async {
         await plain.shutdown()
         await direct.shutdown()
-        for transport in proxied.withLock({ Array($0.values) }) {
+        for transport in proxied.withLock({ $0.map(\.transport) }) {
             await transport.shutdown()
         }
     }

@@ -52,17 +52,21 @@ public enum XMLReader {
 
         func fail(_ reason: String) -> XMLParseError { XMLParseError(offset: index, reason: reason) }
 
+        /// Whether the bytes at `index` are `literal` (compared in place: this runs for every `<` of a response).
         func starts(with literal: String) -> Bool {
-            let utf8 = Array(literal.utf8)
-            guard index + utf8.count <= bytes.count else { return false }
-            return Array(bytes[index..<index + utf8.count]) == utf8
+            var at = index
+            for byte in literal.utf8 {
+                guard at < bytes.count, bytes[at] == byte else { return false }
+                at += 1
+            }
+            return true
         }
 
         mutating func skip(past literal: String) throws(XMLParseError) {
-            let utf8 = Array(literal.utf8)
-            while index + utf8.count <= bytes.count {
-                if Array(bytes[index..<index + utf8.count]) == utf8 {
-                    index += utf8.count
+            let count = literal.utf8.count
+            while index + count <= bytes.count {
+                if starts(with: literal) {
+                    index += count
                     return
                 }
                 index += 1
@@ -70,8 +74,12 @@ public enum XMLReader {
             throw fail("missing '\(literal)'")
         }
 
+        static func isWhitespace(_ byte: UInt8) -> Bool {
+            byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D
+        }
+
         mutating func skipWhitespace() {
-            while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+            while index < bytes.count, Self.isWhitespace(bytes[index]) { index += 1 }
         }
 
         /// Skips the declaration, comments and processing instructions before or after the root.
@@ -106,7 +114,8 @@ public enum XMLReader {
             let start = index
             while index < bytes.count {
                 let byte = bytes[index]
-                if [0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: ">"), UInt8(ascii: "/"), UInt8(ascii: "=")].contains(byte) {
+                if Self.isWhitespace(byte) || byte == UInt8(ascii: ">") || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "=")
+                {
                     break
                 }
                 index += 1
@@ -150,28 +159,31 @@ public enum XMLReader {
             var text: [UInt8] = []
             while true {
                 guard index < bytes.count else { throw fail("element <\(node.name)> is not closed") }
-                if starts(with: "</") {
-                    index += 2
-                    let closing = try name()
-                    guard closing == node.name else { throw fail("</\(closing)> closes <\(node.name)>") }
-                    skipWhitespace()
-                    guard index < bytes.count, bytes[index] == UInt8(ascii: ">") else { throw fail("expected '>'") }
-                    index += 1
-                    node.text = String(decoding: text, as: UTF8.self)
-                    return node
-                } else if starts(with: "<!--") {
-                    try skip(past: "-->")
-                } else if starts(with: "<![CDATA[") {
-                    index += 9
-                    let start = index
-                    try skip(past: "]]>")
-                    text.append(contentsOf: bytes[start..<index - 3])
-                } else if bytes[index] == UInt8(ascii: "<") {
-                    node.children.append(try element(depth: depth + 1))
-                } else if bytes[index] == UInt8(ascii: "&") {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "<") {
+                    if starts(with: "</") {
+                        index += 2
+                        let closing = try name()
+                        guard closing == node.name else { throw fail("</\(closing)> closes <\(node.name)>") }
+                        skipWhitespace()
+                        guard index < bytes.count, bytes[index] == UInt8(ascii: ">") else { throw fail("expected '>'") }
+                        index += 1
+                        node.text = String(decoding: text, as: UTF8.self)
+                        return node
+                    } else if starts(with: "<!--") {
+                        try skip(past: "-->")
+                    } else if starts(with: "<![CDATA[") {
+                        index += 9
+                        let start = index
+                        try skip(past: "]]>")
+                        text.append(contentsOf: bytes[start..<index - 3])
+                    } else {
+                        node.children.append(try element(depth: depth + 1))
+                    }
+                } else if byte == UInt8(ascii: "&") {
                     text.append(contentsOf: try entity())
                 } else {
-                    text.append(bytes[index])
+                    text.append(byte)
                     index += 1
                 }
             }

@@ -52,14 +52,24 @@ public struct Applier: Sendable {
         return changes
     }
 
-    /// Writes the files `plan` marks as created or updated.
-    public func apply(_ files: [NodeFile]) throws(NodeBootError) -> [FileChange] {
-        let changes = try plan(files, withDiffs: false)
+    /// Writes the files `plan` marks as created or updated, and makes each of `links` (node
+    /// path, target) a symbolic link to its target, in one all-or-nothing batch (links after
+    /// the files).
+    public func apply(_ files: [NodeFile], links: [(path: String, target: String)] = []) throws(NodeBootError)
+        -> [FileChange]
+    {
+        var changes = try plan(files, withDiffs: false)
         let writes = zip(files, changes).filter { $0.1.action != .unchanged }.map {
             (path: paths.node($0.0.path), bytes: $0.0.bytes, mode: $0.0.mode)
         }
+        var linkWrites: [(path: String, target: String)] = []
+        for link in links {
+            let change = linkChange(link.path, target: link.target, dryRun: false)
+            if change.action != .unchanged { linkWrites.append((paths.node(link.path), link.target)) }
+            changes.append(change)
+        }
         do {
-            try NodeFileSystem.writeAll(writes)
+            try NodeFileSystem.writeAll(writes, links: linkWrites)
         } catch {
             throw NodeBootError(
                 .io, "cannot write \(error.path): \(error)",
@@ -75,16 +85,22 @@ public struct Applier: Sendable {
 extension Applier {
     /// `path` is a symbolic link to `target` (replaced atomically when it points elsewhere).
     public func ensureLink(_ path: String, target: String, dryRun: Bool) throws(NodeBootError) -> FileChange {
-        let full = paths.node(path)
-        let current = NodeFileSystem.linkTarget(full)
-        let action: FileChange.Action = current == nil ? .created : (current == target ? .unchanged : .updated)
-        if action != .unchanged && !dryRun {
+        let change = linkChange(path, target: target, dryRun: dryRun)
+        if change.action != .unchanged && !dryRun {
+            let full = paths.node(path)
             do {
                 try NodeFileSystem.linkAtomically(full, target: target)
             } catch {
                 throw NodeBootError(.io, "cannot link \(full) to \(target): \(error)", cause: error)
             }
         }
+        return change
+    }
+
+    /// What making `path` a link to `target` changes (with a diff line in a dry run).
+    func linkChange(_ path: String, target: String, dryRun: Bool) -> FileChange {
+        let current = NodeFileSystem.linkTarget(paths.node(path))
+        let action: FileChange.Action = current == nil ? .created : (current == target ? .unchanged : .updated)
         return FileChange(
             path: path, action: action, mode: 0o777, size: target.utf8.count,
             diff: dryRun && action != .unchanged ? "link \(path) -> \(target)\n" : nil)

@@ -79,6 +79,14 @@ public struct ConfigCache: Sendable {
                     list("nameservers", spec.instance.network.nameservers) + list("domains", spec.instance.network.domains))
             ),
         ]
+        if !spec.instance.storage.volumes.isEmpty {
+            let volumes = spec.instance.storage.volumes.map { volume in
+                JSONText.object(
+                    strings([("device", volume.device), ("mountTarget", volume.mountTarget)])
+                        + list("mountTargets", volume.mountTargets) + strings([("fsType", volume.fsType)]))
+            }
+            instance.append(("storage", .object([("volumes", .array(volumes))])))
+        }
         if !spec.instance.environment.isEmpty {
             instance.append(
                 (

@@ -48,6 +48,9 @@ public struct ConfigChain: Sendable {
         public var diagnostics: [ConfigDiagnostic]
         /// What was skipped and why (empty directory, user data without a NodeConfig).
         public var notes: [String]
+        /// The user data held no NodeConfig but what cloud-init runs: a shell script, cloud-config, or MIME
+        /// without a NodeConfig part (AL2-style user data calling `/etc/eks/bootstrap.sh`). The description.
+        public var cloudInitUserData: String? = nil
     }
 
     public var sources: [ConfigSource]
@@ -83,6 +86,7 @@ public struct ConfigChain: Sendable {
     public func load() async throws(NodeBootError) -> Result {
         var documents: [RawDocument] = []
         var notes: [String] = []
+        var cloudInitUserData: String?
         for source in sources {
             switch source {
             case .file(let path):
@@ -96,9 +100,7 @@ public struct ConfigChain: Sendable {
                         .input, "user data: larger than the \(UserData.maxBytes) bytes accepted",
                         hint: "EC2 user data is at most 16 KiB; put large settings in files under /etc/eks/nodeadm.d")
                 } catch {
-                    throw NodeBootError(
-                        .aws, "could not read the user data from IMDS: \(error)",
-                        hint: "the instance metadata service must answer at \(Self.imdsHint)", cause: error)
+                    throw Discoverer.imdsFailure(error, reading: "the user data")
                 }
                 guard let bytes, !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) else {
                     notes.append("imds://user-data: the instance has no user data")
@@ -108,12 +110,14 @@ public struct ConfigChain: Sendable {
                     let parts = try UserData.documents(bytes, source: "user data")
                     if parts.count == 1, parts[0].origin.part == nil, !Self.looksLikeNodeConfig(parts[0].bytes) {
                         notes.append("imds://user-data: no NodeConfig in the user data (not MIME, no node.eks.aws apiVersion)")
+                        cloudInitUserData = Self.cloudInitKind(parts[0].bytes)
                         continue
                     }
                     documents += parts
                 } catch {
                     if case .noNodeConfigPart = error.kind {
                         notes.append("imds://user-data: \(error.message)")
+                        cloudInitUserData = "MIME multi-part without a NodeConfig part"
                         continue
                     }
                     throw NodeBootError(.input, "\(error)")
@@ -147,10 +151,19 @@ public struct ConfigChain: Sendable {
                 }
             }
         }
-        return Result(config: failed ? nil : merged, diagnostics: diagnostics, notes: notes)
+        return Result(
+            config: failed ? nil : merged, diagnostics: diagnostics, notes: notes, cloudInitUserData: cloudInitUserData)
     }
 
-    static let imdsHint = "169.254.169.254 (or AWS_EC2_METADATA_SERVICE_ENDPOINT)"
+    /// What cloud-init makes of a single-part user data that is no NodeConfig, by its first line (cloud-init's
+    /// own part types): nil when it is neither a script nor cloud-config.
+    static func cloudInitKind(_ bytes: [UInt8]) -> String? {
+        let firstLine = String(decoding: bytes.prefix(64).prefix { $0 != 0x0A }, as: UTF8.self)
+        if firstLine.hasPrefix("#!") { return "a shell script" }
+        if firstLine.hasPrefix("#cloud-config") { return "cloud-config" }
+        if firstLine.hasPrefix("#cloud-boothook") { return "a cloud-boothook" }
+        return nil
+    }
 
     static func fileDocuments(_ path: String, notes: inout [String]) throws(NodeBootError) -> [RawDocument] {
         guard let status = NodeFileSystem.status(path) else {

@@ -32,6 +32,8 @@ public struct Discovery: Sendable, Equatable, Codable {
     public var containerdVersion: String
     public var networkLimits: NetworkLimits?
     public var onlineCPUs: Int
+    /// Read only when the FastImagePull gate is on (its threshold is the only use).
+    public var onlineMemoryBytes: UInt64?
     public var nvidiaRuntime: Bool
     public var nvidiaDevice: Bool
     public var sandboxImage = ContainerdConfig.sandboxImage
@@ -84,9 +86,7 @@ public struct Discoverer: Sendable {
                 nodeIP = addresses.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
             }
         } catch {
-            throw NodeBootError(
-                .aws, "could not read the instance identity from IMDS: \(error)",
-                hint: "the instance metadata service must answer at \(session.imds.endpoint)", cause: error)
+            throw Self.imdsFailure(error, reading: "the instance identity")
         }
         var warnings: [String] = []
         let region = session.region(identity: identity).region
@@ -111,6 +111,14 @@ public struct Discoverer: Sendable {
             kubeletVersion: kubeletVersion, containerdVersion: containerdVersion, networkLimits: limits,
             onlineCPUs: cpus, nvidiaRuntime: NodeFileSystem.exists(paths.node(ContainerdConfig.nvidiaRuntimePath)),
             nvidiaDevice: nvidiaDevicePresent())
+        if config.spec.featureGates[SOCISnapshotter.gate] == true {
+            do {
+                discovery.onlineMemoryBytes = try OnlineMemory.bytes(
+                    memoryDirectory: environment["MEMORY_DIR"] ?? paths.node(NodePaths.memoryDirectory))
+            } catch {
+                warnings.append("online memory unknown (\(error)); FastImagePull is off")
+            }
+        }
         discovery.cluster = try await clusterDetails(config.spec.cluster, region: region)
         discovery.warnings = warnings
         return discovery
@@ -171,14 +179,10 @@ public struct Discoverer: Sendable {
                 }
                 return instance.privateDnsName
             }
-        } catch let error as AWSError where error.kind == .service || error.kind == .notFound {
-            throw NodeBootError(.aws, "\(error)", hint: error.hint, cause: error)
         } catch is CancellationError {
             throw NodeBootError(.internal, "discovery was cancelled")
         } catch {
-            throw NodeBootError(
-                .aws, "EC2 DescribeInstances failed: \(error)",
-                hint: "the node needs ec2:DescribeInstances, or set featureGates.InstanceIdNodeName: true", cause: error)
+            throw Self.failure(error, operation: "EC2 DescribeInstances", otherwise: Self.nameAlternative)
         }
         guard let name else {
             throw NodeBootError(
@@ -240,11 +244,12 @@ public struct Discoverer: Sendable {
         do {
             described = try await session.client(region: region).describeCluster(name: cluster.name)
         } catch {
-            throw NodeBootError(
-                .aws, "spec.cluster is missing \(Self.missing(cluster)) and EKS DescribeCluster failed: \(error)",
-                hint:
-                    "give apiServerEndpoint, certificateAuthority and cidr in the NodeConfig, or allow eks:DescribeCluster for the node role",
-                cause: error)
+            var failure = Self.failure(
+                error, operation: "EKS DescribeCluster",
+                otherwise:
+                    "give apiServerEndpoint, certificateAuthority and cidr in the NodeConfig (then no DescribeCluster is needed)")
+            failure.message = "spec.cluster is missing \(Self.missing(cluster)) and \(failure.message)"
+            throw failure
         }
         let details = Discovery.ClusterDetails(
             name: cluster.name, apiServerEndpoint: described.endpoint, certificateAuthority: described.certificateAuthority,
@@ -258,6 +263,51 @@ public struct Discoverer: Sendable {
             try? NodeFileSystem.writeAtomically(file, Array(data), mode: 0o600)
         }
         return details
+    }
+
+    /// An IMDS read that failed after its retries (`--imds-timeout`): the message without the
+    /// hint, and a hint for what happened — no answer, an error status through every retry, or
+    /// the client's own hint (IMDSv2 refused).
+    static func imdsFailure(_ error: any Error, reading what: String) -> NodeBootError {
+        let usual = "the instance metadata service must answer at 169.254.169.254 (or AWS_EC2_METADATA_SERVICE_ENDPOINT)"
+        guard let error = error as? AWSError else {
+            return NodeBootError(.aws, "could not read \(what) from IMDS: \(error)", hint: usual, cause: error)
+        }
+        let status = error.status ?? 0
+        let hint: String =
+            switch error.kind {
+            case .unreachable:
+                "no answer from the instance metadata service at \(error.endpoint) until --imds-timeout (at boot it may still be starting: raise it): "
+                    + (error.hint ?? usual)
+            case _ where error.hint != nil: error.hint ?? usual
+            case .service where status == 429 || status >= 500:
+                "the instance metadata service at \(error.endpoint) answered HTTP \(status) through every retry until --imds-timeout: it is unhealthy or throttling this instance (too many IMDS requests on the node); run nodeboot init again"
+            default: usual
+            }
+        return NodeBootError(.aws, "could not read \(what) from IMDS: \(error.summary)", hint: hint, cause: error)
+    }
+
+    static let nameAlternative = "set featureGates.InstanceIdNodeName: true to name the node by instance ID instead"
+
+    /// An AWS call of discovery that failed after its retries. The hint follows the failure: the
+    /// call's own (a missing permission, throttling, an unreachable endpoint or proxy, an answer
+    /// that is not the service's) and then the way around the call, `otherwise`; a permission is
+    /// named only when the service said access was denied.
+    static func failure(_ error: any Error, operation: String, otherwise: String) -> NodeBootError {
+        guard let error = error as? AWSError else {
+            return NodeBootError(.aws, "\(operation) failed: \(error)", hint: otherwise, cause: error)
+        }
+        let hint: String? =
+            switch error.kind {
+            case .service where error.hint == nil && (error.status ?? 0) >= 500:
+                "\(operation) failed on the service's side (HTTP \(error.status ?? 500)) through every retry: try again later, or raise AWS_MAX_ATTEMPTS"
+            case .service, .notFound, .unreachable, .noCredentials, .configuration: error.hint
+            case .malformedResponse:
+                error.hint
+                    ?? "the endpoint \(error.endpoint) answered with something that is not \(operation)'s answer: check AWS_ENDPOINT_URL and any proxy in between"
+            }
+        return NodeBootError(
+            .aws, error.summary, hint: [hint, otherwise].compactMap { $0 }.joined(separator: "; or "), cause: error)
     }
 
     static func missing(_ cluster: NodeConfig.Cluster) -> String {

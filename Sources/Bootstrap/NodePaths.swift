@@ -23,6 +23,7 @@ public struct NodePaths: Sendable, Equatable {
     public static let setupLocalDisks = "/usr/bin/setup-local-disks"
     public static let cpuDirectory = "/sys/devices/system/cpu"
     public static let nodeDirectory = "/sys/devices/system/node"
+    public static let memoryDirectory = "/sys/devices/system/memory"
     public static let pciDevices = "/sys/bus/pci/devices"
     /// The token helper under aws-iam-authenticator's name (AL2 kubeconfigs call it), a link to nodeboot.
     public static let authenticatorLink = "/usr/local/bin/aws-iam-authenticator"

@@ -40,29 +40,37 @@ public struct ServiceOutcome: Sendable, Codable, Equatable {
     public var restarted: [String] { actions.filter { $0.action != .none && $0.result == .ok }.map(\.unit) }
 }
 
-/// `/run/nodeboot/units.json`: for each unit, a digest of the configuration it was last started
-/// with by nodeboot, and one of systemd's own configuration as of the last daemon-reload. It
-/// lives in /run, so the first run after a boot restarts each daemon once (its configuration
-/// may have been written after it started).
+/// `/var/lib/nodeboot/units.json`: for each unit, a digest of the configuration it was last
+/// started with by nodeboot, and one of systemd's own configuration as of the last daemon-reload.
+/// It survives a reboot: a daemon systemd starts at boot reads the files on disk, so when they
+/// still digest as recorded it runs with that configuration and the run unit leaves it alone; a
+/// file changed since (by the config phase before it, or a user script) restarts it. (In /run, the
+/// first run after every boot restarted containerd and the kubelet for nothing: scripts/vm-test.py.)
 struct UnitRecord: Codable, Equatable {
     var systemd: String?
     var units: [String: String] = [:]
 
-    static let path = "/run/nodeboot/units.json"
+    static let path = NodePaths.stateDirectory + "/units.json"
+    /// Where nodeboot before 0.12 kept it (read once, so an upgrade restarts nothing).
+    static let formerPath = "/run/nodeboot/units.json"
 
     static func load(_ paths: NodePaths) -> UnitRecord {
         // A missing or unreadable record only costs restarts: every unit is treated as unknown.
-        guard let bytes = try? NodeFileSystem.read(paths.node(path)),
-            let record = try? JSONDecoder().decode(UnitRecord.self, from: Data(bytes))
-        else { return UnitRecord() }
-        return record
+        for candidate in [path, formerPath] {
+            if let bytes = try? NodeFileSystem.read(paths.node(candidate)),
+                let record = try? JSONDecoder().decode(UnitRecord.self, from: Data(bytes))
+            {
+                return record
+            }
+        }
+        return UnitRecord()
     }
 
     func save(_ paths: NodePaths) throws(NodeBootError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         do {
-            try NodeFileSystem.makeDirectories(paths.node(NodePaths.runDirectory))
+            try NodeFileSystem.makeDirectories(paths.node(NodePaths.stateDirectory))
             try NodeFileSystem.writeAtomically(paths.node(Self.path), Array(try encoder.encode(self)), mode: 0o644)
         } catch {
             throw NodeBootError(.io, "cannot write \(paths.node(Self.path)): \(error)", cause: error)
@@ -106,7 +114,12 @@ struct ServiceRun {
     /// `files`: every file this run renders (written or not); `daemons`: the filter.
     /// `outcome` grows as units are handled, so a failure leaves what was done (and the failed
     /// unit) in it for the report.
-    func run(files: [NodeFile], daemons: Set<Daemon>, into outcome: inout ServiceOutcome) async throws(NodeBootError) {
+    /// `afterUp` runs once a unit is up (started, restarted or already running), before the next
+    /// one: work the next unit depends on (the SOCI pause-image import between containerd and the kubelet).
+    func run(
+        files: [NodeFile], daemons: Set<Daemon>, into outcome: inout ServiceOutcome,
+        afterUp: (ServiceUnit) async throws(NodeBootError) -> Void = { _ in }
+    ) async throws(NodeBootError) {
         outcome = ServiceOutcome(managed: true)
         var record = UnitRecord.load(paths)
         var saved = record
@@ -148,6 +161,7 @@ struct ServiceRun {
                 record.units[unit.rawValue] = digest
                 try save(record)
             }
+            if action.result == .ok { try await afterUp(unit) }
         }
     }
 

@@ -1,10 +1,15 @@
 public import FoundationEssentials
 import Support
 
-/// `/run/nodeboot/status.json`: what the last `init` that reached the node did. Written at the
-/// end of every run that got as far as the apply phase (a run refused earlier changed nothing on
-/// the node, so it leaves the previous report in place; its error is on stderr and in the
-/// journal). `nodeboot status` prints it.
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `/run/nodeboot/status.json`: what the last `init` that reached the node did. Written with
+/// result `running` (and its pid) when a run takes the init lock to write to the node, and again
+/// with its outcome at the end (a run refused earlier changed nothing on the node, so it leaves
+/// the previous report in place; its error is on stderr and in the journal). `nodeboot status`
+/// prints it; a `running` report whose process holds no lock reads as `interrupted`.
 public struct StatusReport: Sendable, Codable, Equatable {
     public struct File: Sendable, Codable, Equatable {
         public var path: String
@@ -52,8 +57,11 @@ public struct StatusReport: Sendable, Codable, Equatable {
     /// server and systemd failures).
     public var schema = "nodeboot.status/v2"
     public var command = "init"
+    /// The process of the run (absent in reports written before issue 15).
+    public var pid: Int32?
     public var startedAt: String
-    public var finishedAt: String
+    /// Absent while the run is under way.
+    public var finishedAt: String?
     public var result: Outcome
     public var phases: [PhaseRecord]
     public var files: [File]
@@ -65,8 +73,8 @@ public struct StatusReport: Sendable, Codable, Equatable {
     public init(
         startedAt: Date, finishedAt: Date, report: InitReport, error: NodeBootError?
     ) {
-        self.startedAt = startedAt.formatted(.iso8601)
-        self.finishedAt = finishedAt.formatted(.iso8601)
+        self.startedAt = UTCTime.iso8601(startedAt)
+        self.finishedAt = UTCTime.iso8601(finishedAt)
         self.result = error == nil ? .ok : .failed
         self.phases = report.phases
         self.files = report.files.map { File(path: $0.path, action: $0.action) }
@@ -74,6 +82,15 @@ public struct StatusReport: Sendable, Codable, Equatable {
         self.node = report.node
         self.warnings = report.warnings
         self.error = error.map { Failure(code: $0.code.name, message: $0.message, hint: $0.hint) }
+        self.pid = getpid()
+    }
+
+    /// The report of a run that has just taken the init lock and is about to write to the node.
+    public static func running(startedAt: Date, report: InitReport) -> StatusReport {
+        var status = StatusReport(startedAt: startedAt, finishedAt: startedAt, report: report, error: nil)
+        status.finishedAt = nil
+        status.result = .running
+        return status
     }
 
     public func encoded() -> [UInt8] {
@@ -100,11 +117,16 @@ public struct StatusReport: Sendable, Codable, Equatable {
             throw NodeBootError(
                 .io, "no report at \(path): nodeboot init has not reached this node since it booted",
                 hint:
-                    "run `nodeboot init`; a run refused before the apply phase leaves no report (its error is in the journal: journalctl -u nodeboot)"
+                    "run `nodeboot init`; a run refused before the apply phase leaves no report (its error is in the journal: journalctl -u nodeboot-config -u nodeboot-run)"
             )
         }
         do {
-            return (bytes, try decode(bytes))
+            var status = try decode(bytes)
+            if status.result == .running, let pid = status.pid, !InitLock.isHeld(paths, by: pid) {
+                status.result = .interrupted
+                return (status.encoded(), status)
+            }
+            return (bytes, status)
         } catch {
             throw NodeBootError(
                 .io, "\(path) is not a nodeboot status report: \(error)", hint: "run `nodeboot init` again to rewrite it")
@@ -113,7 +135,18 @@ public struct StatusReport: Sendable, Codable, Equatable {
 
     /// For a person: the outcome first, then the timeline, what changed, the units and the node.
     public func text() -> String {
-        var out = "last init: \(result == .ok ? "succeeded" : "FAILED"), started \(startedAt), finished \(finishedAt)\n"
+        let process = pid.map { " (pid \($0))" } ?? ""
+        var out: String
+        switch result {
+        case .ok, .failed:
+            out = "last init: \(result == .ok ? "succeeded" : "FAILED"), started \(startedAt), finished \(finishedAt ?? "?")\n"
+        case .running:
+            out = "last init: RUNNING\(process), started \(startedAt)\n"
+        case .interrupted:
+            out =
+                "last init: INTERRUPTED\(process), started \(startedAt): it stopped before it finished (killed, or the machine went down)\n"
+                + "hint: run `nodeboot init` again: it repairs the node (every file is its old or its new content)\n"
+        }
         if let error {
             out += "error: \(error.message)\n"
             if let hint = error.hint { out += "hint: \(hint)\n" }
@@ -123,6 +156,14 @@ public struct StatusReport: Sendable, Codable, Equatable {
             let name = phase.name.rawValue.padded(to: 9)
             let time = phase.milliseconds.oneDecimal.leftPadded(to: 8)
             out += "  \(name) \(time) ms  \(phase.result.rawValue)  \(phase.detail)\n"
+        }
+        if result == .running || result == .interrupted {
+            // Written when the run began to write: what it did after that is not known here.
+            out +=
+                result == .running
+                ? "  (now writing to the node)\n" : "  (then it began to write to the node; nothing after that was recorded)\n"
+            for warning in warnings { out += "warning: \(warning)\n" }
+            return out
         }
         let written = files.filter { $0.action != .unchanged }
         out += "files: \(written.count) written, \(files.count - written.count) unchanged\n"

@@ -136,11 +136,15 @@ public struct Plugin: Sendable {
             reply = try ipam(config.socket, deadline).send(request)
         } catch {
             switch error.kind {
-            case .unreachable:
+            case .unreachable where error.message.hasPrefix("cannot reach ipamd at "):
                 // The client names the socket already: "cannot reach ipamd at PATH: CAUSE".
                 let prefix = "cannot reach ipamd at \(config.socket): "
                 let cause = error.message.hasPrefix(prefix) ? String(error.message.dropFirst(prefix.count)) : error.message
                 throw CNIError(.tryAgainLater, "ipamd is not running: \(config.socket): \(cause)")
+            case .unreachable:
+                // Connected, then the connection ended without an answer: ipamd exited or was killed mid-request
+                // (it may have assigned an address; its reconcile or CNI GC frees what no pod holds).
+                throw CNIError(.tryAgainLater, "ipamd stopped answering: \(error.message)")
             case .timeout:
                 throw CNIError(.tryAgainLater, "ipamd did not answer in time: \(error.message)")
             case .badReply:

@@ -107,7 +107,8 @@ public struct PodNetwork: Sendable {
                 try host.deleteLink(stale.device)
             }
             try host.createVeth(
-                attachment.hostVeth, peer: attachment.ifname, peerNamespace: namespace, mtu: attachment.mtu)
+                attachment.hostVeth, address: Self.hostMAC(attachment.hostVeth), peer: attachment.ifname,
+                peerNamespace: namespace, mtu: attachment.mtu)
             hostLink = try host.link(named: attachment.hostVeth)
             podLink = try pod.link(named: attachment.ifname)
         }
@@ -123,6 +124,22 @@ public struct PodNetwork: Sendable {
             throw error
         }
         return WiredPod(hostMAC: hostLink.address, podMAC: podLink.address)
+    }
+
+    /// The host end's MAC, given when the pair is created. A veth the kernel addresses at random
+    /// (`addr_assign_type` 1) gets a new MAC from systemd-udevd (`MACAddressPolicy=persistent`, the
+    /// default `99-default.link`) moments after it appears: after the pod's permanent neighbour
+    /// entry for the gateway was written with the old one, so the pod's frames go nowhere (found
+    /// by scripts/vm-test.py in the booted image). An address set at creation (`addr_assign_type`
+    /// 3, set by userspace) is left alone. Locally administered, unicast, from the name (itself a
+    /// hash of the pod): the same on a repeated ADD; it need only differ from the pod's end.
+    static func hostMAC(_ name: String) -> MACAddress? {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+        for byte in name.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        return MACAddress(bytes: [0x02] + (0..<5).map { UInt8(truncatingIfNeeded: hash >> (8 * $0)) })
     }
 
     func wire(_ attachment: PodAttachment, hostLink: Link, podLink: Link, pod: RouteNetlink) throws(NetlinkError) {

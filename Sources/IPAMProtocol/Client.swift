@@ -29,6 +29,11 @@ public struct IPAMClient: Sendable {
         public var kind: Kind
         public var message: String
         public var description: String { message }
+
+        public init(kind: Kind, message: String) {
+            self.kind = kind
+            self.message = message
+        }
     }
 
     public func send(_ request: Request) throws(Failure) -> Reply {

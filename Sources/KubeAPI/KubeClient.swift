@@ -125,6 +125,17 @@ public final class KubeClient: Sendable {
         return try await patchNode(name, mergePatch: bytes, status: status)
     }
 
+    /// `DELETE /api/v1/nodes/NAME`: true when the Node was deleted, false when there was none.
+    public func deleteNode(_ name: String) async throws(KubeError) -> Bool {
+        let path = try nodePath(name)
+        do {
+            _ = try await send(.DELETE, path, expect: [200, 202])
+            return true
+        } catch  where error.kind == .notFound {
+            return false
+        }
+    }
+
     // MARK: Transport
 
     /// `/api/v1/nodes/NAME`, for a name the API server accepts (so it needs no escaping).

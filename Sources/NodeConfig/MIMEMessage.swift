@@ -120,7 +120,7 @@ struct MIMEMessage {
         var closeLine: Int?
         for index in block.bodyStart..<lines.count {
             let text = content(lines[index])
-            let trimmed = String(text.reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+            let trimmed = String(text.droppingTrailingBlanks)
             if trimmed == delimiter + "--" {
                 closeLine = index
                 break

@@ -307,7 +307,9 @@ public enum NodeConfigDecoder {
 
         mutating func instance(_ node: YAMLNode) -> NodeConfig.Instance {
             var instance = NodeConfig.Instance()
-            for (key, value) in mapping(node, "spec.instance", known: ["localStorage", "environment", "network"]) ?? [] {
+            for (key, value) in mapping(
+                node, "spec.instance", known: ["localStorage", "storage", "environment", "network"]) ?? []
+            {
                 switch key {
                 case "localStorage":
                     let field = "spec.instance.localStorage"
@@ -317,6 +319,11 @@ public enum NodeConfigDecoder {
                         case "mountPath": instance.localStorage.mountPath = string(item, "\(field).mountPath") ?? ""
                         default: instance.localStorage.disabledMounts = strings(item, "\(field).disabledMounts") ?? []
                         }
+                    }
+                case "storage":
+                    for (name, item) in mapping(value, "spec.instance.storage", known: ["volumes"]) ?? [] where name == "volumes"
+                    {
+                        instance.storage.volumes = volumes(item, "spec.instance.storage.volumes")
                     }
                 case "environment":
                     for (unit, variables) in mapping(value, "spec.instance.environment", known: []) ?? [] {
@@ -335,6 +342,30 @@ public enum NodeConfigDecoder {
                 }
             }
             return instance
+        }
+
+        mutating func volumes(_ node: YAMLNode, _ field: String) -> [NodeConfig.Volume] {
+            guard case .sequence(let sequence, _) = node else {
+                if case .scalar(let scalar) = node, Self.isNull(scalar) { return [] }
+                error(node, field, "expected a list of volumes, found \(Self.kindName(node))")
+                return []
+            }
+            record(node, field)
+            var result: [NodeConfig.Volume] = []
+            for (index, item) in sequence.enumerated() {
+                let path = "\(field)[\(index)]"
+                var volume = NodeConfig.Volume()
+                for (key, value) in mapping(item, path, known: ["device", "mountTarget", "mountTargets", "fsType"]) ?? [] {
+                    switch key {
+                    case "device": volume.device = string(value, "\(path).device") ?? ""
+                    case "mountTarget": volume.mountTarget = string(value, "\(path).mountTarget") ?? ""
+                    case "mountTargets": volume.mountTargets = strings(value, "\(path).mountTargets") ?? []
+                    default: volume.fsType = string(value, "\(path).fsType") ?? ""
+                    }
+                }
+                result.append(volume)
+            }
+            return result
         }
 
         mutating func kubelet(_ node: YAMLNode) -> NodeConfig.Kubelet {

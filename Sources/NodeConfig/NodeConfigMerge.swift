@@ -15,6 +15,9 @@ extension NodeConfig {
         func take(_ keyPath: WritableKeyPath<NodeConfig, [String]>) {
             if !later[keyPath: keyPath].isEmpty { result[keyPath: keyPath] = later[keyPath: keyPath] }
         }
+        func take(_ keyPath: WritableKeyPath<NodeConfig, [NodeConfig.Volume]>) {
+            if !later[keyPath: keyPath].isEmpty { result[keyPath: keyPath] = later[keyPath: keyPath] }
+        }
         func take(_ keyPath: WritableKeyPath<NodeConfig, ConfigValue?>) {
             guard let patch = later[keyPath: keyPath] else { return }
             result[keyPath: keyPath] = result[keyPath: keyPath].map { $0.merged(with: patch) } ?? patch
@@ -31,6 +34,7 @@ extension NodeConfig {
         take(\.spec.instance.localStorage.strategy)
         take(\.spec.instance.localStorage.mountPath)
         take(\.spec.instance.localStorage.disabledMounts)
+        take(\.spec.instance.storage.volumes)
         take(\.spec.instance.network.nameservers)
         take(\.spec.instance.network.domains)
         for (unit, variables) in later.spec.instance.environment {

@@ -39,6 +39,8 @@ public struct NodeConfig: Sendable, Equatable, Codable {
 
     public struct Instance: Sendable, Equatable, Codable {
         public var localStorage = LocalStorage()
+        /// EBS data volumes (nodeadm's `storage.volumes`, after amazon-eks-ami #2759).
+        public var storage = Storage()
         public var environment: [String: [String: String]] = [:]
         public var network = Network()
         public init() {}
@@ -51,6 +53,33 @@ public struct NodeConfig: Sendable, Equatable, Codable {
         /// `Containerd`, `PodLogs`, `SOCI`.
         public var disabledMounts: [String] = []
         public init() {}
+    }
+
+    public struct Storage: Sendable, Equatable, Codable {
+        public var volumes: [Volume] = []
+        public init() {}
+    }
+
+    /// One EBS volume: formatted when it has no filesystem, mounted by UUID at its target.
+    /// `mountTargets` (several directories from one volume, bind mounts) is nodeboot's addition
+    /// (amazon-eks-ami #2827); nodeadm has only `mountTarget`.
+    public struct Volume: Sendable, Equatable, Codable {
+        public var device = ""
+        public var mountTarget = ""
+        public var mountTargets: [String] = []
+        /// `xfs` when not set.
+        public var fsType = ""
+        public init() {}
+        public init(device: String, mountTarget: String = "", mountTargets: [String] = [], fsType: String = "") {
+            self.device = device
+            self.mountTarget = mountTarget
+            self.mountTargets = mountTargets
+            self.fsType = fsType
+        }
+
+        /// Every directory it backs, in the order given.
+        public var targets: [String] { (mountTarget.isEmpty ? [] : [mountTarget]) + mountTargets }
+        public var filesystem: String { fsType.isEmpty ? "xfs" : fsType }
     }
 
     public struct Network: Sendable, Equatable, Codable {

@@ -13,6 +13,28 @@ public enum NodeConfigValidation {
 
     public static let strategies = ["RAID0", "RAID10", "Mount"]
     public static let disabledMounts = ["Containerd", "PodLogs", "SOCI"]
+    /// What `storage.volumes[].fsType` may be: what nodeadm formats (mkfs.xfs, mkfs.ext4).
+    public static let volumeFilesystems = ["xfs", "ext4"]
+
+    /// Where setup-local-disks mounts the instance store disks without `localStorage.mountPath`.
+    public static let localStorageMountPath = "/mnt/k8s-disks"
+
+    /// The directories setup-local-disks bind-mounts from a RAID0/RAID10 array, each with the
+    /// `disabledMounts` value that keeps it off the array (none for the kubelet's).
+    public static func localStorageBinds(_ disabled: [String]) -> [(directory: String, disable: String?)] {
+        let all: [(directory: String, disable: String?)] = [
+            ("/var/lib/kubelet", nil), ("/var/lib/containerd", "Containerd"),
+            ("/var/lib/soci-snapshotter-grpc", "SOCI"), ("/var/log/pods", "PodLogs"),
+        ]
+        return all.filter { $0.disable.map { !disabled.contains($0) } ?? true }
+    }
+
+    /// Why a data volume may not be mounted at `path` (nil: it may): over the root filesystem or
+    /// the system's own directories, the node would lose what it runs from.
+    public static func reservedMountTarget(_ path: String) -> String? {
+        let system = ["/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/run", "/sbin", "/sys", "/usr", "/var"]
+        return system.contains(path) ? "is a system directory" : nil
+    }
 
     public static func validate(_ located: LocatedConfig) -> Result {
         var check = Checker(located: located)
@@ -121,6 +143,8 @@ public enum NodeConfigValidation {
                     "spec.instance.localStorage.disabledMounts[\(index)]", "'\(Self.printable(mount))' is not a mount",
                     hint: "use one of \(NodeConfigValidation.disabledMounts.joined(separator: ", "))")
             }
+            volumes(instance.storage.volumes)
+            localStorageConflicts(storage, instance.storage.volumes)
             for unit in instance.environment.keys.sorted() {
                 let field = FieldPath.child("spec.instance.environment", unit)
                 if !Self.isUnitName(unit) {
@@ -222,6 +246,105 @@ public enum NodeConfigValidation {
         }
 
         /// nil when `path` is absolute, has no `..` component and no control characters.
+        /// `storage.volumes`: every rule checked before a disk is touched (nodeadm checks
+        /// duplicates only when it sets the volumes up, after earlier volumes were formatted).
+        mutating func volumes(_ volumes: [NodeConfig.Volume]) {
+            var devices: [String: Int] = [:]
+            var targets: [String: String] = [:]
+            for (index, volume) in volumes.enumerated() {
+                let field = "spec.instance.storage.volumes[\(index)]"
+                if volume.device.isEmpty {
+                    error("\(field).device", "is missing", hint: "name the block device, e.g. /dev/xvdb or /dev/nvme1n1")
+                } else if let problem = Self.pathProblem(volume.device) {
+                    error("\(field).device", problem, hint: "name the block device by its /dev path, e.g. /dev/xvdb")
+                } else if !volume.device.hasPrefix("/dev/") {
+                    error(
+                        "\(field).device", "'\(Self.printable(volume.device))' is not under /dev",
+                        hint: "name the block device by its /dev path, e.g. /dev/xvdb")
+                } else if let earlier = devices[volume.device] {
+                    error(
+                        "\(field).device",
+                        "'\(Self.printable(volume.device))' is already volume \(earlier)'s device",
+                        hint: "list every directory of one volume under its mountTargets")
+                } else {
+                    devices[volume.device] = index
+                }
+                if !NodeConfigValidation.volumeFilesystems.contains(volume.filesystem) {
+                    error(
+                        "\(field).fsType", "'\(Self.printable(volume.fsType))' is not a filesystem nodeboot formats",
+                        hint: "use one of \(NodeConfigValidation.volumeFilesystems.joined(separator: ", ")) (default xfs)")
+                }
+                if volume.targets.isEmpty {
+                    error(
+                        "\(field).mountTarget", "is missing", hint: "name the directory to mount it at, e.g. /var/lib/containerd")
+                }
+                let named = volume.mountTarget.isEmpty ? [] : [("\(field).mountTarget", volume.mountTarget)]
+                let listed = volume.mountTargets.enumerated().map { ("\(field).mountTargets[\($0.offset)]", $0.element) }
+                for (path, target) in named + listed {
+                    if let problem = Self.pathProblem(target) {
+                        error(path, problem, hint: "use an absolute directory such as /var/lib/containerd")
+                        continue
+                    }
+                    let clean = "/" + target.split(separator: "/").joined(separator: "/")
+                    if let reason = NodeConfigValidation.reservedMountTarget(clean) {
+                        error(
+                            path, "'\(Self.printable(target))' \(reason)",
+                            hint: "mount data volumes at a directory of their own, e.g. /var/lib/containerd")
+                    } else if let earlier = targets[clean] {
+                        error(path, "'\(Self.printable(target))' is also \(earlier)", hint: "give each directory to one volume")
+                    } else {
+                        targets[clean] = path
+                    }
+                }
+            }
+            let sorted = targets.keys.sorted()
+            for (outer, inner) in zip(sorted, sorted.dropFirst()) where inner.hasPrefix(outer + "/") {
+                error(
+                    targets[inner] ?? "", "'\(inner)' is inside '\(outer)' (\(targets[outer] ?? ""))",
+                    hint: "mount volumes at directories that do not contain each other")
+            }
+        }
+
+        /// Volumes next to `localStorage`: the run phase sets the volumes up first, then
+        /// setup-local-disks, which leaves a directory whose `.mount` unit is active alone (a volume
+        /// at /var/lib/containerd keeps it; amazon-eks-ami #2759 relies on that). Two things it
+        /// cannot leave alone are refused here, before a disk is touched: a volume inside the
+        /// mountPath tree (the script mounts the instance store disks there and rewrites its units),
+        /// and, with a RAID strategy, a volume inside a directory the array bind-mounts (the bind
+        /// would hide the volume, and at the next boot systemd would mount the volume over the bind).
+        mutating func localStorageConflicts(_ storage: NodeConfig.LocalStorage, _ volumes: [NodeConfig.Volume]) {
+            guard NodeConfigValidation.strategies.contains(storage.strategy) else { return }
+            let mountPath =
+                storage.mountPath.isEmpty || Self.pathProblem(storage.mountPath) != nil
+                ? NodeConfigValidation.localStorageMountPath
+                : "/" + storage.mountPath.split(separator: "/").joined(separator: "/")
+            let bound = storage.strategy == "Mount" ? [] : NodeConfigValidation.localStorageBinds(storage.disabledMounts)
+            for (index, volume) in volumes.enumerated() {
+                let field = "spec.instance.storage.volumes[\(index)]"
+                let named = volume.mountTarget.isEmpty ? [] : [("\(field).mountTarget", volume.mountTarget)]
+                let listed = volume.mountTargets.enumerated().map { ("\(field).mountTargets[\($0.offset)]", $0.element) }
+                for (path, target) in named + listed where Self.pathProblem(target) == nil {
+                    let clean = "/" + target.split(separator: "/").joined(separator: "/")
+                    if clean == mountPath || clean.hasPrefix(mountPath + "/") {
+                        error(
+                            path,
+                            "'\(Self.printable(target))' is inside \(mountPath), where localStorage (\(storage.strategy)) mounts the instance store disks",
+                            hint:
+                                "mount the volume elsewhere, or move the instance store disks with spec.instance.localStorage.mountPath"
+                        )
+                    } else if let bind = bound.first(where: { clean.hasPrefix($0.directory + "/") }) {
+                        let directory = bind.directory
+                        let fix = bind.disable.map { ", or keep the array off it (localStorage.disabledMounts: [\($0)])" } ?? ""
+                        error(
+                            path,
+                            "'\(Self.printable(target))' is inside \(directory), which localStorage's \(storage.strategy) array bind-mounts: the bind would hide the volume",
+                            hint: "mount the volume at \(directory) itself (setup-local-disks then leaves it to the volume)\(fix)"
+                        )
+                    }
+                }
+            }
+        }
+
         static func pathProblem(_ path: String) -> String? {
             if !path.hasPrefix("/") { return "'\(printable(path))' is not an absolute path" }
             if path.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {

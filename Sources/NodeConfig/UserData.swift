@@ -155,7 +155,24 @@ public enum UserData {
 }
 
 extension StringProtocol {
+    /// Without leading and trailing whitespace. Indices, not reversed views: `String(_:)` of a doubly reversed
+    /// sequence appends one Character at a time through unspecialized generics, for every header of the user data.
     var trimmingWhitespace: String {
-        String(drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+        var start = startIndex
+        while start < endIndex, self[start].isWhitespace { start = index(after: start) }
+        var end = endIndex
+        while end > start, self[index(before: end)].isWhitespace { end = index(before: end) }
+        return String(self[start..<end])
+    }
+
+    /// Without trailing spaces and tabs (a boundary line's transport padding).
+    var droppingTrailingBlanks: SubSequence {
+        var end = endIndex
+        while end > startIndex {
+            let before = index(before: end)
+            guard self[before] == " " || self[before] == "\t" else { break }
+            end = before
+        }
+        return self[startIndex..<end]
     }
 }

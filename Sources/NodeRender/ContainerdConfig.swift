@@ -38,8 +38,11 @@ public enum ContainerdConfig {
         let (name, binary) =
             context.nvidiaRuntime ? ("nvidia", nvidiaRuntimePath) : ("runc", "/usr/sbin/runc")
         let cdi = context.kubeletVersion >= ComponentVersion(1, 32, 0)
+        let soci = SOCISnapshotter.decision(context).enabled
         let template =
-            v3 ? templateV3(runtime: name, binary: binary, cdi: cdi) : templateV2(runtime: name, binary: binary, cdi: cdi)
+            v3
+            ? templateV3(runtime: name, binary: binary, cdi: cdi, soci: soci)
+            : templateV2(runtime: name, binary: binary, cdi: cdi, soci: soci)
         do {
             let base = try TOML.parse(template)
             guard !user.isEmpty else { return TOML.canonical(base) }
@@ -51,8 +54,10 @@ public enum ContainerdConfig {
         }
     }
 
-    static func templateV2(runtime: String, binary: String, cdi: Bool) -> String {
+    /// nodeadm's schema 2 template (keys in the canonical order; `render` sorts them anyway).
+    static func templateV2(runtime: String, binary: String, cdi: Bool, soci: Bool = false) -> String {
         let cri = "plugins.'io.containerd.grpc.v1.cri'"
+        let snapshotter = soci ? "\n" + SOCISnapshotter.containerdKeys() : ""
         return """
             root = '/var/lib/containerd'
             state = '/run/containerd'
@@ -71,7 +76,7 @@ public enum ContainerdConfig {
 
             [\(cri).containerd]
             default_runtime_name = '\(runtime)'
-            discard_unpacked_layers = true
+            discard_unpacked_layers = true\(snapshotter)
 
             [\(cri).containerd.runtimes.\(runtime)]
             base_runtime_spec = '/etc/containerd/base-runtime-spec.json'
@@ -84,12 +89,14 @@ public enum ContainerdConfig {
             [\(cri).registry]
             config_path = '/etc/containerd/certs.d:/etc/docker/certs.d'
 
-            """
+            """ + (soci ? SOCISnapshotter.proxyPlugin : "")
     }
 
-    static func templateV3(runtime: String, binary: String, cdi: Bool) -> String {
+    /// nodeadm's schema 3 template, for containerd 2.
+    static func templateV3(runtime: String, binary: String, cdi: Bool, soci: Bool = false) -> String {
         let images = "plugins.'io.containerd.cri.v1.images'"
         let cri = "plugins.'io.containerd.cri.v1.runtime'"
+        let snapshotter = soci ? "\n" + SOCISnapshotter.containerdKeys() : ""
         return """
             root = '/var/lib/containerd'
             state = '/run/containerd'
@@ -99,7 +106,7 @@ public enum ContainerdConfig {
             address = '/run/containerd/containerd.sock'
 
             [\(images)]
-            discard_unpacked_layers = true
+            discard_unpacked_layers = true\(snapshotter)
 
             [\(images).pinned_images]
             sandbox = '\(sandboxImage)'
@@ -125,7 +132,7 @@ public enum ContainerdConfig {
             BinaryName = '\(binary)'
             SystemdCgroup = true
 
-            """
+            """ + (soci ? SOCISnapshotter.proxyPlugin : "")
     }
 }
 

@@ -62,6 +62,11 @@ public enum KubeletConfig {
             ("cgroupRoot", .string("/")),
             ("clusterDomain", .string("cluster.local")),
             ("containerRuntimeEndpoint", .string("unix:///run/containerd/containerd.sock")),
+        ]
+        if SOCISnapshotter.decision(context).enabled {
+            members.append(("imageServiceEndpoint", .string("unix://" + SOCISnapshotter.socket)))
+        }
+        members += [
             ("featureGates", .object(gates)),
             ("hairpinMode", .string("hairpin-veth")),
             ("protectKernelDefaults", .bool(true)),

@@ -11,6 +11,7 @@ public enum NodeRenderer {
         if context.daemons.contains(.containerd) {
             files.append(NodeFile(ContainerdConfig.path, try ContainerdConfig.render(context), units: [.containerd]))
             files.append(NodeFile(BaseRuntimeSpec.path, try BaseRuntimeSpec.render(context), units: [.containerd]))
+            files += SOCISnapshotter.files(context)
         }
         if context.daemons.contains(.ipamd) {
             files.append(NodeFile(IPAMDSpec.path, try IPAMDSpec.render(context), units: [.ipamd]))

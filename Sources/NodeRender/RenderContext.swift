@@ -150,6 +150,9 @@ public struct RenderContext: Sendable {
     public var containerdVersion: ComponentVersion
     public var maxPods: Int
     public var onlineCPUs: Int
+    /// Online memory from sysfs (block size × online blocks); read only for FastImagePull, 0
+    /// when unknown or not read.
+    public var onlineMemoryBytes: UInt64 = 0
     /// `/usr/bin/nvidia-container-runtime` exists.
     public var nvidiaRuntime: Bool
     /// An NVIDIA PCI device is present (`/sys/bus/pci/devices/*/vendor` is 0x10de).

@@ -16,6 +16,13 @@ public enum ExternalCommand {
         public var stderr: [UInt8]
         public var timedOut: Bool
 
+        public init(status: Int32, stdout: [UInt8], stderr: [UInt8], timedOut: Bool) {
+            self.status = status
+            self.stdout = stdout
+            self.stderr = stderr
+            self.timedOut = timedOut
+        }
+
         /// stdout, then stderr, as text (for commands whose output is only shown).
         public var combined: String { String(decoding: stdout + stderr, as: UTF8.self) }
     }
@@ -25,6 +32,23 @@ public enum ExternalCommand {
     }
 
     static let maxOutput = 1 << 20
+
+    /// The search path when the environment has none.
+    public static let defaultSearchPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    /// The first executable regular file `name` in the environment's `PATH` (or the default).
+    public static func find(_ name: String, environment: [String: String]) -> String? {
+        for directory in (environment["PATH"] ?? defaultSearchPath).split(separator: ":") where !directory.isEmpty {
+            let candidate = "\(directory)/\(name)"
+            if isExecutable(candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// A regular file this process may execute.
+    public static func isExecutable(_ path: String) -> Bool {
+        NodeFileSystem.status(path)?.isRegular == true && access(path, X_OK) == 0
+    }
 
     public static func run(_ path: String, _ arguments: [String], environment: [String: String], timeout: Duration)
         async throws(Failure) -> Output

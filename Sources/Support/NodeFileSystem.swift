@@ -54,15 +54,17 @@ public enum NodeFileSystem {
         }
         defer { close(fd) }
         var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
+        // Not zeroed: a zeroed 64 KiB array per read cost more than the reads of a run's small files.
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+        defer { buffer.deallocate() }
         while bytes.count <= limit {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if count < 0 {
                 if errno == EINTR { continue }
                 throw Failure(path: path, operation: "read", errno: errno)
             }
             if count == 0 { break }
-            bytes += buffer[0..<count]
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
         }
         return bytes
     }
@@ -83,11 +85,20 @@ public enum NodeFileSystem {
 
     /// `mkdir -p` with `mode` for the directories it creates.
     public static func makeDirectories(_ path: String, mode: UInt16 = 0o755) throws(Failure) {
+        var created: [String] = []
+        try makeDirectories(path, mode: mode, created: &created)
+    }
+
+    /// `mkdir -p` that appends each directory it created to `created`, outermost first (so a
+    /// caller that gives up can remove them again, innermost first).
+    static func makeDirectories(_ path: String, mode: UInt16, created: inout [String]) throws(Failure) {
         if status(path)?.isDirectory == true { return }
         if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
-            try makeDirectories(String(path[..<slash]), mode: 0o755)
+            try makeDirectories(String(path[..<slash]), mode: 0o755, created: &created)
         }
-        if mkdir(path, mode_t(mode)) != 0 && errno != EEXIST {
+        if mkdir(path, mode_t(mode)) == 0 {
+            created.append(path)
+        } else if errno != EEXIST {
             throw Failure(path: path, operation: "mkdir", errno: errno)
         }
     }
@@ -102,21 +113,30 @@ public enum NodeFileSystem {
     /// (`.NAME.nodeboot-PID`, written, its mode set), then all staged files are fsynced (one
     /// journal commit serves most of them), then renamed over their targets, then each
     /// directory is fsynced once. A failure while staging or flushing removes every staged file
-    /// and changes no target (`Failure.changedTargets` is false); a failed rename (the
-    /// filesystem turning read-only) leaves the files renamed before it in place.
-    public static func writeAll(_ files: [(path: String, bytes: [UInt8], mode: UInt16)]) throws(Failure) {
+    /// and every directory it created, and changes no target (`Failure.changedTargets` is
+    /// false); a failed rename (the filesystem turning read-only) leaves the files renamed
+    /// before it in place. A process killed before its renames leaves staged files behind:
+    /// `removeStaleStaged` removes them on the next run.
+    ///
+    /// `links` (path, target) are symbolic links staged and renamed in the same batch, after the files.
+    public static func writeAll(
+        _ files: [(path: String, bytes: [UInt8], mode: UInt16)], links: [(path: String, target: String)] = []
+    ) throws(Failure) {
         var staged: [Staged] = []
+        var created: [String] = []
         do throws(Failure) {
-            for file in files { staged.append(try stage(file.path, file.bytes, mode: file.mode)) }
+            for file in files { staged.append(try stage(file.path, file.bytes, mode: file.mode, created: &created)) }
+            for link in links { staged.append(try stageLink(link.path, target: link.target, created: &created)) }
             try flush(staged)
         } catch {
             for file in staged {
-                close(file.descriptor)
+                if file.descriptor >= 0 { close(file.descriptor) }
                 unlink(file.temporary)
             }
+            for directory in created.reversed() { rmdir(directory) }
             throw error
         }
-        for file in staged { close(file.descriptor) }
+        for file in staged where file.descriptor >= 0 { close(file.descriptor) }
         for (index, file) in staged.enumerated() where rename(file.temporary, file.path) != 0 {
             var failure = Failure(path: file.path, operation: "rename", errno: errno)
             failure.changedTargets = index > 0
@@ -137,25 +157,28 @@ public enum NodeFileSystem {
     /// Makes the staged files durable: one `syncfs` per filesystem they are on (a single journal
     /// flush instead of one per file), or one `fsync` each where the C library has no syncfs.
     static func flush(_ staged: [Staged]) throws(Failure) {
-        guard let syncfs = GNU.syncfs else {
-            for file in staged where fsync(file.descriptor) != 0 {
-                throw Failure(path: file.temporary, operation: "fsync", errno: errno)
-            }
-            return
-        }
         var devices: [UInt64] = []
         for file in staged {
+            // A staged link has no descriptor: its directory stands for it.
+            let descriptor = file.descriptor >= 0 ? file.descriptor : open(file.directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard descriptor >= 0 else { throw Failure(path: file.directory, operation: "open", errno: errno) }
+            defer { if descriptor != file.descriptor { close(descriptor) } }
+            guard let syncfs = GNU.syncfs else {
+                if fsync(descriptor) != 0 { throw Failure(path: file.temporary, operation: "fsync", errno: errno) }
+                continue
+            }
             var status = stat()
-            guard fstat(file.descriptor, &status) == 0 else {
+            guard fstat(descriptor, &status) == 0 else {
                 throw Failure(path: file.temporary, operation: "stat", errno: errno)
             }
             if devices.contains(UInt64(status.st_dev)) { continue }
             devices.append(UInt64(status.st_dev))
-            if syncfs(file.descriptor) != 0 { throw Failure(path: file.temporary, operation: "syncfs", errno: errno) }
+            if syncfs(descriptor) != 0 { throw Failure(path: file.temporary, operation: "syncfs", errno: errno) }
         }
     }
 
-    /// A file written under a temporary name beside its target, still open, not yet renamed.
+    /// A file written under a temporary name beside its target, still open, not yet renamed (a
+    /// staged link: descriptor -1).
     struct Staged {
         var path: String
         var directory: String
@@ -163,12 +186,23 @@ public enum NodeFileSystem {
         var descriptor: Int32
     }
 
-    static func stage(_ path: String, _ bytes: [UInt8], mode: UInt16) throws(Failure) -> Staged {
+    static func stageLink(_ path: String, target: String, created: inout [String]) throws(Failure) -> Staged {
         var directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         if directory.isEmpty { directory = "/" }
-        try makeDirectories(directory)
+        try makeDirectories(directory, mode: 0o755, created: &created)
+        let name = path.split(separator: "/").last.map(String.init) ?? "link"
+        let temporary = "\(directory == "/" ? "" : directory)/\(stagedName(name, pid: getpid()))"
+        unlink(temporary)
+        guard symlink(target, temporary) == 0 else { throw Failure(path: temporary, operation: "symlink", errno: errno) }
+        return Staged(path: path, directory: directory, temporary: temporary, descriptor: -1)
+    }
+
+    static func stage(_ path: String, _ bytes: [UInt8], mode: UInt16, created: inout [String]) throws(Failure) -> Staged {
+        var directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        if directory.isEmpty { directory = "/" }
+        try makeDirectories(directory, mode: 0o755, created: &created)
         let name = path.split(separator: "/").last.map(String.init) ?? "file"
-        let temporary = "\(directory == "/" ? "" : directory)/.\(name).nodeboot-\(getpid())"
+        let temporary = "\(directory == "/" ? "" : directory)/\(stagedName(name, pid: getpid()))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode_t(mode))
         guard descriptor >= 0 else { throw Failure(path: temporary, operation: "create", errno: errno) }
         var failure: Failure?
@@ -204,7 +238,7 @@ public enum NodeFileSystem {
     public static func linkAtomically(_ path: String, target: String) throws(Failure) {
         let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         try makeDirectories(directory.isEmpty ? "/" : directory)
-        let temporary = "\(directory)/.\(path.split(separator: "/").last ?? "link").nodeboot-\(getpid())"
+        let temporary = "\(directory)/\(stagedName(path.split(separator: "/").last.map(String.init) ?? "link", pid: getpid()))"
         unlink(temporary)
         guard symlink(target, temporary) == 0 else { throw Failure(path: temporary, operation: "symlink", errno: errno) }
         guard rename(temporary, path) == 0 else {
@@ -212,6 +246,68 @@ public enum NodeFileSystem {
             unlink(temporary)
             throw failure
         }
+    }
+
+    /// The name a file is staged under beside its target: `.NAME.nodeboot-PID`.
+    public static func stagedName(_ name: String, pid: Int32) -> String { ".\(name).nodeboot-\(pid)" }
+
+    /// The process that staged a file, when `name` has `stagedName`'s form; nil otherwise.
+    public static func stagingProcess(_ name: String) -> Int32? {
+        let bytes = Array(name.utf8)
+        let marker = Array(".nodeboot-".utf8)
+        var digits = bytes.count
+        while digits > 0 && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[digits - 1]) { digits -= 1 }
+        // `.` + at least one byte of name + `.nodeboot-` + 1 to 10 digits.
+        guard bytes.first == UInt8(ascii: "."), digits < bytes.count, bytes.count - digits <= 10,
+            digits >= marker.count + 2, Array(bytes[(digits - marker.count)..<digits]) == marker,
+            let pid = Int32(String(decoding: bytes[digits...], as: UTF8.self)), pid > 0
+        else { return nil }
+        return pid
+    }
+
+    /// Removes the files staged by processes that are gone (`.NAME.nodeboot-PID` left by a
+    /// writer killed before its renames) from `directories`, and returns their paths. Only names
+    /// of that form, only regular files and symbolic links, only in the directories given (not
+    /// below them). A file is stale when no process PID exists, or when the process with that
+    /// PID started after the file was last written (the PID was reused, after a reboot or a
+    /// wrap); the staged files of a live writer are never touched.
+    public static func removeStaleStaged(in directories: [String]) -> [String] {
+        var removed: [String] = []
+        var seen: Set<String> = []
+        for directory in directories where seen.insert(directory).inserted {
+            for name in list(directory) ?? [] {
+                guard let pid = stagingProcess(name) else { continue }
+                let path = (directory == "/" ? "" : directory) + "/" + name
+                var info = stat()
+                guard lstat(path, &info) == 0 else { continue }
+                let type = info.st_mode & S_IFMT
+                guard type == S_IFREG || type == S_IFLNK else { continue }
+                if let started = processStart(pid), started <= Double(info.st_mtim.tv_sec) + 2 { continue }
+                if unlink(path) == 0 { removed.append(path) }
+            }
+        }
+        return removed
+    }
+
+    /// When process `pid` started, in seconds since the epoch (whole-second precision: the boot
+    /// time in /proc/stat has no more); nil when there is no such process.
+    static func processStart(_ pid: Int32) -> Double? {
+        if kill(pid, 0) != 0 && errno == ESRCH { return nil }
+        guard let stat = try? read("/proc/\(pid)/stat", limit: 4096),
+            let close = stat.lastIndex(of: UInt8(ascii: ")"))
+        else { return 0 }  // alive, but its start unknown: treat as older than any file
+        let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " "))
+        // Field 22 (starttime) is the 20th after the command's closing parenthesis.
+        guard fields.count > 19, let ticks = Double(String(decoding: fields[19], as: UTF8.self)),
+            let system = try? read("/proc/stat", limit: 1 << 20)
+        else { return 0 }
+        var boot: Double?
+        for line in system.split(separator: UInt8(ascii: "\n")) where line.starts(with: Array("btime ".utf8)) {
+            boot = Double(String(decoding: line.dropFirst(6), as: UTF8.self))
+        }
+        let perSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+        guard let boot, perSecond > 0 else { return 0 }
+        return boot + ticks / perSecond
     }
 
     /// The running executable's path (`/proc/self/exe`).

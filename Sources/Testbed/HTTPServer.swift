@@ -82,7 +82,10 @@ enum HTTPServer {
         -> HTTPServerChannel
     {
         try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
+            // A fleet's agents connect all at once (scripts/fleet.py: 500 agents and their token helpers share one IMDS
+            // port, where EC2 gives each instance its own): a short accept queue drops their SYNs, and a client
+            // with IMDS's 250 ms connect timeout gives up before the kernel resends one. The kernel caps it at somaxconn.
+            .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             .bind(host: host, port: port) { channel in

@@ -6,7 +6,7 @@ import X509
 
 /// The kube API server's TLS identity: a CA (generated at start, or loaded from the files the
 /// configuration names) and a P-256 server certificate it signs for `localhost`, `127.0.0.1`
-/// and the bind host, valid from an hour ago for a day.
+/// and the bind host (and `advertiseEndpoint`'s host), valid from an hour ago for a day.
 struct KubeTLS: Sendable {
     /// The CA certificate, PEM, as a kubeconfig's `certificate-authority` wants it.
     var caPEM: String
@@ -21,7 +21,8 @@ struct KubeTLS: Sendable {
         }
         let serverKey = P256.Signing.PrivateKey()
         let server = try issueServerCertificate(
-            for: Certificate.PrivateKey(serverKey).publicKey, hosts: ["localhost", "127.0.0.1", host],
+            for: Certificate.PrivateKey(serverKey).publicKey,
+            hosts: ["localhost", "127.0.0.1", host] + [configuration.advertised?.host].compactMap { $0 },
             authority: authority, now: now)
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: [.certificate(try NIOSSLCertificate(bytes: try der(server), format: .der))],

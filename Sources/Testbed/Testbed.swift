@@ -20,9 +20,11 @@ public final class Testbed: Sendable {
     public let imdsEndpoint: String
     /// `http://127.0.0.1:PORT` of the AWS endpoint (EC2, EKS, STS and `/_testbed/`).
     public let awsEndpoint: String
-    /// `https://127.0.0.1:PORT` of the Kubernetes API server; DescribeCluster reports it unless
-    /// the cluster's `endpoint` is configured.
+    /// `https://127.0.0.1:PORT` of the Kubernetes API server (its listener).
     public let kubeEndpoint: String
+    /// What DescribeCluster reports unless the cluster's `endpoint` is configured:
+    /// `kubeAPI.advertiseEndpoint` (normalised to `https://HOST:PORT`), else ``kubeEndpoint``.
+    public let advertisedKubeEndpoint: String
     /// The CA certificate (PEM) that signed the Kubernetes API server's certificate: what a
     /// kubeconfig's `certificate-authority` must hold.
     public let kubeCACertificatePEM: String
@@ -56,6 +58,7 @@ public final class Testbed: Sendable {
         self.imdsEndpoint = imdsEndpoint
         self.awsEndpoint = awsEndpoint
         self.kubeEndpoint = core.kubeEndpoint
+        self.advertisedKubeEndpoint = core.advertisedKubeEndpoint
         self.kubeCACertificatePEM = core.kubeCAPEM
         self.kubeClusterName = core.kubeClusterName
         self.roleCredentials = core.role.credentials
@@ -98,9 +101,12 @@ public final class Testbed: Sendable {
         let network = try NetworkModel(
             instance: instance, network: configuration.network,
             instanceTypes: InstanceTypes.table(configuration.instanceTypes), now: Date())
+        let fleet = Fleet(
+            configuration.fleet, aemm: aemm, role: configuration.role, privateDnsName: configuration.privateDnsName,
+            now: Date())
         let core = TestbedCore(
             configuration: configuration, instance: instance, role: role, kubeCAPEM: tls.caPEM, network: network,
-            logger: logger)
+            logger: logger, fleet: fleet)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var tasks: [Task<Void, Never>] = []
@@ -281,5 +287,27 @@ public final class Testbed: Sendable {
         let characters = Array(alphabet)
         var generator = SystemRandomNumberGenerator()
         return String((0..<count).map { _ in characters[Int.random(in: 0..<characters.count, using: &generator)] })
+    }
+}
+
+// MARK: - Fleet and rate limits
+
+extension Testbed {
+    /// The fleet's instances (`fleet.count` of them; empty by default).
+    public var fleet: [FleetInstance] { core.fleet.members.map(\.info) }
+
+    /// What points agent `instance` of the fleet at this testbed: its IMDS under its prefix.
+    public func environment(for instance: FleetInstance) -> [String: String] {
+        ["AWS_EC2_METADATA_SERVICE_ENDPOINT": imdsEndpoint + instance.imdsPathPrefix, "AWS_ENDPOINT_URL": awsEndpoint]
+    }
+
+    /// Replaces the rate limits; every bucket starts full again and the counts from zero.
+    public func setRateLimits(_ limits: RateLimits) async {
+        core.rateLimiter.set(limits)
+    }
+
+    /// The rate limits in force.
+    public func rateLimits() async -> RateLimits {
+        core.rateLimiter.limits
     }
 }

@@ -24,7 +24,7 @@ import Foundation
 ///   "lateStart": {"imdsSeconds": 0, "awsSeconds": 0, "kubeSeconds": 0},
 ///   "kubeAPI": {"clusterName": "my-cluster", "caCertificateFile": "ca.crt", "caKeyFile": "ca.key",
 ///               "users": [{"accessKeyId": "AKIA…", "username": "alice", "groups": ["system:masters"]}],
-///               "defaultMappings": true}
+///               "defaultMappings": true, "advertiseEndpoint": "https://169.254.0.30:443"}
 /// }
 /// ```
 ///
@@ -43,6 +43,8 @@ import Foundation
 /// - `faults`: fault rules active from the start (see ``FaultRule``).
 /// - `lateStart`: seconds before the IMDS, AWS or kube listener opens; until then connections are refused.
 /// - `kubeAPI`: the Kubernetes API server (see ``KubeAPI``).
+/// - `fleet`: further instances for many agents at once (see ``FleetConfiguration``).
+/// - `rateLimits`: AWS-like token buckets for EC2, EKS and STS (see ``RateLimits``); off by default.
 public struct TestbedConfiguration: Codable, Sendable {
     public var instance: InstanceSource
     public var privateDnsName: String
@@ -56,6 +58,8 @@ public struct TestbedConfiguration: Codable, Sendable {
     public var faults: [FaultRule]
     public var lateStart: LateStart
     public var kubeAPI: KubeAPI
+    public var fleet: FleetConfiguration
+    public var rateLimits: RateLimits
 
     public init(
         instance: InstanceSource = .bundled,
@@ -69,7 +73,9 @@ public struct TestbedConfiguration: Codable, Sendable {
         imdsTokenMaxTtlSeconds: Int = 21600,
         faults: [FaultRule] = [],
         lateStart: LateStart = LateStart(),
-        kubeAPI: KubeAPI = KubeAPI()
+        kubeAPI: KubeAPI = KubeAPI(),
+        fleet: FleetConfiguration = FleetConfiguration(),
+        rateLimits: RateLimits = RateLimits()
     ) {
         self.instance = instance
         self.privateDnsName = privateDnsName
@@ -83,6 +89,8 @@ public struct TestbedConfiguration: Codable, Sendable {
         self.faults = faults
         self.lateStart = lateStart
         self.kubeAPI = kubeAPI
+        self.fleet = fleet
+        self.rateLimits = rateLimits
     }
 
     /// nodeadm's E2E instance (`i-1234567890abcdef0`, m4.xlarge, us-west-2) and cluster `my-cluster`.
@@ -91,9 +99,16 @@ public struct TestbedConfiguration: Codable, Sendable {
     /// The bundled instance (nodeadm's E2E `aemm-default-config.json`), as JSON text.
     public static var bundledInstanceJSON: String { BundledInstance.json }
 
+    /// nodeadm's E2E instance and cluster, with `userData` as the instance's user data (as given).
+    public static func bundled(userData: String) throws -> Self {
+        var aemm = try AEMMConfig.bundled()
+        aemm.userdata = AEMMConfig.Section(paths: aemm.userdata?.paths, values: ["userdata": .string(userData)])
+        return TestbedConfiguration(instance: .inline(aemm))
+    }
+
     enum CodingKeys: String, CodingKey, CaseIterable {
         case instance, privateDnsName, clusters, role, staticKeys, instanceTypes, networkInterfaces, network
-        case imdsTokenMaxTtlSeconds, faults, lateStart, kubeAPI
+        case imdsTokenMaxTtlSeconds, faults, lateStart, kubeAPI, fleet, rateLimits
     }
 
     public init(from decoder: any Decoder) throws {
@@ -114,6 +129,8 @@ public struct TestbedConfiguration: Codable, Sendable {
         faults = try c.decodeIfPresent([FaultRule].self, forKey: .faults) ?? d.faults
         lateStart = try c.decodeIfPresent(LateStart.self, forKey: .lateStart) ?? d.lateStart
         kubeAPI = try c.decodeIfPresent(KubeAPI.self, forKey: .kubeAPI) ?? d.kubeAPI
+        fleet = try c.decodeIfPresent(FleetConfiguration.self, forKey: .fleet) ?? d.fleet
+        rateLimits = try c.decodeIfPresent(RateLimits.self, forKey: .rateLimits) ?? d.rateLimits
     }
 
     // MARK: Loading
@@ -203,6 +220,8 @@ public struct TestbedConfiguration: Codable, Sendable {
         if lateStart.awsSeconds < 0 { problems.append("lateStart.awsSeconds: must not be negative") }
         if lateStart.kubeSeconds < 0 { problems.append("lateStart.kubeSeconds: must not be negative") }
         problems += kubeAPI.validationErrors()
+        problems += fleet.validationErrors()
+        problems += rateLimits.validationErrors()
         return problems
     }
 }
@@ -500,22 +519,40 @@ extension TestbedConfiguration {
     /// - `defaultMappings`: map the instance role to `system:node:<privateDnsName>` (groups
     ///   `system:bootstrappers`, `system:nodes`) and the static keys to `kubernetes-admin`
     ///   (`system:masters`); false = only `users` are mapped, every other identity is 401.
+    /// - `advertiseEndpoint`: `https://HOST[:PORT]`, the address clients reach the API server at
+    ///   when that is not the listener's (a VM reaching a host-loopback testbed through a
+    ///   forward): DescribeCluster's default `endpoint` and `/api`'s `serverAddressByClientCIDRs`,
+    ///   and HOST is added to the server certificate's SANs. Absent = the listener's address.
     public struct KubeAPI: Codable, Sendable, Equatable {
         public var clusterName: String?
         public var caCertificateFile: String?
         public var caKeyFile: String?
         public var users: [UserMapping]
         public var defaultMappings: Bool
+        public var advertiseEndpoint: String?
 
         public init(
             clusterName: String? = nil, caCertificateFile: String? = nil, caKeyFile: String? = nil,
-            users: [UserMapping] = [], defaultMappings: Bool = true
+            users: [UserMapping] = [], defaultMappings: Bool = true, advertiseEndpoint: String? = nil
         ) {
             self.clusterName = clusterName
             self.caCertificateFile = caCertificateFile
             self.caKeyFile = caKeyFile
             self.users = users
             self.defaultMappings = defaultMappings
+            self.advertiseEndpoint = advertiseEndpoint
+        }
+
+        /// `advertiseEndpoint` split: its host (without brackets) and `host:port` as `/api`
+        /// reports it (port 443 when the URL has none). Nil when absent or not an https URL.
+        public var advertised: (host: String, address: String)? {
+            guard let advertiseEndpoint, let url = URL(string: advertiseEndpoint),
+                url.scheme?.lowercased() == "https", let host = url.host, !host.isEmpty,
+                url.path.isEmpty || url.path == "/", url.query == nil, url.user == nil
+            else { return nil }
+            let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+            let port = url.port ?? 443
+            return (bare, bare.contains(":") ? "[\(bare)]:\(port)" : "\(bare):\(port)")
         }
 
         /// An access key mapped to a Kubernetes user.
@@ -542,7 +579,7 @@ extension TestbedConfiguration {
         }
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case clusterName, caCertificateFile, caKeyFile, users, defaultMappings
+            case clusterName, caCertificateFile, caKeyFile, users, defaultMappings, advertiseEndpoint
         }
 
         public init(from decoder: any Decoder) throws {
@@ -553,6 +590,7 @@ extension TestbedConfiguration {
             caKeyFile = try c.decodeIfPresent(String.self, forKey: .caKeyFile)
             users = try c.decodeIfPresent([UserMapping].self, forKey: .users) ?? []
             defaultMappings = try c.decodeIfPresent(Bool.self, forKey: .defaultMappings) ?? true
+            advertiseEndpoint = try c.decodeIfPresent(String.self, forKey: .advertiseEndpoint)
         }
 
         func validationErrors() -> [String] {
@@ -560,6 +598,11 @@ extension TestbedConfiguration {
             if let clusterName, clusterName.isEmpty { problems.append("kubeAPI.clusterName: must not be empty") }
             if (caCertificateFile == nil) != (caKeyFile == nil) {
                 problems.append("kubeAPI: give both caCertificateFile and caKeyFile, or neither")
+            }
+            if let advertiseEndpoint, advertised == nil {
+                problems.append(
+                    "kubeAPI.advertiseEndpoint: '\(advertiseEndpoint)' is not an https://HOST[:PORT] URL (no path, query or user)"
+                )
             }
             for (i, user) in users.enumerated() {
                 if user.accessKeyId.isEmpty { problems.append("kubeAPI.users[\(i)].accessKeyId: must not be empty") }

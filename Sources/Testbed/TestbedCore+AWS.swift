@@ -46,6 +46,7 @@ extension TestbedCore {
         if request.path.hasPrefix("/_testbed/") { return .response(control(request)) }
         let call = parse(request)
         let fault = takeFault(call.service.faultEndpoint, path: request.path, action: call.action)
+        if fault == nil, let throttled = rateLimited(call, request) { return throttled }
         var signer: String?
         return await recorded(
             endpoint: call.service.rawValue, request: request, action: call.action, fault: fault,
@@ -112,6 +113,7 @@ extension TestbedCore {
         let keys = staticKeys
         let result = SigV4Verifier.verify(request, now: now) { accessKeyID in
             if accessKeyID == roleCredentials.accessKeyID { return roleCredentials }
+            if let member = fleetCredentials(accessKeyID) { return member }
             if let key = keys[accessKeyID] {
                 return SigV4Credentials(accessKeyID: key.accessKeyId, secretAccessKey: key.secretAccessKey)
             }
@@ -121,7 +123,9 @@ extension TestbedCore {
         case .failure(let failure):
             return .failure(ErrorResponse(authFailure(failure, service: call.service)))
         case .success(let identity):
-            if identity.accessKeyID == roleCredentials.accessKeyID, now >= role.expiration {
+            let member = fleet.member(accessKeyID: identity.accessKeyID)
+            let isRole = identity.accessKeyID == roleCredentials.accessKeyID || member != nil
+            if isRole, now >= member?.role.expiration ?? role.expiration {
                 let failure = SigV4Verifier.Failure(
                     code: "ExpiredToken", message: "The security token included in the request is expired", status: 400)
                 return .failure(ErrorResponse(authFailure(failure, service: call.service)))
@@ -187,6 +191,7 @@ extension TestbedCore {
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.sortedKeys]
         if let response = networkControl(request) { return response }
+        if let response = rateLimitControl(request) ?? fleetControl(request) { return response }
         switch (request.method, request.path) {
         case ("PUT", "/_testbed/faults"):
             let rules: [FaultRule]
@@ -236,7 +241,7 @@ extension TestbedCore {
                     (
                         "message",
                         .string(
-                            "unknown testbed control call \(request.method) \(request.path); known: PUT|GET /_testbed/faults, POST /_testbed/imds/expire-tokens, GET|DELETE /_testbed/requests, POST /_testbed/kube/nodes/NAME/ready, GET /_testbed/ec2/network, GET|POST /_testbed/ec2/network-interfaces, PUT /_testbed/ec2/lag"
+                            "unknown testbed control call \(request.method) \(request.path); known: PUT|GET /_testbed/faults, POST /_testbed/imds/expire-tokens, GET|DELETE /_testbed/requests, POST /_testbed/kube/nodes/NAME/ready, GET /_testbed/ec2/network, GET|POST /_testbed/ec2/network-interfaces, PUT /_testbed/ec2/lag, GET|PUT /_testbed/rate-limits, GET /_testbed/fleet"
                         )
                     )
                 ]).compact())

@@ -56,6 +56,7 @@ extension TestbedCore {
         if let bad = malformed.first {
             return TestbedCore.ec2Error(400, "InvalidInstanceID.Malformed", "Invalid id: \"\(bad)\"")
         }
+        if !ids.contains(instance.instanceID), let fleetAnswer = describeFleetInstances(ids) { return fleetAnswer }
         let unknown = ids.filter { $0 != instance.instanceID }
         if !unknown.isEmpty {
             let message =
@@ -64,17 +65,26 @@ extension TestbedCore {
                 : "The instance IDs '\(unknown.joined(separator: ", "))' do not exist"
             return TestbedCore.ec2Error(400, "InvalidInstanceID.NotFound", message)
         }
-        let i = instance
-        let groups = zip(i.interfaces[0].securityGroupIDs, i.interfaces[0].securityGroupNames).map {
-            "<item>" + XML.element("groupId", $0) + XML.element("groupName", $1) + "</item>"
-        }.joined()
         let interfaces = state.withLock { state in
             state.network.settle(Date())
             return state.network.attached.map { TestbedCore.eniXML($0, in: state.network, forInstance: true) }.joined()
         }
+        let i = instance
+        let item = TestbedCore.instanceItemXML(i, interfaces: interfaces)
+        let inner =
+            "    <reservationSet>\n        <item>" + XML.element("reservationId", i.reservationID)
+            + XML.element("ownerId", i.accountID) + "<groupSet/>" + "<instancesSet>" + item + "</instancesSet>"
+            + "</item>\n    </reservationSet>\n"
+        return TestbedCore.ec2Response("DescribeInstances", inner)
+    }
+
+    /// One `instancesSet` item: the instance and its ENIs (`interfaces`, items already written).
+    static func instanceItemXML(_ i: InstanceModel, interfaces: String) -> String {
+        let groups = zip(i.interfaces[0].securityGroupIDs, i.interfaces[0].securityGroupNames).map {
+            "<item>" + XML.element("groupId", $0) + XML.element("groupName", $1) + "</item>"
+        }.joined()
         let primary = i.interfaces[0]
-        let item =
-            "<item>" + XML.element("instanceId", i.instanceID) + XML.element("imageId", i.imageID)
+        return "<item>" + XML.element("instanceId", i.instanceID) + XML.element("imageId", i.imageID)
             + "<instanceState><code>16</code><name>running</name></instanceState>"
             + XML.element("privateDnsName", i.privateDNSName) + "<dnsName/>" + "<reason/>"
             + XML.element("amiLaunchIndex", "0") + "<productCodes/>" + XML.element("instanceType", i.instanceType)
@@ -94,11 +104,6 @@ extension TestbedCore {
             + "</metadataOptions>"
             + "<privateDnsNameOptions><hostnameType>ip-name</hostnameType></privateDnsNameOptions>"
             + "</item>"
-        let inner =
-            "    <reservationSet>\n        <item>" + XML.element("reservationId", i.reservationID)
-            + XML.element("ownerId", i.accountID) + "<groupSet/>" + "<instancesSet>" + item + "</instancesSet>"
-            + "</item>\n    </reservationSet>\n"
-        return TestbedCore.ec2Response("DescribeInstances", inner)
     }
 
     func describeInstanceTypes(_ call: AWSCall) -> HTTPResponse {

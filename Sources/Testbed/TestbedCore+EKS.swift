@@ -75,7 +75,7 @@ extension TestbedCore {
             ("arn", .string("arn:aws:eks:\(region):\(account):cluster/\(cluster.name)")),
             ("createdAt", .number(1_700_000_000)),
             ("version", .string(cluster.version)),
-            ("endpoint", .string(cluster.endpoint ?? kubeEndpoint)),
+            ("endpoint", .string(cluster.endpoint ?? advertisedKubeEndpoint)),
             ("roleArn", .string(cluster.roleArn ?? "arn:aws:iam::\(account):role/eks-cluster-role")),
             (
                 "resourcesVpcConfig",
@@ -153,6 +153,9 @@ extension TestbedCore {
         if identity.accessKeyID == role.credentials.accessKeyID {
             arn = "arn:aws:sts::\(account):assumed-role/\(configuration.role.name)/\(instance.instanceID)"
             userID = "AROA5BOGHHXZELSK34VU4:\(instance.instanceID)"
+        } else if let member = fleet.member(accessKeyID: identity.accessKeyID) {
+            arn = "arn:aws:sts::\(account):assumed-role/\(configuration.role.name)/\(member.info.instanceId)"
+            userID = "AROA5BOGHHXZELSK34VU4:\(member.info.instanceId)"
         } else {
             let user = staticKeys[identity.accessKeyID]?.userName ?? identity.accessKeyID
             arn = "arn:aws:iam::\(account):user/\(user)"

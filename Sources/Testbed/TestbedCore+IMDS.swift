@@ -43,7 +43,25 @@ extension TestbedCore {
         return HTTPResponse(status: status, contentType: "text/html", text: body)
     }
 
+    /// IMDS serves every API version under its date (`/2021-03-23/meta-data/…`, what cloud-init's
+    /// Ec2 datasource reads) as under `/latest/`; the testbed has one version, so a dated path is
+    /// answered as its `/latest/` twin. Other paths are unchanged.
+    static func latestPath(_ path: String) -> String {
+        let parts = path.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        // "/2021-03-23/x" splits into "", "2021-03-23/x": look at the first segment after the slash.
+        guard path.hasPrefix("/"), parts.count == 2 else { return path }
+        let rest = parts[1]
+        let segment = rest.prefix { $0 != "/" }
+        let digits = segment.split(separator: "-", omittingEmptySubsequences: false)
+        guard digits.map(\.count) == [4, 2, 2], digits.allSatisfy({ $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) })
+        else { return path }
+        return "/latest" + rest.dropFirst(segment.count)
+    }
+
     func handleIMDS(_ request: HTTPRequest) async -> HTTPReply {
+        if let (member, path) = fleet.member(imdsPath: request.path) {
+            return await handleFleetIMDS(request, member: member, path: path)
+        }
         let action = request.path == TestbedCore.tokenPath ? "GetToken" : nil
         let fault = takeFault(.imds, path: request.path, action: nil)
         return await recorded(endpoint: "imds", request: request, action: action, fault: fault) {
@@ -51,7 +69,10 @@ extension TestbedCore {
         }
     }
 
-    func imdsResponse(_ request: HTTPRequest, now: Date) -> HTTPResponse {
+    /// - Parameter documents: a fleet instance's documents; nil: the instance's, from the network model.
+    func imdsResponse(_ request: HTTPRequest, now: Date, documents fleetDocuments: [String: String]? = nil)
+        -> HTTPResponse
+    {
         if request.path == TestbedCore.tokenPath {
             guard request.method == "PUT" else { return TestbedCore.imdsError(405) }
             // IMDS refuses token requests that went through a proxy.
@@ -73,8 +94,9 @@ extension TestbedCore {
         } else if instance.imdsv2 {
             return TestbedCore.imdsError(401)
         }
-        let documents = state.withLock { $0.network.imdsDocuments(now: now) }
-        guard let document = InstanceModel.lookup(request.path, in: documents) else { return TestbedCore.imdsError(404) }
+        let documents = fleetDocuments ?? state.withLock { $0.network.imdsDocuments(now: now) }
+        let path = TestbedCore.latestPath(request.path)
+        guard let document = InstanceModel.lookup(path, in: documents) else { return TestbedCore.imdsError(404) }
         return HTTPResponse(status: 200, contentType: "text/plain", text: document)
     }
 }

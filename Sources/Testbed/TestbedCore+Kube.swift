@@ -79,6 +79,7 @@ extension TestbedCore {
         let keys = staticKeys
         let result = verifier.verify(token, now: now) { accessKeyID in
             if accessKeyID == roleCredentials.accessKeyID { return roleCredentials }
+            if let member = fleetCredentials(accessKeyID) { return member }
             if let key = keys[accessKeyID] {
                 return SigV4Credentials(accessKeyID: key.accessKeyId, secretAccessKey: key.secretAccessKey)
             }
@@ -89,6 +90,7 @@ extension TestbedCore {
         case .failure(let failure): return .failure(failure)
         case .success(let value): caller = value
         }
+        if let fleetUser = fleetKubeUser(caller.accessKeyID, now: now) { return fleetUser }
         let isRole = caller.accessKeyID == roleCredentials.accessKeyID
         if isRole, now >= role.expiration {
             return .failure(KubeTokenVerifier.Failure("STS: ExpiredToken: the instance role's credentials have expired"))
@@ -275,7 +277,7 @@ extension TestbedCore {
                 (
                     "serverAddressByClientCIDRs",
                     .array([
-                        .object([("clientCIDR", .string("0.0.0.0/0")), ("serverAddress", .string(kubeAddress))])
+                        .object([("clientCIDR", .string("0.0.0.0/0")), ("serverAddress", .string(advertisedKubeAddress))])
                     ])
                 ),
             ])

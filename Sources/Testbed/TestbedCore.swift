@@ -42,13 +42,21 @@ final class TestbedCore: Sendable {
     /// Watch responses being written; shutdown lets them end cleanly first.
     let openWatches = Mutex(0)
     let networkHooks = Mutex(NetworkHooks())
+    /// The instances besides `instance` (`fleet`), each with its own IMDS prefix and role keys.
+    let fleet: Fleet
+    /// AWS-like throttling of EC2, EKS and STS (`rateLimits`; off when empty).
+    let rateLimiter: RateLimiter
 
     var kubeAddress: String { kubeAddressBox.withLock { $0 } }
     var kubeEndpoint: String { "https://" + kubeAddress }
+    /// `host:port` clients are told to use: `kubeAPI.advertiseEndpoint`'s, else the listener's.
+    var advertisedKubeAddress: String { configuration.kubeAPI.advertised?.address ?? kubeAddress }
+    /// What DescribeCluster reports when the cluster names no endpoint.
+    var advertisedKubeEndpoint: String { "https://" + advertisedKubeAddress }
 
     init(
         configuration: TestbedConfiguration, instance: InstanceModel, role: RoleCredentials, kubeCAPEM: String,
-        network: NetworkModel, logger: Logger
+        network: NetworkModel, logger: Logger, fleet: Fleet = Fleet()
     ) {
         self.configuration = configuration
         self.instance = instance
@@ -58,6 +66,8 @@ final class TestbedCore: Sendable {
         for key in configuration.staticKeys { keys[key.accessKeyId] = key }
         self.staticKeys = keys
         self.logger = logger
+        self.fleet = fleet
+        self.rateLimiter = RateLimiter(configuration.rateLimits)
         self.kubeCAPEM = kubeCAPEM
         self.kubeClusterName =
             configuration.kubeAPI.clusterName ?? configuration.clusters.first?.name ?? "my-cluster"

@@ -40,6 +40,13 @@ struct Serve: AsyncParsableCommand {
     )
     var kubeCAOut: String?
 
+    @Option(
+        name: .customLong("advertise-kube"),
+        help: ArgumentHelp(
+            "The API server's URL as clients reach it (https://HOST[:PORT], e.g. through a VM's port forward): what DescribeCluster reports; HOST joins the certificate's names. Overrides kubeAPI.advertiseEndpoint.",
+            valueName: "url"))
+    var advertiseKube: String?
+
     func validate() throws {
         for (name, port) in [("--imds-port", imdsPort), ("--aws-port", awsPort), ("--kube-port", kubePort)]
         where !(0...65535).contains(port) {
@@ -57,7 +64,9 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "nodeboot.testbed")
         let configuration: TestbedConfiguration
         do {
-            configuration = try config.map(TestbedConfiguration.load(from:)) ?? .default
+            var loaded = try config.map(TestbedConfiguration.load(from:)) ?? .default
+            if let advertiseKube { loaded.kubeAPI.advertiseEndpoint = advertiseKube }
+            configuration = loaded
         } catch {
             FileHandle.standardError.write(Data("nodeboot-testbed: \(error)\n".utf8))
             throw ExitCode(2)
@@ -87,6 +96,9 @@ struct Serve: AsyncParsableCommand {
             "kube: \(testbed.kubeEndpoint)",
             "kube-ca: \(caFile.path)",
         ]
+        if testbed.advertisedKubeEndpoint != testbed.kubeEndpoint {
+            lines.append("kube-advertised: \(testbed.advertisedKubeEndpoint)")
+        }
         for (name, value) in testbed.environment.sorted(by: { $0.key < $1.key }) {
             lines.append("export \(name)=\(value)")
         }

@@ -30,11 +30,18 @@ struct Init {
                 "register-node",
                 "Create or reconcile the Node object as the kubelet would (when no kubelet registers: demo, testbed)."),
             .flag("wait-ready", "After the Node exists, wait until it is Ready."),
+            .flag(
+                "defer-to-script",
+                "No NodeConfig anywhere and user data that cloud-init runs (a script calling /etc/eks/bootstrap.sh):"
+                    + " do nothing, exit 0 (the config boot unit's)."),
             .value(
                 "unit-timeout", "unit-timeout", "Seconds each unit start/restart may take (job done and active; default 120)."),
             .value(
                 "register-timeout", "register-timeout",
                 "Seconds to wait for the Node to register (and be Ready with --wait-ready; default 300)."),
+            .value(
+                "lock-timeout", "lock-timeout",
+                "Seconds to wait while another init holds the node's lock (/run/nodeboot/init.lock; default 60)."),
         ] + IMDSOptions.options)
 
     let arguments: Arguments
@@ -85,8 +92,10 @@ struct Init {
         options.imdsDeadline = try IMDSOptions.deadline(arguments)
         options.registerNode = arguments.flag("register-node")
         options.waitReady = arguments.flag("wait-ready")
+        options.deferToScript = arguments.flag("defer-to-script")
         options.unitTimeout = .milliseconds(Int64(try arguments.seconds("unit-timeout", default: 120) * 1000))
         options.registerTimeout = .milliseconds(Int64(try arguments.seconds("register-timeout", default: 300) * 1000))
+        options.lockTimeout = .milliseconds(Int64(try arguments.seconds("lock-timeout", default: 60) * 1000))
         return options
     }
 

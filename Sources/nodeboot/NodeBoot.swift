@@ -17,6 +17,7 @@ enum NodeBoot {
         "nodeboot", abstract: "Bootstrap an EC2 instance into an Amazon EKS node.",
         subcommands: [
             Init.command, ConfigCommand.command, Token.command, Facts.command, Status.command, IPAMD.command,
+            BootstrapSh.command, Reset.command,
         ])
 
     /// Maps `Failure` and usage errors to their message and exit status (DESIGN: 2 for bad input).
@@ -34,6 +35,10 @@ enum NodeBoot {
         }
         do {
             let root = invokedAs == "aws-iam-authenticator" ? AuthenticatorCompatibility.command : commands
+            // bootstrap.sh's command line is not the table parser's (values starting with '-', a positional name).
+            if invokedAs != "aws-iam-authenticator" && arguments.first == "bootstrap-sh" {
+                return try await BootstrapSh.run(Array(arguments.dropFirst()))
+            }
             switch try root.parse(arguments) {
             case .help(let command):
                 StandardStreams.output(command.help)
@@ -64,6 +69,7 @@ enum NodeBoot {
         case "nodeboot facts": try await Facts.run(arguments)
         case "nodeboot status": try Status.run(arguments)
         case "nodeboot ipamd": try await IPAMD.run(arguments)
+        case "nodeboot reset": try await Reset(arguments).run()
         default: throw UsageError(message: "Unexpected command '\(command.fullName)'", command: commands)
         }
     }

@@ -112,12 +112,7 @@ struct InitBehaviourTests {
                         HTTPS_PROXY: http://127.0.0.1:\(proxyPort)
                 """
         // The bundled instance with this user data (aemm serves it as given).
-        var instance = try #require(
-            try JSONSerialization.jsonObject(with: Data(TestbedConfiguration.bundledInstanceJSON.utf8)) as? [String: Any])
-        instance["userdata"] = ["values": ["userdata": userData]]
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("testbed-\(UUID().uuidString).json")
-        try JSONSerialization.data(withJSONObject: ["instance": instance]).write(to: file)
-        let testbed = try await Testbed.start(try TestbedConfiguration.load(from: file.path))
+        let testbed = try await Testbed.start(try TestbedConfiguration.bundled(userData: userData))
         let root = try NodeFixture.root()
         var firstRun = Self.options(root: root)
         firstRun.skip = [.run]

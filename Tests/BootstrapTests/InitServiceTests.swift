@@ -29,10 +29,13 @@ struct InitServiceTests {
             return options
         }
 
-        func run(_ options: InitOptions? = nil) async -> Result<InitReport, NodeBootError> {
+        /// One init; `path` replaces the environment's PATH (a test's own tools first).
+        func run(_ options: InitOptions? = nil, path: String? = nil) async -> Result<InitReport, NodeBootError> {
             let manager = self.manager
+            var environment = testbed.environment
+            if let path { environment["PATH"] = path }
             let runner = NodeInit(
-                options: options ?? self.options(), environment: testbed.environment,
+                options: options ?? self.options(), environment: environment,
                 logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
                 serviceManager: { () throws(SystemdError) -> any ServiceManager in manager })
             do throws(NodeBootError) {
@@ -351,6 +354,62 @@ struct InitServiceTests {
             let report = try await node.run(options).get()
             #expect(node.manager.calls.isEmpty)
             #expect(report.services.managed == false)
+        }
+    }
+
+    /// A node of `cpus` CPUs and `gibibytes` of online memory (128 MiB blocks), a `ctr` that logs
+    /// its arguments and the kubelet's state at that moment to `ctr.log`, and `/etc/eks/pause.tar`.
+    static func sociNode(_ node: Node, cpus: Int, gibibytes: Int) throws {
+        let fm = FileManager.default
+        for cpu in 0..<cpus {
+            try fm.createDirectory(atPath: node.root + "/sys/devices/system/cpu/cpu\(cpu)", withIntermediateDirectories: true)
+        }
+        try Data("0-\(cpus - 1)\n".utf8).write(to: URL(fileURLWithPath: node.root + "/sys/devices/system/cpu/online"))
+        let memory = node.root + "/sys/devices/system/memory"
+        try fm.createDirectory(atPath: memory, withIntermediateDirectories: true)
+        try Data("8000000\n".utf8).write(to: URL(fileURLWithPath: memory + "/block_size_bytes"))
+        for block in 0..<(gibibytes * 8) {
+            try fm.createDirectory(atPath: memory + "/memory\(block)", withIntermediateDirectories: true)
+            try Data("1\n".utf8).write(to: URL(fileURLWithPath: memory + "/memory\(block)/online"))
+        }
+        try fm.createDirectory(atPath: node.root + "/usr/bin", withIntermediateDirectories: true)
+        let ctr = node.root + "/usr/bin/ctr"
+        try Data("#!/bin/sh\necho \"$*\" >> \"$(dirname \"$0\")/ctr.log\"\n".utf8).write(to: URL(fileURLWithPath: ctr))
+        try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: ctr)
+        try Data("pause".utf8).write(to: URL(fileURLWithPath: node.root + "/etc/eks/pause.tar"))
+    }
+
+    @Test("FastImagePull on a 4-CPU, 8 GiB node: SOCI files, a daemon-reload, the pause image imported after containerd")
+    func fastImagePull() async throws {
+        try await Self.withNode { node in
+            try Self.sociNode(node, cpus: 4, gibibytes: 8)
+            try node.write("  featureGates:\n    FastImagePull: true")
+            let report = try await node.run().get()
+            #expect(report.services.reloaded)
+            #expect(node.manager.actions == ["daemon-reload", "start containerd.service", "start kubelet.service"])
+            let log = try String(contentsOfFile: node.root + "/usr/bin/ctr.log", encoding: .utf8)
+            #expect(
+                log
+                    == "--namespace k8s.io images import --snapshotter soci --discard-unpacked-layers=false --local /etc/eks/pause.tar\n"
+            )
+            #expect(FileManager.default.fileExists(atPath: node.root + SOCISnapshotter.configPath))
+            #expect(FileManager.default.fileExists(atPath: node.root + SOCISnapshotter.dropInPath))
+            #expect(!report.warnings.contains { $0.contains("FastImagePull") })
+        }
+    }
+
+    @Test("FastImagePull on a 2-CPU node: a warning saying why, no SOCI file, no import")
+    func fastImagePullTooSmall() async throws {
+        try await Self.withNode { node in
+            try Self.sociNode(node, cpus: 2, gibibytes: 8)
+            try node.write("  featureGates:\n    FastImagePull: true")
+            let report = try await node.run().get()
+            #expect(
+                report.warnings.contains {
+                    $0.contains("FastImagePull needs ≥ 4 online CPUs") && $0.contains("has 2 and 8.0 GiB")
+                })
+            #expect(!FileManager.default.fileExists(atPath: node.root + SOCISnapshotter.configPath))
+            #expect(!FileManager.default.fileExists(atPath: node.root + "/usr/bin/ctr.log"))
         }
     }
 }

@@ -53,7 +53,10 @@ struct NodeRegistrationFlowTests {
 
         /// Replaces the plugin: it prints `token` (a fresh instance-role token when nil) after
         /// `delay` seconds, or fails.
-        func writePlugin(token: String? = nil, exitStatus: Int = 0, stderr: String = "", delay: Int = 0) throws {
+        /// - Parameter failRuns: the first runs exit 1 (stderr "IMDS did not answer in time"), later ones succeed.
+        func writePlugin(
+            token: String? = nil, exitStatus: Int = 0, stderr: String = "", delay: Int = 0, failRuns: Int = 0
+        ) throws {
             let value =
                 try token
                 ?? ExecCredential.token(
@@ -63,6 +66,10 @@ struct NodeRegistrationFlowTests {
                 apiVersion: ExecCredential.v1beta1, token: value, expiration: Date().addingTimeInterval(14 * 60))
             var script = "#!/bin/sh\nprintf '%s|%s\\n' \"$*\" \"$KUBERNETES_EXEC_INFO\" >> '\(runsFile)'\n"
             if delay > 0 { script += "sleep \(delay)\n" }
+            if failRuns > 0 {
+                script +=
+                    "if [ $(wc -l < '\(runsFile)') -le \(failRuns) ]; then echo 'IMDS did not answer in time' >&2; exit 1; fi\n"
+            }
             if !stderr.isEmpty { script += "echo '\(stderr)' >&2\n" }
             if exitStatus != 0 {
                 script += "exit \(exitStatus)\n"
@@ -462,6 +469,9 @@ struct NodeRegistrationFlowTests {
             #expect(failure.message.contains("403 Forbidden"))
             #expect(failure.message.contains("cannot create resource \"nodes\""), "\(failure.message)")
             #expect(failure.hint?.contains("EC2_LINUX") == true)
+            // 403: the identity was accepted (mapped); only its permissions are wrong (fault matrix).
+            #expect(failure.hint?.contains("not mapped") == false, "\(failure.hint ?? "")")
+            #expect(failure.hint?.contains("knows this node's identity") == true)
         }
     }
 
@@ -551,8 +561,23 @@ struct NodeRegistrationFlowTests {
             let failure = try #require(error)
             #expect(failure.message.contains("exited with status 3"))
             #expect(failure.message.contains("could not get credentials from IMDS"))
+            // Run again (as the kubelet would), a bounded number of times.
+            #expect(failure.message.contains("(4 runs in "))
+            #expect(node.runs().count == 4)  // RegistrationRun.pluginRuns
             #expect(failure.message.contains("\(Self.helper) token --cluster-name my-cluster --region us-west-2"))
             #expect(await node.testbed.requests().filter { $0.endpoint == "kube" }.isEmpty)
+        }
+    }
+
+    @Test("a plugin that fails while IMDS is slow is run again, and the node registers (fleet of 500)")
+    func pluginRetried() async throws {
+        try await Self.withNode { node in
+            try node.writePlugin(failRuns: 2)
+            let lines = Lines()
+            let result = try await NodeRegistration().confirm(options: node.options(timeout: .seconds(30)), log: lines.log)
+            #expect(result.action == .created)
+            #expect(result.tokenExecutions == 3)
+            #expect(lines.all.filter { $0.contains("IMDS did not answer in time — running it again") }.count == 2)
         }
     }
 

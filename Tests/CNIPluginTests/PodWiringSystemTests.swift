@@ -235,6 +235,12 @@ struct PodWiringSystemTests {
                 let veth = try #require(try await Namespaces.json(node, "link", "show", pod.hostVeth).first)
                 #expect(veth["mtu"] as? Int == 9001)
                 #expect((veth["flags"] as? [String])?.contains("UP") == true)
+                // Its MAC was set at creation (addr_assign_type 3), so systemd-udevd leaves it alone.
+                #expect(hostMAC.hasPrefix("02:"), "\(hostMAC)")
+                let assign = try await Namespaces.run([
+                    "ip", "netns", "exec", node, "cat", "/sys/class/net/\(pod.hostVeth)/addr_assign_type",
+                ])
+                #expect(assign.stdout == "3\n", "\(assign.stdout)\(assign.stderr)")
             }
 
             // The node's side: a route per pod, the to-rules, the from-rule of the secondary ENI's pod.

@@ -163,6 +163,32 @@ struct ProtocolTests {
         #expect(kernel.untouched)
     }
 
+    /// An ipamd that accepted the connection and went away before answering (SIGKILLed mid-request).
+    struct VanishingIPAMD: IPAMService {
+        var message: String
+        func send(_ request: Request) throws(IPAMClient.Failure) -> Reply {
+            throw IPAMClient.Failure(kind: .unreachable, message: message)
+        }
+    }
+
+    @Test("ipamd gone mid-request (closed or reset without answering): code 11 saying so, not 'not running'; nothing wired")
+    func ipamdVanished() throws {
+        for message in [
+            "ipamd at /run/nodeboot/ipamd.sock closed the connection without answering",
+            "ipamd at /run/nodeboot/ipamd.sock: recv: Connection reset by peer",
+        ] {
+            let kernel = RecordingKernel()
+            let plugin = Plugin(
+                environment: Self.environment, ipam: { _, _ in VanishingIPAMD(message: message) }, kernel: kernel)
+            let outcome = plugin.run(stdin: Array(Self.config.utf8))
+            let error = try #require(try? JSON(parsing: outcome.stdout))
+            #expect(outcome.status == 1)
+            #expect(error["code"] == 11)
+            #expect(error["msg"]?.string == "ipamd stopped answering: \(message)")
+            #expect(kernel.untouched)
+        }
+    }
+
     @Test("ipamd's refusal passes through verbatim: noAddress is code 11 (the pool may grow), others 100")
     func ipamdRefusals() throws {
         let message =

@@ -125,8 +125,15 @@ struct IPAMDCommandTests {
         let metrics = try await get("/metrics")
         #expect(metrics.0 == 200)
         #expect(metrics.1.contains("awscni_assigned_ip_addresses 1\n"), "\(metrics.1)")
-        #expect(metrics.1.contains("awscni_total_ip_addresses 14\n"), "only the primary ENI's 14 slots")
-        #expect(metrics.1.contains("awscni_eni_allocated 1\n"))
+        // One pod of the primary ENI's 14 leaves 13 free, under WARM_ENI_TARGET=1's 14: the reconciler's next pass grows
+        // by a second ENI, counted once attached and its 14 addresses once they show (clean-clone runs on a loaded
+        // machine caught both in-between states). Which of them /metrics shows is a race, so any of them counts.
+        let grown = metrics.1.contains("awscni_eni_allocated 2\n")
+        let pool =
+            (metrics.1.contains("awscni_total_ip_addresses 14\n")
+                && (grown || metrics.1.contains("awscni_eni_allocated 1\n")))
+            || (grown && metrics.1.contains("awscni_total_ip_addresses 28\n"))
+        #expect(pool, "the primary ENI's 14 slots, with or without the second ENI and its 14: \(metrics.1)")
         let conflist = try String(contentsOfFile: root + "/etc/cni/net.d/10-nodeboot.conflist", encoding: .utf8)
         #expect(conflist.contains(#""type":"nodeboot-cni""#))
         #expect(conflist.contains(#""socket":"\#(socket)""#), "the socket this daemon serves, under --root too")

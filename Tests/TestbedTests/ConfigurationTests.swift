@@ -77,6 +77,7 @@ struct ConfigurationTests {
             (#"{"networkInterfaces": [{"mac": "zz", "deviceNumber": 1}]}"#, "networkInterfaces[0].mac"),
             (#"{"kubeAPI": {"caFile": "ca.crt"}}"#, "kubeAPI.caFile"),
             (#"{"kubeAPI": {"caCertificateFile": "ca.crt"}}"#, "caKeyFile"),
+            (#"{"kubeAPI": {"advertiseEndpoint": "http://169.254.0.30"}}"#, "kubeAPI.advertiseEndpoint"),
             (#"{"kubeAPI": {"users": [{"accessKeyId": "AKIA", "username": ""}]}}"#, "kubeAPI.users[0].username"),
             (#"{"lateStart": {"kubeSeconds": -1}}"#, "lateStart.kubeSeconds"),
             (#"{"clusters": [{"certificateAuthority": "not*base64"}]}"#, "clusters[0].certificateAuthority"),

@@ -27,13 +27,22 @@
 //	cni-harness [flags] remove ID NETNS|-             DEL ("-": no netns, as after the sandbox's netns is gone)
 //	cni-harness [flags] bench N CONCURRENCY PREFIX    ADD N pods (netns /var/run/netns/PREFIX0 ...), then DEL them,
 //	                                                  CONCURRENCY at a time; latencies per operation (p50/p99 by
-//	                                                  nearest rank) and the largest plugin process's peak RSS as JSON
+//	                                                  nearest rank) as JSON
+//	cni-harness [flags] cycles N CONCURRENCY PREFIX   N ADD/DEL cycles, CONCURRENCY at a time, each in a network
+//	                                                  namespace of its own created and deleted as containerd does
+//	                                                  (/var/run/netns/PREFIX<i>, a bind mount of a thread's
+//	                                                  unshared namespace); after each ADD failure and each DEL the
+//	                                                  host veth must be gone and the pod's namespace hold only lo
+//	                                                  and no neighbour, and no 512/1536 rule name its address;
+//	                                                  -kill-at K prints "@kill" and "@restart" lines (runCycles)
 //
-// Everything printed on stdout is one JSON object; plugins' stderr passes through.
+// Everything printed on stdout is one JSON object (after cycles' "@" lines); plugins' stderr passes through.
 package main
 
 import (
+	"bufio"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -43,14 +52,17 @@ import (
 	"math"
 	"net"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	gocni "github.com/containerd/go-cni"
+	cnitypes "github.com/containernetworking/cni/pkg/types"
 )
 
 type multiFlag []string
@@ -67,6 +79,11 @@ var (
 	podName      = flag.String("pod-name", "", "K8S_POD_NAME (default: harness-<first 8 characters of the id>)")
 	podUID       = flag.String("pod-uid", "", "K8S_POD_UID (default: derived from the id, so setup and remove agree)")
 	cgroupParent = flag.String("cgroup-parent", "", "the pod's cgroup parent (sent as cgroupPath with -runtime 1.7)")
+	killAt       = flag.Int("kill-at", -1, "cycles: print \"@kill\" when cycle K starts (see runCycles)")
+	held         = flag.Int("held", 16, "cycles, sequential with -kill-at: pods added before \"@kill\" and deleted after")
+	outage       = flag.Int("outage", 64, "cycles with -kill-at: cycles completed after \"@kill\" before \"@restart\"")
+	goneEvery    = flag.Int("gone-every", 0, "cycles: every Kth DEL comes after the pod's namespace is deleted (empty CNI_NETNS)")
+	vethPrefix   = flag.String("veth-prefix", "eni", "cycles: the host veth's prefix (aws-cni's name), \"\" for no host check")
 	timeout      = flag.Duration("timeout", 4*time.Minute, "deadline of one operation (kubelet gives RunPodSandbox 4 min)")
 	ports        multiFlag
 	annotations  multiFlag
@@ -442,11 +459,397 @@ func doBench(c gocni.CNI, n, conc int, prefix string, portMaps []gocni.PortMappi
 		}
 	}
 	out.Setup, out.Remove, out.IPs = summarize(setupOK), summarize(out.RemoveMs), len(ips)
-	// The largest peak RSS of one plugin process the harness waited for (any plugin of the chains, loopback too).
+	// RUSAGE_CHILDREN's peak RSS. Not the plugins': Go starts them with clone(CLONE_VM|CLONE_VFORK), so each child
+	// runs on the harness's memory until its exec and the kernel counts that peak as the child's. The runner measures
+	// each plugin under GNU time instead.
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru) == nil {
 		out.MaxRSSKiB = ru.Maxrss
 	}
+	return out
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// cycles: ADD/DEL cycles, each pod in a namespace of its own, and what each one leaves behind.
+
+// newNetns creates a network namespace bound at path, as containerd's pkg/netns does: a thread unshares its network
+// namespace, which is bind-mounted onto an empty file; the thread is never given back (it ends with its goroutine).
+func newNetns(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread leaves this namespace only by ending
+		if err := syscall.Unshare(syscall.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		src := fmt.Sprintf("/proc/self/task/%d/ns/net", syscall.Gettid())
+		if err := syscall.Mount(src, path, "none", syscall.MS_BIND, ""); err != nil {
+			errc <- fmt.Errorf("bind %s: %w", src, err)
+			return
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+// deleteNetns unmounts and removes a namespace's file, as containerd does after the sandbox's DEL.
+func deleteNetns(path string) error {
+	if err := syscall.Unmount(path, syscall.MNT_DETACH); err != nil && err != syscall.EINVAL && err != syscall.ENOENT {
+		return fmt.Errorf("unmount %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+// sysSetns is setns(2)'s number (Go 1.19's syscall package does not name it).
+func sysSetns() uintptr {
+	if runtime.GOARCH == "arm64" {
+		return 268
+	}
+	return 308 // amd64
+}
+
+// inNetns runs f on a thread that entered the namespace at path, then returns the thread to the harness's namespace
+// (or lets it end, should that fail).
+func inNetns(path string, f func() error) error {
+	target, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", syscall.Gettid()))
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer self.Close()
+		if _, _, e := syscall.RawSyscall(sysSetns(), target.Fd(), syscall.CLONE_NEWNET, 0); e != 0 {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns %s: %w", path, e)
+			return
+		}
+		ferr := f()
+		if _, _, e := syscall.RawSyscall(sysSetns(), self.Fd(), syscall.CLONE_NEWNET, 0); e == 0 {
+			runtime.UnlockOSThread()
+		}
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// dump is one rtnetlink dump of this thread's namespace: the messages of type want.
+func dump(request, family, want int) ([]syscall.NetlinkMessage, error) {
+	raw, err := syscall.NetlinkRIB(request, family)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := syscall.ParseNetlinkMessage(raw)
+	if err != nil {
+		return nil, err
+	}
+	var kept []syscall.NetlinkMessage
+	for _, m := range msgs {
+		if int(m.Header.Type) == want {
+			kept = append(kept, m)
+		}
+	}
+	return kept, nil
+}
+
+// podLeftovers: what a pod's namespace still holds besides lo (links; neighbour entries of any family).
+func podLeftovers(path string) []string {
+	var found []string
+	err := inNetns(path, func() error {
+		ifs, err := net.Interfaces()
+		if err != nil {
+			return err
+		}
+		for _, i := range ifs {
+			if i.Name != "lo" {
+				found = append(found, "link "+i.Name+" in the pod")
+			}
+		}
+		neigh, err := dump(syscall.RTM_GETNEIGH, syscall.AF_UNSPEC, syscall.RTM_NEWNEIGH)
+		if err != nil {
+			return err
+		}
+		if len(neigh) > 0 {
+			found = append(found, fmt.Sprintf("%d neighbour entries in the pod", len(neigh)))
+		}
+		return nil
+	})
+	if err != nil {
+		found = append(found, "cannot look into the pod's namespace: "+err.Error())
+	}
+	return found
+}
+
+// podRules: the priority 512/1536 rules of this (the node's) namespace that name ip (docs/cni.md §3).
+func podRules(ip string) ([]string, error) {
+	target := net.ParseIP(ip).To4()
+	if target == nil {
+		return nil, nil
+	}
+	msgs, err := dump(syscall.RTM_GETRULE, syscall.AF_INET, syscall.RTM_NEWRULE)
+	if err != nil {
+		return nil, err
+	}
+	var found []string
+	for _, m := range msgs {
+		if len(m.Data) < 12 {
+			continue
+		}
+		var prio uint32
+		var src, dst net.IP
+		for b := m.Data[12:]; len(b) >= 4; {
+			l := int(b[0]) | int(b[1])<<8
+			t := int(b[2]) | int(b[3])<<8
+			if l < 4 || l > len(b) {
+				break
+			}
+			v := b[4:l]
+			switch t & 0x3fff {
+			case 1: // FRA_DST
+				dst = net.IP(v)
+			case 2: // FRA_SRC
+				src = net.IP(v)
+			case 6: // FRA_PRIORITY
+				if len(v) == 4 {
+					prio = uint32(v[0]) | uint32(v[1])<<8 | uint32(v[2])<<16 | uint32(v[3])<<24
+				}
+			}
+			b = b[(l+3)&^3:]
+		}
+		if (prio == 512 || prio == 1536) && (target.Equal(src) || target.Equal(dst)) {
+			found = append(found, fmt.Sprintf("rule prio %d from %v to %v", prio, src, dst))
+		}
+	}
+	return found, nil
+}
+
+// hostVeth is aws-cni's host veth name (IPAMProtocol's hostVethName): prefix + sha1("<ns>.<name>") hex[:11].
+func hostVeth(p pod) string {
+	sum := sha1.Sum([]byte(*podNamespace + "." + p.name))
+	return *vethPrefix + hex.EncodeToString(sum[:])[:11]
+}
+
+// hostLeftovers: the pod's host veth, and (when the pod had ip) its rules, in the node's namespace.
+func hostLeftovers(p pod, ip string) []string {
+	var found []string
+	if *vethPrefix != "" {
+		if _, err := net.InterfaceByName(hostVeth(p)); err == nil {
+			found = append(found, "host veth "+hostVeth(p))
+		}
+	}
+	if ip != "" {
+		rules, err := podRules(ip)
+		if err != nil {
+			found = append(found, "cannot dump the node's rules: "+err.Error())
+		}
+		found = append(found, rules...)
+	}
+	return found
+}
+
+type cycleOut struct {
+	I        int      `json:"i"`
+	Held     bool     `json:"held,omitempty"` // added before "@kill", deleted after it
+	Gone     bool     `json:"gone,omitempty"` // DEL after the namespace was deleted (empty CNI_NETNS)
+	AddStart int64    `json:"a0"`             // Unix ns
+	AddEnd   int64    `json:"a1"`
+	AddOK    bool     `json:"ok"`
+	IP       string   `json:"ip,omitempty"`
+	Code     uint     `json:"code,omitempty"` // the plugin's CNI error code of a failed ADD
+	Error    string   `json:"err,omitempty"`
+	DelStart int64    `json:"d0"` // the DEL, or containerd's cleanup DEL after a failed ADD
+	DelEnd   int64    `json:"d1"`
+	DelOK    bool     `json:"dok"`
+	DelError string   `json:"derr,omitempty"`
+	Leaks    []string `json:"leaks,omitempty"`
+}
+
+type cyclesOut struct {
+	Op          string     `json:"op"`
+	N           int        `json:"n"`
+	Concurrency int        `json:"concurrency"`
+	WallS       float64    `json:"wall_s"`
+	Setup       stats      `json:"setup"`
+	Remove      stats      `json:"remove"`
+	Cycles      []cycleOut `json:"cycles"`
+}
+
+// cycleID is a cycle's sandbox id, from its netns path (the runner removes cache files by it, as for the bench).
+func cycleID(netns string) string {
+	sum := sha256.Sum256([]byte("cycle:" + netns))
+	return hex.EncodeToString(sum[:])
+}
+
+func cyclePod(prefix string, i int, ann map[string]string) pod {
+	netns := fmt.Sprintf("/var/run/netns/%s%d", prefix, i)
+	return podFor(cycleID(netns), netns, nil, ann)
+}
+
+// cycleAdd creates the pod's namespace and ADDs it; a failed ADD gets containerd's cleanup DEL and its checks, and
+// the namespace is deleted.
+func cycleAdd(c gocni.CNI, p pod, out *cycleOut) {
+	if err := newNetns(p.netns); err != nil {
+		out.Error = "create netns: " + err.Error()
+		out.Leaks = append(out.Leaks, out.Error)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	out.AddStart = time.Now().UnixNano()
+	res, err := c.Setup(ctx, p.id, p.netns, p.opts...)
+	out.AddEnd = time.Now().UnixNano()
+	cancel()
+	if err == nil {
+		out.IP, _, err = sandboxIPs(res)
+	}
+	if err == nil {
+		out.AddOK = true
+		return
+	}
+	out.Error = err.Error()
+	var cniErr *cnitypes.Error
+	if errors.As(err, &cniErr) {
+		out.Code = cniErr.Code
+	}
+	cycleDel(c, p, out) // containerd's cleanup DEL
+}
+
+// cycleDel DELs the pod (with libcni's cached result), checks the host and the pod, and deletes its namespace.
+// With out.Gone the namespace is deleted first and the DEL has an empty CNI_NETNS, as containerd sends it once the
+// sandbox's namespace is gone (the pod's end of the veth goes with the namespace, asynchronously).
+func cycleDel(c gocni.CNI, p pod, out *cycleOut) {
+	netns := p.netns
+	if out.Gone {
+		if err := deleteNetns(p.netns); err != nil {
+			out.Leaks = append(out.Leaks, "delete netns: "+err.Error())
+		}
+		netns = ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	out.DelStart = time.Now().UnixNano()
+	err := c.Remove(ctx, p.id, netns, p.opts...)
+	out.DelEnd = time.Now().UnixNano()
+	cancel()
+	out.DelOK = err == nil
+	if err != nil {
+		out.DelError = err.Error()
+	}
+	out.Leaks = append(out.Leaks, hostLeftovers(p, out.IP)...)
+	if !out.Gone {
+		out.Leaks = append(out.Leaks, podLeftovers(p.netns)...)
+		if err := deleteNetns(p.netns); err != nil {
+			out.Leaks = append(out.Leaks, "delete netns: "+err.Error())
+		}
+	}
+}
+
+// runCycles runs n cycles (ADD, checks, DEL, checks), conc at a time. With -kill-at K it prints "@kill" and waits
+// for a line on stdin (the runner answers once ipamd is dead), then "@restart" (not waiting) once -outage cycles have
+// completed after that. One at a time, the kill is synchronised: cycles K..K+held-1 are ADDed, "@kill", then DELed
+// (DELs while ipamd is down, each with its cached result). Several at a time it is not: "@kill" goes out when cycle K
+// is dispatched, with conc-1 cycles in flight (an ADD or DEL may meet ipamd dying). The held pods' DELs do not count
+// towards -outage: the outage's cycles come after them.
+func runCycles(c gocni.CNI, n, conc int, prefix string, ann map[string]string) cyclesOut {
+	out := cyclesOut{Op: "cycles", N: n, Concurrency: conc, Cycles: make([]cycleOut, n)}
+	stdin := bufio.NewReader(os.Stdin)
+	var printMu sync.Mutex
+	say := func(line string) {
+		printMu.Lock()
+		defer printMu.Unlock()
+		fmt.Fprintln(os.Stdout, line)
+	}
+	var afterKill, killed int64
+	var restart sync.Once
+	kill := func() {
+		say("@kill")
+		stdin.ReadString('\n')
+		atomic.StoreInt64(&killed, 1)
+	}
+	done := func() {
+		if atomic.LoadInt64(&killed) == 1 && atomic.AddInt64(&afterKill, 1) >= int64(*outage) {
+			restart.Do(func() { say("@restart") })
+		}
+	}
+	one := func(i int) {
+		o := &out.Cycles[i]
+		o.I = i
+		p := cyclePod(prefix, i, ann)
+		cycleAdd(c, p, o)
+		if o.AddOK {
+			o.Gone = *goneEvery > 0 && i%*goneEvery == *goneEvery-1
+			cycleDel(c, p, o)
+		}
+		done()
+	}
+	start := time.Now()
+	first := 0
+	if *killAt >= 0 && conc == 1 && *killAt+*held <= n {
+		for i := 0; i < *killAt; i++ {
+			one(i)
+		}
+		pods := make([]pod, *held)
+		for j := range pods {
+			i := *killAt + j
+			o := &out.Cycles[i]
+			o.I, o.Held = i, true
+			pods[j] = cyclePod(prefix, i, ann)
+			cycleAdd(c, pods[j], o)
+		}
+		kill()
+		for j, p := range pods {
+			o := &out.Cycles[*killAt+j]
+			if o.AddOK {
+				o.Gone = *goneEvery > 0 && j%*goneEvery == *goneEvery-1
+				cycleDel(c, p, o)
+			}
+		}
+		first = *killAt + *held
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				one(i)
+			}
+		}()
+	}
+	for i := first; i < n; i++ {
+		if i == *killAt && conc > 1 {
+			kill()
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	out.WallS = time.Since(start).Seconds()
+	var adds, dels []float64
+	for _, o := range out.Cycles {
+		if o.AddOK {
+			adds = append(adds, float64(o.AddEnd-o.AddStart)/1e6)
+			dels = append(dels, float64(o.DelEnd-o.DelStart)/1e6)
+		}
+	}
+	out.Setup, out.Remove = summarize(adds), summarize(dels)
 	return out
 }
 
@@ -468,7 +871,7 @@ type networkOut struct {
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: cni-harness [flags] load | setup ID NETNS | check ID NETNS | remove ID NETNS|- | bench N CONCURRENCY NETNS-PREFIX")
+		fmt.Fprintln(os.Stderr, "usage: cni-harness [flags] load | setup ID NETNS | check ID NETNS | remove ID NETNS|- | bench N CONCURRENCY NETNS-PREFIX | cycles N CONCURRENCY NETNS-PREFIX")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -499,7 +902,7 @@ func main() {
 		}
 		ann[k] = v
 	}
-	want := map[string]int{"load": 1, "setup": 3, "check": 3, "remove": 3, "bench": 4}
+	want := map[string]int{"load": 1, "setup": 3, "check": 3, "remove": 3, "bench": 4, "cycles": 4}
 	if n, ok := want[args[0]]; !ok || len(args) != n {
 		flag.Usage()
 		os.Exit(2)
@@ -555,6 +958,13 @@ func main() {
 		r := doBench(c, n, conc, args[3], portMaps, ann)
 		ok = len(r.Errors) == 0
 		emit(r)
+	case "cycles":
+		n, err1 := strconv.Atoi(args[1])
+		conc, err2 := strconv.Atoi(args[2])
+		if err1 != nil || err2 != nil || n < 1 || conc < 1 {
+			fail("cycles: N and CONCURRENCY must be positive numbers")
+		}
+		emit(runCycles(c, n, conc, args[3], ann)) // the runner judges the cycles
 	}
 	if !ok {
 		os.Exit(1)

@@ -1,5 +1,6 @@
 public import FoundationEssentials
 public import SigV4
+import Support
 
 /// The instance role's credentials from IMDS (`iam/security-credentials/<role>`), cached and
 /// renewed (`ExpiringValue`) `refreshMargin` before they expire (or at half their lifetime, if that is sooner),
@@ -86,6 +87,8 @@ public actor InstanceRoleCredentialProvider: CredentialProvider {
     }
 
     static func parseExpiration(_ text: String) -> Date? {
+        // IMDS's own form without Foundation's parser (and the calendar machinery it loads); any other form with it.
+        if let date = UTCTime.parseISO8601Seconds(text) { return date }
         if let date = try? Date(text, strategy: .iso8601) { return date }
         // Fractional seconds: try without them. (`try?`: a parse failure just means "not this format".)
         return try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))

@@ -3,8 +3,9 @@ import NodeConfig
 import NodeRender
 import Support
 
-/// The apply phase: the changed files written atomically (unchanged ones untouched), the links
-/// (aws-iam-authenticator to nodeboot; the CNI plugins in /opt/cni/bin), the config cache; or,
+/// The apply phase: the changed files and links (aws-iam-authenticator to nodeboot; the CNI
+/// plugins in /opt/cni/bin) written all or nothing in one batch (unchanged ones untouched), then
+/// the config cache; or,
 /// with `--dry-run`, the plan with diffs and nothing written; or nothing with `--skip config`
 /// (unless the cached config changed).
 struct ApplyPhase {
@@ -35,8 +36,7 @@ struct ApplyPhase {
             for link in links { changes.append(try applier.ensureLink(link.path, target: link.target, dryRun: true)) }
             return Output(changes: changes, detail: "dry run: nothing written")
         case .write:
-            var changes = try applier.apply(files)
-            for link in links { changes.append(try applier.ensureLink(link.path, target: link.target, dryRun: false)) }
+            let changes = try applier.apply(files, links: links.map { (path: $0.path, target: $0.target) })
             var warnings: [String] = []
             if let path = configCache {
                 do {

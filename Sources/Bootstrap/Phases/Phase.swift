@@ -10,6 +10,12 @@ public enum PhaseName: String, Sendable, Codable {
 /// How a phase, or a whole run, ended.
 public enum Outcome: String, Sendable, Codable {
     case ok, failed
+    /// A run's report written when it began writing to the node (status.json only): replaced by
+    /// its outcome when it ends.
+    case running
+    /// What a reader makes of `running` from a process that no longer holds the init lock: it
+    /// was killed (or the machine stopped) before it finished. Never written to the file.
+    case interrupted
 }
 
 /// One phase's timing and outcome, for the timeline and status.json.
@@ -37,9 +43,6 @@ struct PhaseRecorder {
     private(set) var phases: [PhaseRecord] = []
     /// The phase under way, or the one that failed.
     private(set) var current: PhaseName?
-    /// Set once a phase touched the node (apply wrote, or the run phase began): from then on the
-    /// run leaves a status report.
-    var touchedNode = false
 
     init(logger: Logger, notify: @escaping @Sendable (String) -> Void) {
         self.logger = logger
@@ -58,6 +61,23 @@ struct PhaseRecorder {
             let output = try await body()
             record(name, start: start, result: .ok, detail: output.detail)
             return output
+        } catch {
+            let firstLine = error.message.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
+            record(name, start: start, result: .failed, detail: firstLine)
+            throw error
+        }
+    }
+
+    /// Work that belongs to phase `name` but comes before it is timed (taking the node's lock,
+    /// which may wait for another run): not recorded when it succeeds; its failure is the phase's.
+    mutating func prepare<Output>(
+        _ name: PhaseName, _ body: () async throws(NodeBootError) -> Output
+    ) async throws(NodeBootError) -> Output {
+        current = name
+        notify("STATUS=\(name.rawValue): taking the node's lock")
+        let start = ContinuousClock.now
+        do {
+            return try await body()
         } catch {
             let firstLine = error.message.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
             record(name, start: start, result: .failed, detail: firstLine)

@@ -39,6 +39,7 @@ struct RenderPhase {
             }
         }
         context.daemons = daemons
+        if let reason = SOCISnapshotter.decision(context).reason { warnings.append(reason) }
         if daemons.contains(.kubelet) {
             let binary = environment["ECR_CREDENTIAL_PROVIDER_BIN_PATH"] ?? context.credentialProviderBinary
             context.credentialProviderBinary = binary
@@ -93,6 +94,7 @@ struct RenderPhase {
             config: config, instance: discovery.instance, kubeletVersion: kubelet, containerdVersion: containerd,
             maxPods: maxPods, onlineCPUs: discovery.onlineCPUs, nvidiaRuntime: discovery.nvidiaRuntime,
             nvidiaDevice: discovery.nvidiaDevice)
+        context.onlineMemoryBytes = discovery.onlineMemoryBytes ?? 0
         context.networkLimits = discovery.networkLimits.map {
             ENILimits(maxENIs: $0.defaultMaxENIs, ipv4PerENI: $0.ipv4AddressesPerInterface, source: $0.source)
         }

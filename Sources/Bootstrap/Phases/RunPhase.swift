@@ -38,14 +38,37 @@ struct RunPhase {
             throw NodeBootError(.io, "cannot write the run marker: \(error)", cause: error)
         }
         var notes: [String] = []
+        let volumes = config.spec.instance.storage.volumes
+        var opened: (any ServiceManager)?
+        if !volumes.isEmpty {
+            if manageServices {
+                let manager = try openManager()
+                opened = manager
+                notes += try await DataVolumes(
+                    paths: paths, environment: environment, manager: manager, timeout: unitTimeout, logger: logger
+                ).run(volumes)
+            } else {
+                notes.append("--root: storage.volumes not set up (they need this machine's disks and systemd)")
+            }
+        }
         if let disks = try await localDisks(config.spec.instance.localStorage) { notes.append(disks) }
         guard manageServices else {
             services = ServiceOutcome(managed: false, note: "--root: this machine's services are not touched")
             return Output(notes: notes, detail: Self.describe(services))
         }
         let manager: any ServiceManager
+        if let opened { manager = opened } else { manager = try openManager() }
+        let run = ServiceRun(paths: paths, manager: manager, timeout: unitTimeout, logger: logger)
+        let soci = files.contains { $0.path == SOCISnapshotter.configPath }
+        try await run.run(files: files, daemons: daemons, into: &services) { unit throws(NodeBootError) in
+            if soci && unit == .containerd { try await importPauseImageForSOCI() }
+        }
+        return Output(manager: manager, notes: notes, detail: Self.describe(services))
+    }
+
+    func openManager() throws(NodeBootError) -> any ServiceManager {
         do {
-            manager = try serviceManager()
+            return try serviceManager()
         } catch {
             throw NodeBootError(
                 .systemd, "cannot manage containerd and the kubelet: \(error.message)",
@@ -53,9 +76,38 @@ struct RunPhase {
                     "nodeboot init starts services through systemd (PID 1); on a machine without it use --skip run, or --root DIR for an image tree",
                 cause: error)
         }
-        let run = ServiceRun(paths: paths, manager: manager, timeout: unitTimeout, logger: logger)
-        try await run.run(files: files, daemons: daemons, into: &services)
-        return Output(manager: manager, notes: notes, detail: Self.describe(services))
+    }
+
+    /// FastImagePull: the image build cached the pause image with the overlayfs snapshotter, so
+    /// the kubelet's first sandbox would fetch it again through SOCI (from ECR, before the
+    /// credential provider works). nodeadm's post-launch step imports the saved archive into the
+    /// snapshotter's store once containerd is up; without the archive there is nothing to import.
+    func importPauseImageForSOCI() async throws(NodeBootError) {
+        let archive = paths.node(SOCISnapshotter.pauseArchive)
+        guard NodeFileSystem.exists(archive) else {
+            logger.warning(
+                "\(SOCISnapshotter.pauseArchive) is missing: the pause image is not imported into the SOCI snapshotter",
+                metadata: ["phase": "run"])
+            return
+        }
+        let ctr = paths.node("/usr/bin/ctr")
+        let result: ExternalCommand.Output
+        do {
+            result = try await ExternalCommand.run(
+                ctr, SOCISnapshotter.importArguments, environment: environment, timeout: .seconds(120))
+        } catch {
+            throw NodeBootError(
+                .systemd, "cannot import the pause image into the SOCI snapshotter: \(error)",
+                hint: "the image must ship containerd's ctr at /usr/bin/ctr")
+        }
+        guard result.status == 0 && !result.timedOut else {
+            let output = result.combined.split(separator: "\n").suffix(5).joined(separator: "\n")
+            throw NodeBootError(
+                .systemd,
+                "ctr \(SOCISnapshotter.importArguments.joined(separator: " ")) failed (exit \(result.status)\(result.timedOut ? ", timed out after 120 s" : "")):\n\(output)",
+                hint: "check soci-snapshotter.service (`systemctl status soci-snapshotter`) and \(SOCISnapshotter.pauseArchive)")
+        }
+        logger.info("pause image imported into the SOCI snapshotter", metadata: ["phase": "run"])
     }
 
     /// nodeadm's local-disk aspect: `setup-local-disks <strategy>` with its options; the note to

@@ -197,7 +197,11 @@ actor ExecTokenSource {
         executions += 1
         let output: ExternalCommand.Output
         do {
-            output = try await ExternalCommand.run(program, exec.args, environment: childEnvironment, timeout: limit)
+            if let request = Self.ownTokenCommand(program: program, args: exec.args) {
+                output = await Self.tokenInProcess(request, environment: childEnvironment)
+            } else {
+                output = try await ExternalCommand.run(program, exec.args, environment: childEnvironment, timeout: limit)
+            }
         } catch {
             // The program is missing or not executable: the node's image, not the API server.
             throw NodeBootError(
@@ -255,6 +259,40 @@ actor ExecTokenSource {
         return (token, credential.status?.expirationTimestamp.flatMap(Self.timestamp))
     }
 
+    /// The plugin is this very executable's `token --cluster-name NAME [--region REGION]`, the command line init
+    /// writes with the default `--token-helper nodeboot` (the same file: device and inode, so a binary replaced on
+    /// disk since this one started runs as a process). Its answer is computed in process: another start of the
+    /// static binary costs more than the rest of the register phase under emulation (docs/boot.md).
+    static func ownTokenCommand(program: String, args: [String]) -> (cluster: String, region: String?)? {
+        guard args.count == 3 || (args.count == 5 && args[3] == "--region"), args[0] == "token",
+            args[1] == "--cluster-name", program.split(separator: "/").last != "aws-iam-authenticator"
+        else { return nil }
+        var plugin = stat()
+        var running = stat()
+        // The running executable's path, then its file: a binary replaced since the start reads "… (deleted)".
+        guard let executable = NodeFileSystem.executablePath, stat(program, &plugin) == 0, stat(executable, &running) == 0,
+            plugin.st_dev == running.st_dev, plugin.st_ino == running.st_ino
+        else { return nil }
+        return (args[2], args.count == 5 ? args[4] : nil)
+    }
+
+    /// What `nodeboot token` prints and exits with, computed in process with the plugin's environment: the
+    /// document on stdout and status 0, or the error line `main` prints and the error's exit status.
+    static func tokenInProcess(_ request: (cluster: String, region: String?), environment: [String: String]) async
+        -> ExternalCommand.Output
+    {
+        do {
+            let document = try await TokenCommand.document(
+                clusterName: request.cluster, region: request.region, roleARN: nil, sessionName: "EKSGetTokenAuth",
+                environment: environment)
+            return ExternalCommand.Output(status: 0, stdout: Array(document.utf8), stderr: [], timedOut: false)
+        } catch {
+            return ExternalCommand.Output(
+                status: error.code.exitStatus, stdout: [], stderr: Array("nodeboot: error: \(error)\n".utf8),
+                timedOut: false)
+        }
+    }
+
     /// An RFC 3339 `expirationTimestamp`, with or without fractional seconds; nil when it is not
     /// one (the token is then kept for `maxAge` at most, and a 401 runs the plugin again).
     static func timestamp(_ text: String) -> Date? {
@@ -293,20 +331,11 @@ actor ExecTokenSource {
     {
         if command.hasPrefix("/") {
             let underRoot = paths.node(command)
-            return !paths.root.isEmpty && isExecutable(underRoot) ? underRoot : command
+            return !paths.root.isEmpty && ExternalCommand.isExecutable(underRoot) ? underRoot : command
         }
         if command.contains("/") {
             return Kubeconfig.directory(of: kubeconfigPath) + "/" + command
         }
-        let search = environment["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        for directory in search.split(separator: ":") where !directory.isEmpty {
-            let candidate = "\(directory)/\(command)"
-            if isExecutable(candidate) { return candidate }
-        }
-        return command
-    }
-
-    static func isExecutable(_ path: String) -> Bool {
-        NodeFileSystem.status(path)?.isRegular == true && access(path, X_OK) == 0
+        return ExternalCommand.find(command, environment: environment) ?? command
     }
 }

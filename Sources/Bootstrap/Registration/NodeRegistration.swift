@@ -129,7 +129,7 @@ struct RegistrationRun {
         -> RegistrationResult
     {
         // The plugin first: its failure is its own error, not a request's.
-        if let tokens = access.tokens { _ = try await tokens.token() }
+        if let tokens = access.tokens { try await firstToken(tokens, log: log) }
         let version = try await call(client, log: log, "GET /version") { client async throws(KubeError) in
             try await client.version()
         }

@@ -23,8 +23,8 @@ extension ClusterAccess {
             return NodeBootError(
                 .kube,
                 "the API server \(server) does not allow this node to \(error.request) (403 Forbidden): \(error.message)",
-                hint: accessEntryHint
-                    + "; the access entry maps the role to system:node:<private DNS name>, so the node name must be the instance's private DNS name",
+                hint:
+                    "the API server knows this node's identity but does not let it do this: the role's EKS access entry must be of type EC2_LINUX (it maps the role to system:node:<private DNS name> in system:nodes), not STANDARD, and the node name must be the instance's private DNS name",
                 cause: error)
         case .tls:
             return NodeBootError(

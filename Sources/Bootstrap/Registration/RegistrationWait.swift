@@ -96,7 +96,7 @@ extension RegistrationRun {
         "\((now - start).tenthsOfSeconds) s of \(options.timeout.tenthsOfSeconds) s"
     }
 
-    /// A wait that ended without an answer: the run was cancelled (SIGTERM to nodeboot.service).
+    /// A wait that ended without an answer: the run was cancelled (SIGTERM to nodeboot-run.service).
     static func cancelled(_ error: any Error) -> NodeBootError {
         NodeBootError(.internal, "node registration was cancelled", cause: error)
     }

@@ -1,0 +1,3 @@
+#!/bin/bash
+set -ex
+/etc/eks/bootstrap.sh my-cluster --kubelet-extra-args '--max-pods=20'
