@@ -31,7 +31,7 @@ public enum ExternalCommand {
         public var description: String
     }
 
-    static let maxOutput = 1 << 20
+    public static let maxOutput = 1 << 20
 
     /// The search path when the environment has none.
     public static let defaultSearchPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -50,22 +50,41 @@ public enum ExternalCommand {
         NodeFileSystem.status(path)?.isRegular == true && access(path, X_OK) == 0
     }
 
-    public static func run(_ path: String, _ arguments: [String], environment: [String: String], timeout: Duration)
-        async throws(Failure) -> Output
-    {
+    /// `input`, when given, is the child's stdin (written as it reads, then closed); otherwise its
+    /// stdin is `/dev/null`. Each of stdout and stderr keeps at most `outputLimit` bytes.
+    public static func run(
+        _ path: String, _ arguments: [String], environment: [String: String], input: [UInt8]? = nil,
+        outputLimit: Int = maxOutput, timeout: Duration
+    ) async throws(Failure) -> Output {
         var out: [Int32] = [0, 0]
         var err: [Int32] = [0, 0]
+        // stdin is a socket, not a pipe: `send` with MSG_NOSIGNAL gets EPIPE from a child that
+        // exited without reading, where `write` to a pipe would raise SIGPIPE in this process.
+        var feed: [Int32] = [-1, -1]
+        func closeAll(_ fds: [Int32]) { for fd in fds where fd >= 0 { close(fd) } }
         guard makePipe(&out) == 0 else { throw Failure(description: "pipe: \(String(cString: strerror(errno)))") }
         guard makePipe(&err) == 0 else {
-            close(out[0])
-            close(out[1])
+            closeAll(out)
             throw Failure(description: "pipe: \(String(cString: strerror(errno)))")
         }
-        for fd in [out[0], err[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        if input != nil {
+            let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+            guard socketpair(AF_UNIX, type, 0, &feed) == 0 else {
+                closeAll(out + err)
+                throw Failure(description: "socketpair: \(String(cString: strerror(errno)))")
+            }
+            _ = shutdown(feed[0], Int32(SHUT_RD))
+            _ = shutdown(feed[1], Int32(SHUT_WR))
+        }
+        for fd in [out[0], err[0], feed[0]] where fd >= 0 { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if feed[1] >= 0 {
+            posix_spawn_file_actions_adddup2(&actions, feed[1], 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         posix_spawn_file_actions_adddup2(&actions, out[1], 1)
         posix_spawn_file_actions_adddup2(&actions, err[1], 2)
         // Only stdin, stdout and stderr: descriptors another thread opened without close-on-exec
@@ -104,18 +123,15 @@ public enum ExternalCommand {
             if Task.isCancelled { break }
             spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
         }
-        close(out[1])
-        close(err[1])
+        closeAll([out[1], err[1], feed[1]])
         guard spawned == 0 else {
-            close(out[0])
-            close(err[0])
+            closeAll([out[0], err[0], feed[0]])
             if Task.isCancelled { throw Failure(description: "cancelled before \(path) could start") }
             throw Failure(description: "cannot run \(path): \(String(cString: strerror(spawned)))")
         }
-        defer {
-            close(out[0])
-            close(err[0])
-        }
+        var pending = input ?? []
+        var written = 0
+        defer { closeAll([out[0], err[0], feed[0]]) }
         let deadline = ContinuousClock.now + timeout
         var stdout: [UInt8] = []
         var stderr: [UInt8] = []
@@ -133,8 +149,8 @@ public enum ExternalCommand {
                     if count > 0 {
                         progressed = true
                         if index == 0 {
-                            if stdout.count < maxOutput { stdout += buffer[0..<count] }
-                        } else if stderr.count < maxOutput {
+                            if stdout.count < outputLimit { stdout += buffer[0..<count] }
+                        } else if stderr.count < outputLimit {
                             stderr += buffer[0..<count]
                         }
                         continue
@@ -142,6 +158,29 @@ public enum ExternalCommand {
                     if count == 0 { open[index] = false }
                     if count < 0 && errno == EINTR { continue }
                     break
+                }
+            }
+            // Feed stdin as far as the socket takes it; at the end (or when the child stopped
+            // reading) close this side so the child sees end of file.
+            while feed[0] >= 0 {
+                if written == pending.count {
+                    close(feed[0])
+                    feed[0] = -1
+                    break
+                }
+                let count = pending.withUnsafeBytes {
+                    send(feed[0], $0.baseAddress! + written, $0.count - written, Int32(MSG_NOSIGNAL))
+                }
+                if count > 0 {
+                    written += count
+                    progressed = true
+                } else if count < 0 && errno == EINTR {
+                    continue
+                } else if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    break
+                } else {
+                    pending = []
+                    written = 0
                 }
             }
             return progressed

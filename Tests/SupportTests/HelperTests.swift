@@ -54,6 +54,33 @@ struct ExternalCommandTests {
         #expect(ContinuousClock.now - start < .seconds(10))
     }
 
+    @Test("stdin: /dev/null by default; input larger than a socket buffer arrives whole and then ends")
+    func input() async throws {
+        let empty = try await ExternalCommand.run("/bin/sh", ["-c", "wc -c"], environment: [:], timeout: .seconds(10))
+        #expect(String(decoding: empty.stdout, as: UTF8.self).split(separator: " ").last == "0\n")
+        let big = [UInt8](repeating: UInt8(ascii: "x"), count: 3 << 20)
+        let counted = try await ExternalCommand.run(
+            "/bin/sh", ["-c", "wc -c"], environment: [:], input: big, timeout: .seconds(30))
+        #expect(String(decoding: counted.stdout, as: UTF8.self).split(separator: " ").last == "\(big.count)\n")
+        #expect(!counted.timedOut)
+    }
+
+    @Test("a child that exits without reading its input: no SIGPIPE here, its status comes back")
+    func unreadInput() async throws {
+        let output = try await ExternalCommand.run(
+            "/bin/sh", ["-c", "exit 4"], environment: [:], input: [UInt8](repeating: 0, count: 4 << 20),
+            timeout: .seconds(30))
+        #expect(output.status == 4)
+        #expect(!output.timedOut)
+    }
+
+    @Test("each stream keeps at most outputLimit bytes")
+    func outputLimit() async throws {
+        let output = try await ExternalCommand.run(
+            "/bin/sh", ["-c", "head -c 100000 /dev/zero"], environment: [:], outputLimit: 50000, timeout: .seconds(10))
+        #expect(output.stdout.count >= 50000 && output.stdout.count < 100000)
+    }
+
     @Test("a program that does not exist is an error naming it")
     func missing() async {
         await #expect(throws: ExternalCommand.Failure.self) {

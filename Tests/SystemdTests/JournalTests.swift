@@ -66,11 +66,12 @@ struct JournalWritingTests {
         var status = stat()
         try #require(fstat(2, &status) == 0)
         let mine = "\(status.st_dev):\(status.st_ino)"
-        withEnvironment("JOURNAL_STREAM", mine) { #expect(Journal.stderrIsJournal) }
-        withEnvironment("JOURNAL_STREAM", "\(status.st_dev):\(status.st_ino + 1)") { #expect(!Journal.stderrIsJournal) }
-        withEnvironment("JOURNAL_STREAM", "garbage") { #expect(!Journal.stderrIsJournal) }
-        withEnvironment("JOURNAL_STREAM", mine + ":1") { #expect(!Journal.stderrIsJournal) }
-        withEnvironment("JOURNAL_STREAM", nil) { #expect(!Journal.stderrIsJournal) }
+        // The environment itself is never set here (see NotifierTests): the variable's value is passed.
+        #expect(Journal.stderrIsJournal(journalStream: mine, descriptor: 2))
+        #expect(!Journal.stderrIsJournal(journalStream: "\(status.st_dev):\(status.st_ino + 1)", descriptor: 2))
+        #expect(!Journal.stderrIsJournal(journalStream: "garbage", descriptor: 2))
+        #expect(!Journal.stderrIsJournal(journalStream: mine + ":1", descriptor: 2))
+        #expect(!Journal.stderrIsJournal(journalStream: nil, descriptor: 2))
         #expect(!Journal.stderrIsJournal(journalStream: mine, descriptor: -1))
     }
 }

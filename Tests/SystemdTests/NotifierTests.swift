@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// sd_notify against a real AF_UNIX datagram socket standing in for systemd's notify socket.
-@Suite("sd_notify", .serialized)
+@Suite("sd_notify")
 struct NotifierTests {
     /// An AF_UNIX SOCK_DGRAM socket bound at a path, as systemd binds `NOTIFY_SOCKET`.
     final class Listener {
@@ -52,38 +52,47 @@ struct NotifierTests {
         }
     }
 
+    // sd_notify reads NOTIFY_SOCKET from the environment. Each case sets it in a child process
+    // (an exit test) and never in this one: setenv while other suites' threads read the
+    // environment (spawning children, looking up proxies) is a use-after-free in glibc.
+
     @Test("ready() and status(_:) send exactly READY=1 and STATUS=<text> to NOTIFY_SOCKET")
-    func sendsDatagrams() throws {
+    func sendsDatagrams() async throws {
         let listener = try Listener()
-        withEnvironment("NOTIFY_SOCKET", listener.path) {
-            #expect(SystemdNotifier.ready())
-            #expect(listener.receive() == "READY=1")
-            #expect(SystemdNotifier.status("config"))
-            #expect(listener.receive() == "STATUS=config")
-            #expect(SystemdNotifier.status("two\nlines"))
-            #expect(listener.receive() == "STATUS=two lines")
-            #expect(SystemdNotifier.notify("RELOADING=1\nMONOTONIC_USEC=1"))
-            #expect(listener.receive() == "RELOADING=1\nMONOTONIC_USEC=1")
-            #expect(!listener.hasPending)
+        let path = listener.path
+        await #expect(processExitsWith: .success) { [path = path as String] in
+            setenv("NOTIFY_SOCKET", path, 1)
+            let sent = [
+                SystemdNotifier.ready(), SystemdNotifier.status("config"), SystemdNotifier.status("two\nlines"),
+                SystemdNotifier.notify("RELOADING=1\nMONOTONIC_USEC=1"),
+            ]
+            exit(sent.allSatisfy { $0 } ? 0 : 1)
         }
+        #expect(listener.receive() == "READY=1")
+        #expect(listener.receive() == "STATUS=config")
+        #expect(listener.receive() == "STATUS=two lines")
+        #expect(listener.receive() == "RELOADING=1\nMONOTONIC_USEC=1")
+        #expect(!listener.hasPending)
     }
 
     @Test("without NOTIFY_SOCKET every call is a no-op returning false")
-    func withoutNotifySocket() throws {
+    func withoutNotifySocket() async throws {
         let listener = try Listener()
-        withEnvironment("NOTIFY_SOCKET", nil) {
-            #expect(!SystemdNotifier.ready())
-            #expect(!SystemdNotifier.status("config"))
+        await #expect(processExitsWith: .success) {
+            unsetenv("NOTIFY_SOCKET")
+            exit(!SystemdNotifier.ready() && !SystemdNotifier.status("config") ? 0 : 1)
         }
         #expect(!listener.hasPending)
     }
 
     @Test("a NOTIFY_SOCKET nobody listens on: false, no crash")
-    func deadSocket() throws {
+    func deadSocket() async throws {
         let directory = try temporaryDirectory("nodeboot-notify")
         defer { removeTree(directory) }
-        withEnvironment("NOTIFY_SOCKET", directory + "/nobody.sock") {
-            #expect(!SystemdNotifier.ready())
+        let path = directory + "/nobody.sock"
+        await #expect(processExitsWith: .success) { [path = path as String] in
+            setenv("NOTIFY_SOCKET", path, 1)
+            exit(SystemdNotifier.ready() ? 1 : 0)
         }
     }
 }

@@ -1,4 +1,5 @@
 public import Foundation
+import Support
 
 /// Runs a program to completion and captures what it printed. For tests only.
 public struct ChildProcess: Sendable {
@@ -8,52 +9,27 @@ public struct ChildProcess: Sendable {
         public var stderr: String
     }
 
-    /// Runs `arguments[0]` (looked up in `PATH` through `/usr/bin/env`) and waits at most `timeout`
-    /// without blocking a thread of the cooperative pool (in-process servers need those).
-    /// `environment` replaces the child's environment when given.
+    /// Runs `arguments[0]` (looked up in the child's `PATH` unless it holds a `/`) and waits at
+    /// most `timeout` (then kills its process group) without blocking a thread of the
+    /// cooperative pool (in-process servers need those). `environment` replaces the child's
+    /// environment when given. Spawned with `posix_spawn` through `Support.ExternalCommand`, not
+    /// Foundation's `Process`, whose `run()` crashed intermittently in this suite (a bad pointer
+    /// in its memcpy while another test spawned at the same time).
     public static func run(
         _ arguments: [String], environment: [String: String]? = nil, stdin: String? = nil,
         timeout: TimeInterval = 120
     ) async throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        let out = Pipe()
-        let err = Pipe()
-        let input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        let exited = AsyncStream<Void>.makeStream()
-        process.terminationHandler = { _ in exited.continuation.finish() }
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        // Drain both pipes on their own threads so a chatty child never blocks on a full pipe.
-        async let outData = drain(out)
-        async let errData = drain(err)
-        let pid = process.processIdentifier
-        let watchdog = Task {
-            try await Task.sleep(for: .seconds(timeout))
-            kill(pid, SIGKILL)  // not SIGTERM: test children may inherit it ignored
+        guard let name = arguments.first else { throw TestSupportError("ChildProcess.run: no program given") }
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        guard let path = name.contains("/") ? name : ExternalCommand.find(name, environment: environment) else {
+            return Result(status: 127, stdout: "", stderr: "\(name): not found in PATH\n")
         }
-        for await _ in exited.stream {}
-        watchdog.cancel()
+        let output = try await ExternalCommand.run(
+            path, Array(arguments.dropFirst()), environment: environment, input: stdin.map { Array($0.utf8) },
+            outputLimit: 1 << 26, timeout: .milliseconds(Int64(timeout * 1000)))
         return Result(
-            status: process.terminationStatus, stdout: String(decoding: await outData, as: UTF8.self),
-            stderr: String(decoding: await errData, as: UTF8.self))
-    }
-
-    /// Reads to EOF on a thread of its own: not `DispatchQueue.global()`, whose threads on Linux
-    /// are the ones Swift concurrency runs on (a few children waiting on an in-process testbed
-    /// would block every one of them, and the testbed could not answer).
-    static func drain(_ pipe: Pipe) async -> Data {
-        await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(returning: pipe.fileHandleForReading.readDataToEndOfFile())
-            }
-        }
+            status: output.status, stdout: String(decoding: output.stdout, as: UTF8.self),
+            stderr: String(decoding: output.stderr, as: UTF8.self))
     }
 
     /// Whether a program is on `PATH`.
