@@ -190,7 +190,9 @@ let package = Package(
         .target(name: "CNIPlugin", dependencies: ["IPAMProtocol", "Netlink", "WireJSON"], swiftSettings: swiftSettings),
         // The plugin executable the container runtime runs (no argument parser: env and stdin).
         .executableTarget(name: "nodeboot-cni", dependencies: ["CNIPlugin"], swiftSettings: swiftSettings),
-        .target(name: "TestSupport", dependencies: ["Support", "Systemd"], path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .target(
+            name: "TestSupport", dependencies: ["Support", "Systemd"], path: "Tests/TestSupport",
+            swiftSettings: swiftSettings),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KubeAPITests", dependencies: ["ExecCredential", "KubeAPI", "SigV4", "Testbed", "TestSupport"],
