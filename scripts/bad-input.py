@@ -19,14 +19,13 @@ import os
 import re
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
 import threading
 
 import testkit
-from testkit import popen, write
+from testkit import popen, tree_state, write
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT, EXPECTED_STATUS = 60, 2
@@ -61,27 +60,11 @@ def age(top):
     os.utime(top, (OLD_TIME, OLD_TIME))
 
 
-def snapshot(top):
-    """{relative path: (type and mode, mtime ns, bytes or link target)}, the top directory included."""
-    state = {".": (os.lstat(top).st_mode, os.lstat(top).st_mtime_ns, None)}
-    for directory, dirs, files in os.walk(top):
-        for name in dirs + files:
-            path = os.path.join(directory, name)
-            st, content = os.lstat(path), None
-            if stat.S_ISREG(st.st_mode):
-                with open(path, "rb") as f:
-                    content = f.read()
-            elif stat.S_ISLNK(st.st_mode):
-                content = os.readlink(path)
-            state[os.path.relpath(path, top)] = (st.st_mode, st.st_mtime_ns, content)
-    return state
-
-
 def compare(before, after, label):
     problems = [f"{label}/{p} was created" for p in sorted(set(after) - set(before))]
     problems += [f"{label}/{p} was removed" for p in sorted(set(before) - set(after))]
     return problems + [f"{label}/{path}: {', '.join(changed)} changed" for path in sorted(set(before) & set(after))
-                       if (changed := [what for what, old, new in zip(("mode", "mtime", "content"), before[path],
+                       if (changed := [what for what, old, new in zip(("type", "mode", "mtime", "content"), before[path],
                                                                        after[path]) if old != new])]
 
 
@@ -161,7 +144,7 @@ def run_case(case, ctx):
     args += [arg.replace("{root}", root) for arg in case.get("args", [])]
     age(root)
     age(inputs)
-    before = snapshot(root), snapshot(inputs)
+    before = tree_state(root, mtimes=True, top_entry=True), tree_state(inputs, mtimes=True, top_entry=True)
     try:
         code, out, err = testkit.run_agent([ctx["agent"]] + args, work, testbed.env(home), TIMEOUT)
     finally:
@@ -179,7 +162,7 @@ def run_case(case, ctx):
     # The run's report is the one thing a refused run writes: /run/nodeboot/status.json (and the lock it takes to write
     # it), saying why, for `nodeboot status`. It must say failed, code input, and never carry the marker. (A usage
     # error of the command line is refused before there is a run, and writes no report.)
-    after = snapshot(root)
+    after = tree_state(root, mtimes=True, top_entry=True)
     report_path = os.path.join(root, REPORT)
     if os.path.exists(report_path):
         with open(report_path, "rb") as f:
@@ -197,7 +180,7 @@ def run_case(case, ctx):
             after.pop(path, None)
     if "." in before[0] and "." in after and "run" not in before[0]:
         after["."] = before[0]["."]  # the root's mtime moved when run/ was made
-    changes = compare(before[0], after, "ROOT") + compare(before[1], snapshot(inputs), "INPUT")
+    changes = compare(before[0], after, "ROOT") + compare(before[1], tree_state(inputs, mtimes=True, top_entry=True), "INPUT")
     reasons += changes[:8] + ([f"... and {len(changes) - 8} more changes"] if len(changes) > 8 else [])
     if not ctx["keep"]:
         shutil.rmtree(work, ignore_errors=True)

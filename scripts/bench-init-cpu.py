@@ -2,7 +2,7 @@
 """The CPU `nodeboot init` spends in the two boot units, measured natively against nodeboot-testbed.
 
     scripts/bench-init-cpu.py [--bin-dir .build/release] [--testbed DIR/nodeboot-testbed] [--runs N]
-                              [--valgrind DIR] [--strace] [--keep]
+                              [--valgrind DIR] [--strace] [--qemu] [--keep]
 
 Under qemu's TCG (scripts/vm-test.py, docs/boot.md) every instruction is emulated and every basic block run for the
 first time is translated first, so the agent's share of the boot follows the instructions it executes and the distinct
@@ -22,7 +22,12 @@ options in $CALLGRIND_ARGS, e.g. --separate-callers12='*swift_conformsToProtocol
 stripped: for function names, profile .build/x86_64-unknown-linux-gnu/release/nodeboot as linked (before `make
 release` strips it) with `strip --strip-debug` (valgrind 3.19 cannot read its DWARF 5, the symbol table it can).
 
+With --qemu each command runs under qemu's user-mode emulator (`qemu-x86_64`, Debian's qemu-user), the same TCG
+translator the VM boot runs the agent under, without booting a guest: its CPU is the closest figure to the boot units'
+CPUUsageNSec this machine gives in seconds (each run translates its code afresh, as each unit's process does).
+
     python3 scripts/bench-init-cpu.py --bin-dir .build/release --runs 10 --strace
+    python3 scripts/bench-init-cpu.py --bin-dir .build/release --runs 5 --qemu
     python3 scripts/bench-init-cpu.py --bin-dir DIR_WITH_SYMBOLS --runs 1 --valgrind /tmp/callgrind
 """
 import argparse
@@ -160,8 +165,14 @@ def main():
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--valgrind", metavar="DIR", help="one run of each under callgrind, output in DIR")
     parser.add_argument("--strace", action="store_true", help="list the programs each command executes")
+    parser.add_argument("--qemu", action="store_true", help="run each command under qemu-x86_64 (TCG)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()
+    emulator = []
+    if args.qemu:
+        if not shutil.which("qemu-x86_64"):
+            sys.exit("bench-init-cpu: --qemu needs qemu-x86_64 (apt-get install qemu-user)")
+        emulator = [shutil.which("qemu-x86_64")]
 
     nodeboot = os.path.abspath(os.path.join(args.bin_dir, "nodeboot"))
     testbed = args.testbed or next((p for p in (os.path.join(args.bin_dir, "nodeboot-testbed"),
@@ -180,7 +191,8 @@ def main():
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": scratch, "LANG": "C.UTF-8",
                **printed["env"]}
         print(f"nodeboot {nodeboot} ({time.strftime('%Y-%m-%d %H:%M', time.localtime(os.stat(nodeboot).st_mtime))}),"
-              f" testbed {testbed}; {args.runs} runs, fresh root each; perf: {'yes' if PERF else 'no (rusage)'}")
+              f" testbed {testbed}; {args.runs} runs, fresh root each; perf: {'yes' if PERF else 'no (rusage)'}"
+              + ("; under qemu-x86_64 (TCG)" if emulator else ""))
         samples = {name: [] for name in ("version", "config", "run")}
         for index in range(args.runs + 1):  # the first run warms the page cache
             root = os.path.join(scratch, f"node-{index}")
@@ -189,7 +201,7 @@ def main():
             for name in ("version", "config", "run"):
                 if name == "run":
                     between_phases(root)
-                sample = measure(argvs[name], env, scratch)
+                sample = measure(emulator + argvs[name], env, scratch)
                 if index:
                     samples[name].append(sample)
             shutil.rmtree(root, ignore_errors=True)

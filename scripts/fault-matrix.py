@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -182,35 +181,20 @@ def prepare_root(root):
     testkit.write(root + "/sys/devices/system/cpu/online", "0-1\n")
 
 
-def snapshot(top):
-    """{relative path: (mode, bytes or link target)}."""
-    state = {}
-    for directory, dirs, files in os.walk(top):
-        for name in dirs + files:
-            path = os.path.join(directory, name)
-            st, content = os.lstat(path), None
-            if stat.S_ISREG(st.st_mode):
-                with open(path, "rb") as f:
-                    content = f.read()
-            elif stat.S_ISLNK(st.st_mode):
-                content = os.readlink(path)
-            state[os.path.relpath(path, top) + ("/" if stat.S_ISDIR(st.st_mode) else "")] = (st.st_mode, content)
-    return state
-
-
 def tree_verdict(before, after, complete):
     """('unchanged' | 'complete' | 'HALF-WRITTEN' | 'INCOMPLETE', problems). `complete`: {path: bytes} of a clean
     run's files (a file empty there may be empty here). Either outcome of a run may leave the node unchanged (it
     failed before apply) or complete (it failed after apply: registration); anything between is half-written."""
-    staged = [p for p in after if STAGED.match(os.path.basename(p.rstrip("/")))]
+    staged = [p for p in after if STAGED.match(os.path.basename(p))]
     problems = [f"staged file left: /{p}" for p in staged]
     changed = sorted(p for p in set(before) | set(after)
-                     if before.get(p) != after.get(p) and not p.startswith(BOOKKEEPING) and not p.endswith("/"))
+                     if before.get(p) != after.get(p) and not p.startswith(BOOKKEEPING)
+                     and (after.get(p) or before[p])[0] != "dir")
     if not changed:
         return "unchanged", problems
-    files = {p for p in after if not p.endswith("/") and not p.startswith(BOOKKEEPING)}
+    files = {p for p in after if after[p][0] != "dir" and not p.startswith(BOOKKEEPING)}
     missing = sorted(set(complete) - files)
-    empty = sorted(p for p in set(complete) & files if not after[p][1] and complete[p])
+    empty = sorted(p for p in set(complete) & files if not after[p][3] and complete[p])
     if not missing and not empty:
         return "complete", problems
     problems.append("HALF-WRITTEN: " + "; ".join(
@@ -321,11 +305,11 @@ def run_row(spec, ctx):
         with (mounted(spec["mount"], root, setup) if spec.get("mount") else contextlib.nullcontext()):
             if not spec.get("mount"):
                 setup()
-            before = snapshot(root)
+            before = testkit.tree_state(root)
             start = time.monotonic()
             code, out, err = testkit.run_agent(args, work, env, HARD_TIMEOUT)
             result["seconds"] = time.monotonic() - start
-            after = snapshot(root)
+            after = testkit.tree_state(root)
         try:
             requests = requests_of(printed["env"]["AWS_ENDPOINT_URL"])
         except OSError as error:
@@ -336,15 +320,15 @@ def run_row(spec, ctx):
     result["error"], result["hint"] = (sanitized(line, work) for line in error_lines(err))
     status = after.get("run/nodeboot/status.json")
     try:
-        result["status"] = json.loads(status[1])["result"] if status else "absent"
+        result["status"] = json.loads(status[3])["result"] if status else "absent"
         if status and before.get("run/nodeboot/status.json") == status:
             result["status"] = f"the previous run's ({result['status']}): not rewritten"
     except (ValueError, KeyError):
         result["status"] = "unreadable"
     result["tree"], problems = tree_verdict(before, after, ctx.get("complete", {}))
     result["problems"] += problems
-    result["files"] = {p: after[p][1] for p in after
-                       if not p.endswith("/") and not p.startswith(BOOKKEEPING) and before.get(p) != after[p]}
+    result["files"] = {p: after[p][3] for p in after
+                       if after[p][0] != "dir" and not p.startswith(BOOKKEEPING) and before.get(p) != after[p]}
     judge(spec, result, requests)
     if not ctx["keep"]:
         shutil.rmtree(work, ignore_errors=True)

@@ -44,7 +44,6 @@ import re
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
@@ -53,7 +52,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testkit  # noqa: E402
-from testkit import Report, write  # noqa: E402
+from testkit import Report, tree_state, write  # noqa: E402
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHASES = ["start", "source", "validate", "discover", "render", "apply", "run", "register", "report"]
@@ -94,32 +93,12 @@ class Fatal(Exception):
     """The environment is unusable: exit 2."""
 
 
-def snapshot(top, skip=()):
-    """{relative path: (kind, mode, bytes or link target)} of everything under top (directories included)."""
-    state = {}
-    for directory, dirs, files in os.walk(top):
-        for name in dirs + files:
-            path = os.path.join(directory, name)
-            relative = os.path.relpath(path, top)
-            if relative in skip:
-                continue
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                state[relative] = ("link", 0, os.readlink(path))
-            elif stat.S_ISDIR(st.st_mode):
-                state[relative] = ("dir", stat.S_IMODE(st.st_mode), None)
-            else:
-                with open(path, "rb") as f:
-                    state[relative] = ("file", stat.S_IMODE(st.st_mode), f.read())
-    return state
-
-
 def differences(got, want, limit=8):
     lines = [f"missing {p}" for p in sorted(set(want) - set(got))]
     lines += [f"unexpected {p}" for p in sorted(set(got) - set(want))]
     for path in sorted(set(got) & set(want)):
         if got[path] != want[path]:
-            what = [name for name, a, b in zip(("type", "mode", "content"), got[path], want[path]) if a != b]
+            what = [name for name, a, b in zip(("type", "mode", "mtime", "content"), got[path], want[path]) if a != b]
             lines.append(f"{path}: {', '.join(what)} differ")
     return lines[:limit] + ([f"... and {len(lines) - limit} more"] if len(lines) > limit else [])
 
@@ -262,7 +241,7 @@ def calibrate(node, bases, runs=3):
             order = ["start"] + [p for p in PHASES[1:] if p in times] + ["end"]
             for phase, following in zip(order, order[1:]):
                 samples[phase].append(times[following] - times[phase])
-            trees.append(snapshot(root, VOLATILE))
+            trees.append(tree_state(root, VOLATILE))
             shutil.rmtree(root)
         for other in trees[1:]:
             problems += differences(other, trees[0])
@@ -279,7 +258,7 @@ def kill_trial(node, base_name, base, reference, target, delay, number, sabotage
     in half, after the repair a staged file is planted and a file changed; each must be reported."""
     root = os.path.join(node.work, f"trial-{number}")
     shutil.copytree(base, root, symlinks=True)
-    before = snapshot(root, VOLATILE)
+    before = tree_state(root, VOLATILE)
     notes = Notifications(node.work, f"trial-{number}")
     proc = spawn(node, root, notes)
     try:
@@ -311,7 +290,7 @@ def kill_trial(node, base_name, base, reference, target, delay, number, sabotage
             size = len(f.read())
             f.truncate(size // 2)
     # Right after the kill: each path old or new, whole; only staged files extra.
-    after = snapshot(root, VOLATILE)
+    after = tree_state(root, VOLATILE)
     staged = [p for p in after if STAGED.match(os.path.basename(p))]
     facts["staged"] = len(staged)
     old_new = {"old": 0, "new": 0}
@@ -356,7 +335,7 @@ def kill_trial(node, base_name, base, reference, target, delay, number, sabotage
     left = staged_files(root)
     if left:
         problems.append(f"staged files left after the next init: {left[:3]}")
-    problems += [f"after the next init: {line}" for line in differences(snapshot(root, VOLATILE), reference)]
+    problems += [f"after the next init: {line}" for line in differences(tree_state(root, VOLATILE), reference)]
     try:
         with open(status_path) as f:
             final = json.load(f)
@@ -448,12 +427,12 @@ def section_full_disk(node, bases, report):
         try:
             root = os.path.join(mount, "root")
             shutil.copytree(bases["old"], root, symlinks=True)
-            before = snapshot(root, VOLATILE)
+            before = tree_state(root, VOLATILE)
             available = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize // 1024
             with open(os.path.join(mount, "filler"), "wb") as f:
                 f.write(b"\0" * max(0, (available - free) * 1024))
             code, out, err = node.run(root)
-            after = snapshot(root, VOLATILE)
+            after = tree_state(root, VOLATILE)
             if code == 0:
                 results.append(f"{free}:new")
                 problems += [f"{free} KiB free, succeeded: {line}" for line in differences(after, reference)]

@@ -40,7 +40,8 @@ if [[ $want_test == 1 ]]; then
     debs+=(systemd-container debootstrap iproute2 nftables)
     # scripts/cni-harness.py: Go 1.19, go-cni and libcni (the harness), the reference plugins, portmap's iptables.
     debs+=(golang-1.19-go golang-github-containerd-go-cni-dev golang-github-appc-cni-dev)
-    debs+=(containernetworking-plugins iptables)
+    # iputils-ping: the pods' and the node's pings (a fresh machine of this kind has no ping).
+    debs+=(containernetworking-plugins iptables iputils-ping)
     # scripts/ctr-cni.py: Debian's containerd 1.6 and runc run containers with `ctr run --cni`; busybox-static is the
     # container image's only binary.
     debs+=(containerd runc busybox-static)

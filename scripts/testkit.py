@@ -5,6 +5,7 @@ import errno
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -28,6 +29,31 @@ def write(path, data, mode=0o644):
     with open(path, "wb" if isinstance(data, bytes) else "w") as f:
         f.write(data)
     os.chmod(path, mode)
+
+
+def tree_state(top, skip=(), mtimes=False, top_entry=False):
+    """{path relative to top: (kind, mode, mtime ns or None, bytes or link target or None)} of everything under top,
+    kind "file", "dir" or "link", mode the permission bits (0 for a link). `skip`: relative paths left out;
+    `mtimes`: record modification times (a file rewritten with the same bytes then differs); `top_entry`: top itself
+    as ".". What the runners compare a node root by before and after a run."""
+    def entry(path):
+        st = os.lstat(path)
+        mtime = st.st_mtime_ns if mtimes else None
+        if stat.S_ISLNK(st.st_mode):
+            return ("link", 0, mtime, os.readlink(path))
+        if stat.S_ISDIR(st.st_mode):
+            return ("dir", stat.S_IMODE(st.st_mode), mtime, None)
+        with open(path, "rb") as f:
+            return ("file", stat.S_IMODE(st.st_mode), mtime, f.read())
+
+    state = {".": entry(top)} if top_entry else {}
+    for directory, dirs, files in os.walk(top):
+        for name in dirs + files:
+            path = os.path.join(directory, name)
+            relative = os.path.relpath(path, top)
+            if relative not in skip:
+                state[relative] = entry(path)
+    return state
 
 
 def prepare_root(root, infra, containerd, kubelet=None):

@@ -21,6 +21,15 @@ extension TestbedCore {
         }
     )
 
+    /// EC2's answer to DescribeInstances naming instances it does not have (`unknown`: not empty).
+    static func instancesNotFound(_ unknown: [String]) -> HTTPResponse {
+        let message =
+            unknown.count == 1
+            ? "The instance ID '\(unknown[0])' does not exist"
+            : "The instance IDs '\(unknown.joined(separator: ", "))' do not exist"
+        return ec2Error(400, "InvalidInstanceID.NotFound", message)
+    }
+
     static func ec2Error(_ status: Int, _ code: String, _ message: String) -> HTTPResponse {
         let body =
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>"
@@ -58,13 +67,7 @@ extension TestbedCore {
         }
         if !ids.contains(instance.instanceID), let fleetAnswer = describeFleetInstances(ids) { return fleetAnswer }
         let unknown = ids.filter { $0 != instance.instanceID }
-        if !unknown.isEmpty {
-            let message =
-                unknown.count == 1
-                ? "The instance ID '\(unknown[0])' does not exist"
-                : "The instance IDs '\(unknown.joined(separator: ", "))' do not exist"
-            return TestbedCore.ec2Error(400, "InvalidInstanceID.NotFound", message)
-        }
+        if !unknown.isEmpty { return TestbedCore.instancesNotFound(unknown) }
         let interfaces = state.withLock { state in
             state.network.settle(Date())
             return state.network.attached.map { TestbedCore.eniXML($0, in: state.network, forInstance: true) }.joined()

@@ -47,13 +47,7 @@ extension TestbedCore {
         let members = ids.compactMap { fleet.member(instanceID: $0) }
         guard !members.isEmpty else { return nil }
         let unknown = ids.filter { fleet.member(instanceID: $0) == nil }
-        if !unknown.isEmpty {
-            let message =
-                unknown.count == 1
-                ? "The instance ID '\(unknown[0])' does not exist"
-                : "The instance IDs '\(unknown.joined(separator: ", "))' do not exist"
-            return TestbedCore.ec2Error(400, "InvalidInstanceID.NotFound", message)
-        }
+        if !unknown.isEmpty { return TestbedCore.instancesNotFound(unknown) }
         let items = members.map { member in
             TestbedCore.instanceItemXML(member.model, interfaces: fleetInterfaceXML(member))
         }.joined()
