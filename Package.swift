@@ -73,6 +73,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                // Its CNIOBoringSSL module: TLSSession's https for PlainHTTPTransport.
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -90,14 +92,7 @@ let package = Package(
         // with the cluster CA and a bearer token.
         .target(
             name: "KubeAPI",
-            dependencies: [
-                "Support",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            ],
+            dependencies: ["AWS", "Support"],
             swiftSettings: swiftSettings
         ),
         // The phases of the agent, wired together.

@@ -48,7 +48,15 @@ extension HTTPTransport {
 
 /// The request never got an HTTP answer.
 public struct TransportError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: Sendable { case timeout, connection, responseTooLarge }
+    public enum Kind: Sendable {
+        case timeout, connection, responseTooLarge
+        /// The host name does not resolve.
+        case dns
+        /// Nothing listens on the port.
+        case refused
+        /// The TLS handshake failed (the detail says why: the certificate's verification, a protocol error).
+        case tls
+    }
     public var kind: Kind
     public var url: String
     public var detail: String
@@ -66,7 +74,8 @@ public struct TransportError: Error, Sendable, CustomStringConvertible {
         let via = proxy.map { " through the proxy \($0)" } ?? ""
         return switch kind {
         case .timeout: "no answer from \(url)\(via) in time (\(detail))"
-        case .connection: "cannot reach \(url)\(via): \(detail)"
+        case .connection, .dns, .refused: "cannot reach \(url)\(via): \(detail)"
+        case .tls: "TLS with \(url)\(via) failed: \(detail)"
         case .responseTooLarge: "response from \(url) is too large (\(detail))"
         }
     }

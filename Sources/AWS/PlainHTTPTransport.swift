@@ -7,11 +7,11 @@ import Synchronization
     import Glibc
 #endif
 
-/// `HTTPTransport` for plain `http://` URLs — the instance metadata service and a loopback
-/// endpoint — over a socket of its own: no event loop, no threads of its own, no TLS context.
-/// Measured (issue 11): two IMDS requests through AsyncHTTPClient cost 3–4 ms of a 10 ms
-/// `config check` (event loop group, threads, channel pipeline); over this transport the same
-/// requests are a few hundred microseconds. HTTPS and proxies stay with `AsyncHTTPTransport`.
+/// `HTTPTransport` over a socket of its own: no event loop, no threads of its own. Plain `http://` URLs — the
+/// instance metadata service and a loopback endpoint — and, when built with a `TLSContext`, `https://` URLs
+/// (the Kubernetes API server: `TLSSession`). Measured (issue 11): two IMDS requests through AsyncHTTPClient cost
+/// 3–4 ms of a 10 ms `config check` (event loop group, threads, channel pipeline); over this transport the same
+/// requests are a few hundred microseconds. AWS's HTTPS endpoints and proxies stay with `AsyncHTTPTransport`.
 ///
 /// Each exchange runs on a Dispatch thread of its own (the socket calls block, bounded by `poll`
 /// and the request's timeout), so neither the cooperative pool nor another exchange waits on it. Connections are kept alive
@@ -20,25 +20,28 @@ import Synchronization
 public final class PlainHTTPTransport: HTTPTransport {
     static let maxResponseBytes = 4 << 20
     let connectTimeout: Duration
-    private let idle = Mutex<[String: [Int32]]>([:])
+    /// For `https://` URLs; without it only `http://` is sent.
+    let tls: TLSContext?
+    private let idle = Mutex<[String: [Connection]]>([:])
 
-    public init(connectTimeout: Duration) {
+    public init(connectTimeout: Duration, tls: TLSContext? = nil) {
         self.connectTimeout = connectTimeout
+        self.tls = tls
     }
 
     deinit {
-        for descriptors in idle.withLock({ $0.values }) {
-            for descriptor in descriptors { close(descriptor) }
+        for connections in idle.withLock({ $0.values }) {
+            for connection in connections { connection.close() }
         }
     }
 
     /// Closes the idle connections.
     public func shutdown() async {
-        let descriptors = idle.withLock { idle in
+        let connections = idle.withLock { idle in
             defer { idle = [:] }
             return idle.values.flatMap { $0 }
         }
-        for descriptor in descriptors { close(descriptor) }
+        for connection in connections { connection.close() }
     }
 
     public func send(_ request: HTTPRequest, timeout: Duration) async throws -> HTTPResponse {
@@ -56,34 +59,41 @@ public final class PlainHTTPTransport: HTTPTransport {
     // MARK: - One exchange
 
     struct Target {
+        var secure: Bool
         var host: String
         var port: UInt16
         /// Path and query as they appear in the URL (already percent-encoded; what SigV4 signed).
         var requestTarget: String
         var hostHeader: String
-        var key: String { "\(host):\(port)" }
+        var key: String { "\(secure ? "https" : "http")://\(host):\(port)" }
+        var address: String { "\(host):\(port)" }
     }
 
-    static func target(of url: URL) -> Target? {
-        guard url.scheme == "http", let host = url.host(percentEncoded: false), !host.isEmpty else { return nil }
-        let port = url.port ?? 80
+    static func target(of url: URL, secure allowed: Bool = false) -> Target? {
+        let secure = url.scheme == "https"
+        guard url.scheme == "http" || (secure && allowed), let host = url.host(percentEncoded: false), !host.isEmpty
+        else { return nil }
+        let port = url.port ?? (secure ? 443 : 80)
         guard let port16 = UInt16(exactly: port) else { return nil }
         let text = url.absoluteString
-        guard text.hasPrefix("http://") else { return nil }
-        let rest = text.dropFirst("http://".count)
+        let prefix = secure ? "https://" : "http://"
+        guard text.hasPrefix(prefix) else { return nil }
+        let rest = text.dropFirst(prefix.count)
         var target = rest.firstIndex(where: { $0 == "/" || $0 == "?" }).map { String(rest[$0...]) } ?? "/"
         if let fragment = target.firstIndex(of: "#") { target = String(target[..<fragment]) }
         if target.hasPrefix("?") { target = "/" + target }
         let bracketed = host.contains(":") ? "[\(host)]" : host
         return Target(
-            host: host, port: port16, requestTarget: target,
+            secure: secure, host: host, port: port16, requestTarget: target,
             hostHeader: url.port == nil ? bracketed : "\(bracketed):\(port)")
     }
 
     func exchange(_ request: HTTPRequest, deadline: ContinuousClock.Instant) throws -> HTTPResponse {
         let url = request.url.absoluteString
-        guard let target = Self.target(of: request.url) else {
-            throw TransportError(.connection, url: url, detail: "only http:// URLs are sent without TLS")
+        guard let target = Self.target(of: request.url, secure: tls != nil) else {
+            throw TransportError(
+                .connection, url: url,
+                detail: tls == nil ? "only http:// URLs are sent without TLS" : "only http:// and https:// URLs are sent")
         }
         let head = Self.head(request, target: target)
         if let idle = takeIdle(target.key) {
@@ -94,20 +104,33 @@ public final class PlainHTTPTransport: HTTPTransport {
             }
         }
         let descriptor = try Self.connect(target, url: url, deadline: min(deadline, ContinuousClock.now + connectTimeout))
-        return try exchange(on: descriptor, reused: false, head: head, request: request, target: target, deadline: deadline)
+        let connection: Connection
+        if target.secure, let tls {
+            do {
+                connection = Connection(
+                    descriptor: descriptor,
+                    tls: try TLSSession(descriptor: descriptor, host: target.host, context: tls, url: url, deadline: deadline))
+            } catch {
+                Glibc.close(descriptor)
+                throw error
+            }
+        } else {
+            connection = Connection(descriptor: descriptor, tls: nil)
+        }
+        return try exchange(on: connection, reused: false, head: head, request: request, target: target, deadline: deadline)
     }
 
     /// A reused connection failed before any byte of the answer: it was closed while idle.
     struct StaleConnection: Error {}
 
     private func exchange(
-        on descriptor: Int32, reused: Bool, head: [UInt8], request: HTTPRequest, target: Target,
+        on connection: Connection, reused: Bool, head: [UInt8], request: HTTPRequest, target: Target,
         deadline: ContinuousClock.Instant
     ) throws -> HTTPResponse {
         let url = request.url.absoluteString
         var keep = false
-        defer { if keep { putIdle(target.key, descriptor) } else { close(descriptor) } }
-        var reader = Reader(descriptor: descriptor, url: url, deadline: deadline)
+        defer { if keep { putIdle(target.key, connection) } else { connection.close() } }
+        var reader = Reader(connection: connection, url: url, deadline: deadline)
         do {
             try reader.write(head + request.body)
         } catch let error as TransportError where reused && error.kind == .connection {
@@ -118,25 +141,34 @@ public final class PlainHTTPTransport: HTTPTransport {
             throw TransportError(.connection, url: url, detail: "the server closed the connection without answering")
         }
         let noBody = request.method == "HEAD" || parsed.status == 204 || parsed.status == 304 || parsed.status < 200
-        let body: [UInt8]
+        var body: [UInt8] = []
         var framed = true
-        if noBody {
-            body = []
-        } else if parsed.header("transfer-encoding")?.lowercased().contains("chunked") == true {
-            body = try reader.readChunked()
-        } else if let length = parsed.header("content-length").flatMap({ Int($0.trimmed) }) {
-            guard length >= 0 else { throw TransportError(.connection, url: url, detail: "bad Content-Length") }
-            guard length <= Self.maxResponseBytes else {
-                throw TransportError(.responseTooLarge, url: url, detail: "\(length) bytes")
-            }
-            body = try reader.read(exactly: length)
-        } else {
-            body = try reader.readToEnd()
-            framed = false
+        do {
+            try readBody()
+        } catch var error as TransportError where error.kind == .timeout {
+            error.detail = "the answer's body did not arrive in time (the server sent the head, then stalled)"
+            throw error
         }
         let closes = parsed.header("connection")?.lowercased().contains("close") == true || !parsed.http11
         keep = framed && !closes && reader.buffered.isEmpty
         return HTTPResponse(status: parsed.status, headers: parsed.headers, body: body)
+
+        func readBody() throws {
+            if noBody {
+                body = []
+            } else if parsed.header("transfer-encoding")?.lowercased().contains("chunked") == true {
+                body = try reader.readChunked()
+            } else if let length = parsed.header("content-length").flatMap({ Int($0.trimmed) }) {
+                guard length >= 0 else { throw TransportError(.connection, url: url, detail: "bad Content-Length") }
+                guard length <= Self.maxResponseBytes else {
+                    throw TransportError(.responseTooLarge, url: url, detail: "\(length) bytes")
+                }
+                body = try reader.read(exactly: length)
+            } else {
+                body = try reader.readToEnd()
+                framed = false
+            }
+        }
     }
 
     static func head(_ request: HTTPRequest, target: Target) -> [UInt8] {
@@ -154,12 +186,28 @@ public final class PlainHTTPTransport: HTTPTransport {
         return Array(text.utf8)
     }
 
-    private func takeIdle(_ key: String) -> Int32? {
+    private func takeIdle(_ key: String) -> Connection? {
         idle.withLock { $0[key]?.popLast() }
     }
 
-    private func putIdle(_ key: String, _ descriptor: Int32) {
-        idle.withLock { $0[key, default: []].append(descriptor) }
+    private func putIdle(_ key: String, _ connection: Connection) {
+        idle.withLock { $0[key, default: []].append(connection) }
+    }
+
+    /// One connection: a socket, with TLS over it for `https://`.
+    final class Connection: @unchecked Sendable {
+        let descriptor: Int32
+        let tls: TLSSession?
+
+        init(descriptor: Int32, tls: TLSSession?) {
+            self.descriptor = descriptor
+            self.tls = tls
+        }
+
+        func close() {
+            tls?.shutdown()
+            Glibc.close(descriptor)
+        }
     }
 
     // MARK: - Sockets
@@ -172,10 +220,11 @@ public final class PlainHTTPTransport: HTTPTransport {
         let status = getaddrinfo(target.host, String(target.port), &hints, &list)
         guard status == 0, let first = list else {
             throw TransportError(
-                .connection, url: url, detail: "cannot resolve \(target.host): \(String(cString: gai_strerror(status)))")
+                .dns, url: url, detail: "cannot resolve \(target.host): \(String(cString: gai_strerror(status)))")
         }
         defer { freeaddrinfo(first) }
         var lastError = "no address"
+        var refused = false
         var entry: UnsafeMutablePointer<addrinfo>? = first
         while let address = entry {
             entry = address.pointee.ai_next
@@ -192,22 +241,24 @@ public final class PlainHTTPTransport: HTTPTransport {
                 return descriptor
             }
             guard errno == EINPROGRESS else {
+                refused = errno == ECONNREFUSED
                 lastError = String(cString: strerror(errno))
                 close(descriptor)
                 continue
             }
             guard try wait(descriptor, for: Int16(POLLOUT), until: deadline) else {
                 close(descriptor)
-                throw TransportError(.timeout, url: url, detail: "connect to \(target.key) timed out")
+                throw TransportError(.timeout, url: url, detail: "connect to \(target.address) timed out")
             }
             var failure: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &failure, &length)
             if failure == 0 { return descriptor }
+            refused = failure == ECONNREFUSED
             lastError = String(cString: strerror(failure))
             close(descriptor)
         }
-        throw TransportError(.connection, url: url, detail: "connect to \(target.key): \(lastError)")
+        throw TransportError(refused ? .refused : .connection, url: url, detail: "connect to \(target.address): \(lastError)")
     }
 
     /// Waits until `descriptor` is ready for `events`; false when the deadline passed first. A
@@ -228,7 +279,7 @@ public final class PlainHTTPTransport: HTTPTransport {
 
     /// Buffered reads and writes on one connection, each bounded by the exchange's deadline.
     struct Reader {
-        let descriptor: Int32
+        let connection: Connection
         let url: String
         let deadline: ContinuousClock.Instant
         var buffered: [UInt8] = []
@@ -244,6 +295,8 @@ public final class PlainHTTPTransport: HTTPTransport {
         }
 
         func write(_ bytes: [UInt8]) throws {
+            if let tls = connection.tls { return try tls.send(bytes, deadline: deadline) }
+            let descriptor = connection.descriptor
             var offset = 0
             while offset < bytes.count {
                 let sent = bytes.withUnsafeBytes { raw in
@@ -265,8 +318,11 @@ public final class PlainHTTPTransport: HTTPTransport {
         mutating func fill() throws -> Bool {
             if closed { return false }
             var chunk = [UInt8](repeating: 0, count: 16 << 10)
+            let descriptor = connection.descriptor
             while true {
-                let received = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+                let received =
+                    try connection.tls.map { try $0.receive(into: &chunk, deadline: deadline) }
+                    ?? chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
                 if received > 0 {
                     buffered.append(contentsOf: chunk[..<received])
                     guard buffered.count <= PlainHTTPTransport.maxResponseBytes + 64 << 10 else {

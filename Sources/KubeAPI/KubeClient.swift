@@ -1,9 +1,5 @@
-import AsyncHTTPClient
+import AWS
 import FoundationEssentials
-import NIOCore
-import NIOHTTP1
-import NIOPosix
-import NIOSSL
 import Support
 
 #if canImport(Glibc)
@@ -13,16 +9,17 @@ import Support
 /// The few Kubernetes API calls the agent makes, over HTTPS trusting only the cluster CA (host
 /// name verified), with a bearer token from `token` on every request. No retries: the caller
 /// decides (``KubeError/isTransient``). Call ``shutdown()`` once when done.
+///
+/// The requests go over `PlainHTTPTransport` with TLS (BoringSSL through `TLSContext`), one kept-alive connection
+/// at a time; a request in flight is bounded by `requestTimeout`, not by task cancellation.
 public final class KubeClient: Sendable {
     /// The API server, `https://host[:port]` without a trailing slash.
     public let endpoint: String
     /// The endpoint's host (for messages).
     public let host: String
-    let http: HTTPClient
+    let http: PlainHTTPTransport
     let token: @Sendable () async throws -> String
     let requestTimeout: Duration
-
-    static let maxResponseBytes = 8 << 20
 
     /// - Parameters:
     ///   - endpoint: `https://…` (the kubeconfig's `server`).
@@ -40,44 +37,22 @@ public final class KubeClient: Sendable {
             throw KubeError(
                 .configuration, request: endpoint, message: "the endpoint must be an https:// URL with a host")
         }
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.certificateVerification = .fullVerification
-        // Closing waits this long for the server's close_notify (5 s by default): a server that
-        // stopped answering would hold up shutdown.
-        tls.shutdownTimeout = .milliseconds(200)
-        if let caPEM {
-            let certificates: [NIOSSLCertificate]
-            do {
-                certificates = try NIOSSLCertificate.fromPEMBytes(caPEM)
-            } catch {
-                throw KubeError(.configuration, request: endpoint, message: "the CA is not a PEM certificate bundle (\(error))")
-            }
-            guard !certificates.isEmpty else {
-                throw KubeError(.configuration, request: endpoint, message: "the CA holds no PEM certificate")
-            }
-            tls.trustRoots = .certificates(certificates)
+        let tls: TLSContext
+        do {
+            tls = try TLSContext(caPEM: caPEM)
+        } catch {
+            throw KubeError(.configuration, request: endpoint, message: error.description)
         }
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
-        configuration.redirectConfiguration = .disallow
-        configuration.httpVersion = .http1Only
-        configuration.decompression = .disabled
-        // The whole request, body included, is bounded in `send`; `read` (a pause between two reads)
-        // is only the backstop that closes the connection should that bound not stop the read.
-        configuration.timeout = .init(
-            connect: Self.timeAmount(requestTimeout), read: Self.timeAmount(requestTimeout * 2))
-        // Fail a request with the connection's own error (refused, DNS, TLS) at once instead of
-        // retrying the connection until the deadline: the caller retries, and explains.
-        configuration.connectionPool.retryConnectionEstablishment = false
         self.endpoint = trimmed
         self.host = host
-        self.http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        // Redirects are not followed and answers are not decompressed: the transport does neither.
+        self.http = PlainHTTPTransport(connectTimeout: requestTimeout, tls: tls)
         self.token = token
         self.requestTimeout = requestTimeout
     }
 
     public func shutdown() async {
-        // A second shutdown only reports that the client is already shut down.
-        try? await http.shutdown()
+        await http.shutdown()
     }
 
     // MARK: Calls
@@ -150,9 +125,7 @@ public final class KubeClient: Sendable {
         return "/api/v1/nodes/" + name
     }
 
-    static func timeAmount(_ duration: Duration) -> TimeAmount {
-        .nanoseconds(duration.nanoseconds)
-    }
+    enum Method: String { case GET, POST, PATCH, DELETE }
 
     /// `GET path` (with its query), answered 200.
     func get(_ path: String) async throws(KubeError) -> (request: String, body: [UInt8]) {
@@ -161,7 +134,7 @@ public final class KubeClient: Sendable {
 
     /// One request; a status outside `expect` becomes the ``KubeError`` the `Status` body explains.
     func send(
-        _ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, contentType: String? = nil, expect: Set<Int>
+        _ method: Method, _ path: String, body: [UInt8]? = nil, contentType: String? = nil, expect: Set<Int>
     ) async throws(KubeError) -> (request: String, body: [UInt8]) {
         let url = endpoint + path
         let request = "\(method.rawValue) \(url)"
@@ -173,49 +146,25 @@ public final class KubeClient: Sendable {
         } catch {
             throw KubeError(.credentials, request: request, message: "no bearer token: \(error)")
         }
-        var outgoing = HTTPClientRequest(url: url)
-        outgoing.method = method
-        outgoing.headers.add(name: "Accept", value: "application/json")
-        outgoing.headers.add(name: "User-Agent", value: "nodeboot")
-        outgoing.headers.add(name: "Authorization", value: "Bearer \(bearer)")
-        if let body {
-            outgoing.headers.add(name: "Content-Type", value: contentType ?? "application/json")
-            outgoing.body = .bytes(ByteBuffer(bytes: body))
+        var headers: [(name: String, value: String)] = [
+            ("Accept", "application/json"), ("User-Agent", "nodeboot"), ("Authorization", "Bearer \(bearer)"),
+        ]
+        if body != nil { headers.append(("Content-Type", contentType ?? "application/json")) }
+        guard let target = URL(string: url) else {
+            throw KubeError(.configuration, request: request, message: "not a URL: \(url)")
         }
-        let status: Int
-        let received: [UInt8]
-        let deadline = ContinuousClock.now + requestTimeout
+        let response: HTTPResponse
         do {
-            // AsyncHTTPClient's deadline ends with the response head; the body gets the rest.
-            let response = try await http.execute(outgoing, timeout: Self.timeAmount(requestTimeout))
-            status = Int(response.status.code)
-            received = try await Self.collect(response.body, until: deadline, request: request)
+            response = try await http.send(
+                HTTPRequest(method: method.rawValue, url: target, headers: headers, body: body ?? []),
+                timeout: requestTimeout)
         } catch {
             throw Self.classify(error, request: request, host: host)
         }
-        guard expect.contains(status) else { throw Self.statusError(status, received, request: request) }
-        return (request, received)
-    }
-
-    /// The whole body, or a timeout error at `deadline` (a server that sent the head, then
-    /// stalled or trickles): reading stops, which closes the connection.
-    static func collect(_ body: HTTPClientResponse.Body, until deadline: ContinuousClock.Instant, request: String)
-        async throws -> [UInt8]
-    {
-        try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
-            group.addTask { Array(buffer: try await body.collect(upTo: maxResponseBytes)) }
-            group.addTask {
-                try await Task.sleep(until: deadline, clock: .continuous)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let bytes = first else {
-                throw KubeError(
-                    .unreachable(.timeout), request: request,
-                    message: "the answer's body did not arrive in time (the server sent the head, then stalled)")
-            }
-            return bytes
+        guard expect.contains(response.status) else {
+            throw Self.statusError(response.status, response.body, request: request)
         }
+        return (request, response.body)
     }
 
     /// The API server's `Status` body, for the message and reason.
@@ -267,95 +216,38 @@ public final class KubeClient: Sendable {
 
     // MARK: Error classification
 
-    /// Sorts an AsyncHTTPClient, NIO or NIOSSL error into what an operator can act on.
+    /// Sorts a transport error into what an operator can act on.
     static func classify(_ error: any Error, request: String, host: String) -> KubeError {
         switch error {
         case let error as KubeError:
             return error
         case is CancellationError:
             return KubeError(.cancelled, request: request, message: "cancelled")
-        case let error as HTTPClientError:
-            switch error {
-            case .deadlineExceeded, .readTimeout, .writeTimeout:
-                return KubeError(.unreachable(.timeout), request: request, message: "no answer in time (\(error))")
-            case .connectTimeout, .getConnectionFromPoolTimeout:
-                return KubeError(
-                    .unreachable(.timeout), request: request, message: "cannot connect to \(host): timed out (\(error))")
-            case .tlsHandshakeTimeout:
-                return KubeError(
-                    .unreachable(.timeout), request: request, message: "the TLS handshake with \(host) timed out")
-            case .cancelled:
-                return KubeError(.cancelled, request: request, message: "cancelled")
-            case .remoteConnectionClosed:
-                return KubeError(
-                    .unreachable(.connection), request: request, message: "the server closed the connection (\(error))")
-            default:
-                return KubeError(.invalidResponse, request: request, message: "\(error)")
-            }
-        case let error as NIOSSLError:
-            return tlsError(error, request: request, host: host)
-        case let error as NIOSSLExtraError:
-            return KubeError(.tls, request: request, message: "TLS with \(host) failed: \(error)")
-        case let error as NIOConnectionError:
-            if error.connectionErrors.isEmpty, let dns = error.dnsAError ?? error.dnsAAAAError {
-                return KubeError(.unreachable(.dns), request: request, message: "cannot resolve \(host) (\(dns))")
-            }
-            let codes = error.connectionErrors.compactMap { ($0.error as? IOError)?.errnoCode }
-            if codes.contains(ECONNREFUSED) {
+        case let error as TransportError:
+            switch error.kind {
+            case .timeout:
+                return KubeError(.unreachable(.timeout), request: request, message: error.detail)
+            case .dns:
+                return KubeError(.unreachable(.dns), request: request, message: error.detail)
+            case .refused:
                 return KubeError(
                     .unreachable(.connectionRefused), request: request,
-                    message: "connection refused by \(host):\(error.port) (nothing listens there)")
-            }
-            if codes.contains(ETIMEDOUT) || error.connectionErrors.contains(where: { isTimeout($0.error) }) {
+                    message: "\(error.detail) (nothing listens there)")
+            case .connection:
+                return KubeError(.unreachable(.connection), request: request, message: error.detail)
+            case .responseTooLarge:
+                return KubeError(.invalidResponse, request: request, message: "the answer is too large (\(error.detail))")
+            case .tls where error.detail.contains("CERTIFICATE_VERIFY_FAILED"):
                 return KubeError(
-                    .unreachable(.timeout), request: request, message: "cannot connect to \(host):\(error.port): timed out")
+                    .tls, request: request,
+                    message:
+                        "TLS certificate verification failed: the certificate of \(host) is not signed by the trusted CA, or is not for \(host) (\(error.detail))"
+                )
+            case .tls:
+                return KubeError(.tls, request: request, message: "the TLS handshake with \(host) failed (\(error.detail))")
             }
-            return KubeError(.unreachable(.connection), request: request, message: "cannot connect: \(error)")
-        case is SocketAddressError.UnknownHost:
-            return KubeError(.unreachable(.dns), request: request, message: "cannot resolve \(host) (\(error))")
-        case let error as IOError:
-            switch error.errnoCode {
-            case ECONNREFUSED:
-                return KubeError(
-                    .unreachable(.connectionRefused), request: request, message: "connection refused by \(host)")
-            case ETIMEDOUT:
-                return KubeError(.unreachable(.timeout), request: request, message: "cannot connect to \(host): timed out")
-            default:
-                return KubeError(.unreachable(.connection), request: request, message: "\(error)")
-            }
-        case _ where isTimeout(error):
-            return KubeError(.unreachable(.timeout), request: request, message: "cannot connect to \(host): timed out")
-        case let error as ChannelError:
-            return KubeError(.unreachable(.connection), request: request, message: "\(error)")
-        case let error as NIOTooManyBytesError:
-            return KubeError(.invalidResponse, request: request, message: "the answer is too large (\(error))")
         default:
             return KubeError(.unreachable(.connection), request: request, message: "\(error)")
-        }
-    }
-
-    static func isTimeout(_ error: any Error) -> Bool {
-        if let error = error as? ChannelError, case .connectTimeout = error { return true }
-        return false
-    }
-
-    static func tlsError(_ error: NIOSSLError, request: String, host: String) -> KubeError {
-        let detail = "\(error)"
-        if detail.contains("CERTIFICATE_VERIFY_FAILED") {
-            return KubeError(
-                .tls, request: request,
-                message:
-                    "TLS certificate verification failed: the certificate of \(host) is not signed by the trusted CA, or is not for \(host) (\(detail))"
-            )
-        }
-        switch error {
-        case .handshakeFailed:
-            return KubeError(.tls, request: request, message: "the TLS handshake with \(host) failed (\(detail))")
-        case .uncleanShutdown:
-            return KubeError(
-                .unreachable(.connection), request: request, message: "the connection to \(host) ended uncleanly")
-        default:
-            return KubeError(.tls, request: request, message: "TLS with \(host) failed (\(detail))")
         }
     }
 }

@@ -141,7 +141,7 @@ struct PlainHTTPTransportTests {
             let refused = await #expect(throws: TransportError.self) {
                 try await Self.get(transport, "http://127.0.0.1:\(port)/")
             }
-            #expect(refused?.kind == .connection)
+            #expect(refused?.kind == .refused)
             #expect(refused?.description.contains("Connection refused") == true)
             let https = await #expect(throws: TransportError.self) { try await Self.get(transport, "https://127.0.0.1/") }
             #expect(https?.description.contains("only http://") == true)
