@@ -141,10 +141,10 @@ public final class PlainHTTPTransport: HTTPTransport {
             throw TransportError(.connection, url: url, detail: "the server closed the connection without answering")
         }
         let noBody = request.method == "HEAD" || parsed.status == 204 || parsed.status == 304 || parsed.status < 200
-        var body: [UInt8] = []
-        var framed = true
+        let body: [UInt8]
+        let framed: Bool
         do {
-            try readBody()
+            (body, framed) = try noBody ? ([], true) : reader.readBody(parsed)
         } catch var error as TransportError where error.kind == .timeout {
             error.detail = "the answer's body did not arrive in time (the server sent the head, then stalled)"
             throw error
@@ -152,23 +152,6 @@ public final class PlainHTTPTransport: HTTPTransport {
         let closes = parsed.header("connection")?.lowercased().contains("close") == true || !parsed.http11
         keep = framed && !closes && reader.buffered.isEmpty
         return HTTPResponse(status: parsed.status, headers: parsed.headers, body: body)
-
-        func readBody() throws {
-            if noBody {
-                body = []
-            } else if parsed.header("transfer-encoding")?.lowercased().contains("chunked") == true {
-                body = try reader.readChunked()
-            } else if let length = parsed.header("content-length").flatMap({ Int($0.trimmed) }) {
-                guard length >= 0 else { throw TransportError(.connection, url: url, detail: "bad Content-Length") }
-                guard length <= Self.maxResponseBytes else {
-                    throw TransportError(.responseTooLarge, url: url, detail: "\(length) bytes")
-                }
-                body = try reader.read(exactly: length)
-            } else {
-                body = try reader.readToEnd()
-                framed = false
-            }
-        }
     }
 
     static func head(_ request: HTTPRequest, target: Target) -> [UInt8] {
@@ -277,6 +260,46 @@ public final class PlainHTTPTransport: HTTPTransport {
         }
     }
 
+    /// Sends all of `bytes` on the non-blocking socket `descriptor` (MSG_NOSIGNAL: a peer that closed is EPIPE, not
+    /// a SIGPIPE), waiting for room until `deadline`. Plain connections and `TLSSession`'s records both go through it.
+    static func send(
+        _ bytes: UnsafeRawBufferPointer, on descriptor: Int32, url: String, deadline: ContinuousClock.Instant,
+        timeout: String
+    ) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = Glibc.send(descriptor, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            if sent > 0 {
+                offset += sent
+            } else if sent < 0 && (errno == EAGAIN || errno == EINTR) {
+                guard try wait(descriptor, for: Int16(POLLOUT), until: deadline) else {
+                    throw TransportError(.timeout, url: url, detail: timeout)
+                }
+            } else {
+                throw TransportError(.connection, url: url, detail: "send: \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Receives into `chunk` from the non-blocking socket `descriptor`, waiting until `deadline`: the count, 0 at the
+    /// end of the stream (a reset included).
+    static func receive(
+        into chunk: inout [UInt8], from descriptor: Int32, url: String, deadline: ContinuousClock.Instant,
+        timeout: String
+    ) throws -> Int {
+        while true {
+            let received = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if received >= 0 { return received }
+            guard errno == EAGAIN || errno == EINTR else {
+                if errno == ECONNRESET { return 0 }
+                throw TransportError(.connection, url: url, detail: "recv: \(String(cString: strerror(errno)))")
+            }
+            guard try wait(descriptor, for: Int16(POLLIN), until: deadline) else {
+                throw TransportError(.timeout, url: url, detail: timeout)
+            }
+        }
+    }
+
     /// Buffered reads and writes on one connection, each bounded by the exchange's deadline.
     struct Reader {
         let connection: Connection
@@ -296,21 +319,9 @@ public final class PlainHTTPTransport: HTTPTransport {
 
         func write(_ bytes: [UInt8]) throws {
             if let tls = connection.tls { return try tls.send(bytes, deadline: deadline) }
-            let descriptor = connection.descriptor
-            var offset = 0
-            while offset < bytes.count {
-                let sent = bytes.withUnsafeBytes { raw in
-                    Glibc.send(descriptor, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
-                }
-                if sent > 0 {
-                    offset += sent
-                } else if sent < 0 && (errno == EAGAIN || errno == EINTR) {
-                    guard try PlainHTTPTransport.wait(descriptor, for: Int16(POLLOUT), until: deadline) else {
-                        throw TransportError(.timeout, url: url, detail: "sending the request timed out")
-                    }
-                } else {
-                    throw TransportError(.connection, url: url, detail: "send: \(String(cString: strerror(errno)))")
-                }
+            try bytes.withUnsafeBytes { raw in
+                try PlainHTTPTransport.send(
+                    raw, on: connection.descriptor, url: url, deadline: deadline, timeout: "sending the request timed out")
             }
         }
 
@@ -318,30 +329,19 @@ public final class PlainHTTPTransport: HTTPTransport {
         mutating func fill() throws -> Bool {
             if closed { return false }
             var chunk = [UInt8](repeating: 0, count: 16 << 10)
-            let descriptor = connection.descriptor
-            while true {
-                let received =
-                    try connection.tls.map { try $0.receive(into: &chunk, deadline: deadline) }
-                    ?? chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-                if received > 0 {
-                    buffered.append(contentsOf: chunk[..<received])
-                    guard buffered.count <= PlainHTTPTransport.maxResponseBytes + 64 << 10 else {
-                        throw TransportError(.responseTooLarge, url: url, detail: "more than 4 MiB")
-                    }
-                    return true
-                }
-                if received == 0 {
-                    closed = true
-                    return false
-                }
-                guard errno == EAGAIN || errno == EINTR else {
-                    if errno == ECONNRESET { closed = true; return false }
-                    throw TransportError(.connection, url: url, detail: "recv: \(String(cString: strerror(errno)))")
-                }
-                guard try PlainHTTPTransport.wait(descriptor, for: Int16(POLLIN), until: deadline) else {
-                    throw TransportError(.timeout, url: url, detail: "no answer in time")
-                }
+            let received =
+                try connection.tls?.receive(into: &chunk, deadline: deadline)
+                ?? PlainHTTPTransport.receive(
+                    into: &chunk, from: connection.descriptor, url: url, deadline: deadline, timeout: "no answer in time")
+            guard received > 0 else {
+                closed = true
+                return false
             }
+            buffered.append(contentsOf: chunk[..<received])
+            guard buffered.count <= PlainHTTPTransport.maxResponseBytes + 64 << 10 else {
+                throw TransportError(.responseTooLarge, url: url, detail: "more than 4 MiB")
+            }
+            return true
         }
 
         /// The status line and headers; nil when the connection closed before any byte.
@@ -369,6 +369,22 @@ public final class PlainHTTPTransport: HTTPTransport {
                     throw TransportError(.connection, url: url, detail: "the connection closed inside the answer's headers")
                 }
             }
+        }
+
+        /// The body `head` announces: chunked, Content-Length, or up to the end of the stream (not framed: the
+        /// connection cannot be reused).
+        mutating func readBody(_ head: Head) throws -> (body: [UInt8], framed: Bool) {
+            if head.header("transfer-encoding")?.lowercased().contains("chunked") == true {
+                return (try readChunked(), true)
+            }
+            if let length = head.header("content-length").flatMap({ Int($0.trimmed) }) {
+                guard length >= 0 else { throw TransportError(.connection, url: url, detail: "bad Content-Length") }
+                guard length <= PlainHTTPTransport.maxResponseBytes else {
+                    throw TransportError(.responseTooLarge, url: url, detail: "\(length) bytes")
+                }
+                return (try read(exactly: length), true)
+            }
+            return (try readToEnd(), false)
         }
 
         mutating func read(exactly count: Int) throws -> [UInt8] {

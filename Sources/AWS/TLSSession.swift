@@ -181,20 +181,10 @@ final class TLSSession {
         while BIO_ctrl_pending(outgoing) > 0 {
             let count = chunk.withUnsafeMutableBytes { BIO_read(outgoing, $0.baseAddress, Int32($0.count)) }
             guard count > 0 else { return }
-            var offset = 0
-            while offset < Int(count) {
-                let sent = chunk.withUnsafeBytes { raw in
-                    Glibc.send(descriptor, raw.baseAddress! + offset, Int(count) - offset, Int32(MSG_NOSIGNAL))
-                }
-                if sent > 0 {
-                    offset += sent
-                } else if sent < 0 && (errno == EAGAIN || errno == EINTR) {
-                    guard try PlainHTTPTransport.wait(descriptor, for: Int16(POLLOUT), until: deadline) else {
-                        throw TransportError(.timeout, url: url, detail: timeout)
-                    }
-                } else {
-                    throw TransportError(.connection, url: url, detail: "send: \(String(cString: strerror(errno)))")
-                }
+            try chunk.withUnsafeBytes { raw in
+                try PlainHTTPTransport.send(
+                    UnsafeRawBufferPointer(rebasing: raw[..<Int(count)]), on: descriptor, url: url, deadline: deadline,
+                    timeout: timeout)
             }
         }
     }
@@ -202,21 +192,11 @@ final class TLSSession {
     /// Receives bytes from the socket into the incoming BIO; false when the socket closed.
     private func pull(deadline: ContinuousClock.Instant, timeout: String) throws -> Bool {
         var chunk = [UInt8](repeating: 0, count: 16 << 10)
-        while true {
-            let received = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-            if received > 0 {
-                _ = chunk.withUnsafeBytes { BIO_write(incoming, $0.baseAddress, Int32(received)) }
-                return true
-            }
-            if received == 0 { return false }
-            guard errno == EAGAIN || errno == EINTR else {
-                if errno == ECONNRESET { return false }
-                throw TransportError(.connection, url: url, detail: "recv: \(String(cString: strerror(errno)))")
-            }
-            guard try PlainHTTPTransport.wait(descriptor, for: Int16(POLLIN), until: deadline) else {
-                throw TransportError(.timeout, url: url, detail: timeout)
-            }
-        }
+        let received = try PlainHTTPTransport.receive(
+            into: &chunk, from: descriptor, url: url, deadline: deadline, timeout: timeout)
+        guard received > 0 else { return false }
+        _ = chunk.withUnsafeBytes { BIO_write(incoming, $0.baseAddress, Int32(received)) }
+        return true
     }
 
     static func errorText(_ code: UInt32) -> String {
