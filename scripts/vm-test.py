@@ -241,8 +241,9 @@ fi
 if [ "$n" = 1 ]; then
   # The cost model of the agent's CPU under TCG (docs/boot.md): the same commands again after the boot's own units
   # ran them, and on a byte-identical copy of the binary (other physical pages). qemu keys its translated code by
-  # physical address: when the original's repeat costs less than the copy's first run, translations are shared
-  # between processes; the copy's second run shows what execution alone costs.
+  # physical and virtual address: a PIE binary mapped at another random address is translated again in every
+  # process, so the repeats cost what the first runs cost; with randomisation off (setarch -R) the repeat reuses
+  # the first run's translations and shows what execution alone costs.
   cpu() { ( TIMEFORMAT='%3U+%3S'; { time "$@" > /dev/null 2>&1; } 2>&1 ) | tail -1; }
   dry() { "$1" init --skip run --dry-run --config-source imds://user-data --config-source file:///etc/eks/nodeadm.d/; }
   cp /usr/bin/nodeboot /var/tmp/nodeboot-copy
@@ -253,6 +254,10 @@ if [ "$n" = 1 ]; then
   say "PROBE config-dry-run $(cpu dry /usr/bin/nodeboot)"
   say "PROBE copy-config-dry-run-1 $(cpu dry /var/tmp/nodeboot-copy)"
   say "PROBE copy-config-dry-run-2 $(cpu dry /var/tmp/nodeboot-copy)"
+  # The same without address-space randomisation (setarch -R): the binary at the same addresses each time.
+  say "PROBE norand-version-1 $(cpu setarch x86_64 -R nodeboot --version)"
+  say "PROBE norand-version-2 $(cpu setarch x86_64 -R nodeboot --version)"
+  for i in 1 2 3; do say "PROBE norand-dry-$i $(cpu setarch x86_64 -R bash -c "$(declare -f dry); dry /usr/bin/nodeboot")"; done
   rm -f /var/tmp/nodeboot-copy
 fi
 systemd-run --no-block --unit=vmtest-finish-$n /usr/local/sbin/vmtest-finish "$n" > /dev/null 2>&1 || /usr/local/sbin/vmtest-finish "$n" &
@@ -607,6 +612,7 @@ class Hypervisor:
         self.events = []  # (host seconds, text)
         self.stop = threading.Event()
         self.qmp = None
+        self.flush_count, self.flushes = None, []  # qemu's TB flush count; host seconds at which it was seen to rise
 
     def attached(self):
         try:
@@ -647,6 +653,20 @@ class Hypervisor:
             if "return" in reply or "error" in reply:
                 return reply
 
+    def read_jit(self, start):
+        """qemu's `info jit`, every 3 s: when its TB flush count rose, the translation buffer (1 GiB) had filled and
+        every process translates its code again from then on (docs/boot.md)."""
+        try:
+            reply = self.command("human-monitor-command", {"command-line": "info jit"})
+        except (OSError, ValueError):
+            return
+        found = re.search(r"TB flush count\s+(\d+)", reply.get("return", ""))
+        if found:
+            count = int(found.group(1))
+            if self.flush_count is not None and count > self.flush_count:
+                self.flushes.append(time.monotonic() - start)
+            self.flush_count = count
+
     def run(self, start):
         """Until stopped: connect to QMP (qemu creates the socket as it starts), then follow EC2's attachments."""
         while not self.stop.is_set() and self.qmp is None:
@@ -659,7 +679,11 @@ class Hypervisor:
             except OSError:
                 self.qmp = None
                 self.stop.wait(0.2)
+        polls = 0
         while not self.stop.wait(0.5):
+            polls += 1
+            if polls % 6 == 0:
+                self.read_jit(start)
             want = self.attached()
             if want is None:
                 continue
@@ -1327,6 +1351,15 @@ def bench_report(report, boot, cloud, status_json, disk, enforce=True):
     if probes:
         print("      repeated after the boot (user+sys CPU s; a repeat that costs less reuses translated code): "
               + "; ".join(probes))
+    flushes = boot.hypervisor.flushes if boot.hypervisor else []
+    if flushes:
+        times = dict(events)
+        done, run = times.get("nodeboot config done"), times.get("nodeboot run start")
+        between = done is not None and run is not None and any(done < t and t - 3 < run for t in flushes)
+        print("      qemu's translation buffer was full (TB flush, read every 3 s) at "
+              + ", ".join(f"{t:.0f} s" for t in flushes)
+              + ("; one fell between the config unit's end and the run unit's start: the run unit translated afresh"
+                 if between else ""))
     analyze = boot.marker("ANALYZE")
     if analyze:
         report.note(f"systemd-analyze: {analyze[1]}")
