@@ -245,7 +245,7 @@ if [ "$n" = 1 ]; then
   # process, so the repeats cost what the first runs cost; with randomisation off (setarch -R) the repeat reuses
   # the first run's translations and shows what execution alone costs.
   cpu() { ( TIMEFORMAT='%3U+%3S'; { time "$@" > /dev/null 2>&1; } 2>&1 ) | tail -1; }
-  dry() { "$1" init --skip run --dry-run --config-source imds://user-data --config-source file:///etc/eks/nodeadm.d/; }
+  dry() { "$@" init --skip run --dry-run --config-source imds://user-data --config-source file:///etc/eks/nodeadm.d/; }
   cp /usr/bin/nodeboot /var/tmp/nodeboot-copy
   say "PROBE true $(cpu /usr/bin/true)"
   say "PROBE version $(cpu nodeboot --version)"
@@ -257,7 +257,7 @@ if [ "$n" = 1 ]; then
   # The same without address-space randomisation (setarch -R): the binary at the same addresses each time.
   say "PROBE norand-version-1 $(cpu setarch x86_64 -R nodeboot --version)"
   say "PROBE norand-version-2 $(cpu setarch x86_64 -R nodeboot --version)"
-  for i in 1 2 3; do say "PROBE norand-dry-$i $(cpu setarch x86_64 -R bash -c "$(declare -f dry); dry /usr/bin/nodeboot")"; done
+  for i in 1 2 3; do say "PROBE norand-dry-$i $(cpu dry setarch x86_64 -R /usr/bin/nodeboot)"; done
   rm -f /var/tmp/nodeboot-copy
 fi
 systemd-run --no-block --unit=vmtest-finish-$n /usr/local/sbin/vmtest-finish "$n" > /dev/null 2>&1 || /usr/local/sbin/vmtest-finish "$n" &
@@ -597,6 +597,10 @@ KERNEL_TROUBLE = re.compile(r"\] (?:------------\[ cut here \]|BUG:|WARNING:|Oop
                             r"INFO: rcu_|INFO: task .* blocked|Kernel panic|general protection fault|NMI backtrace)")
 
 
+# How often the hypervisor thread reads qemu's `info jit` (its TB flush count) during a boot.
+JIT_SECONDS = 3.0
+
+
 class Hypervisor:
     """EC2's part in attaching ENIs, played through qemu's QMP socket: each ENI the testbed's EC2 has attached to the
     instance at a device index above 0 becomes a virtio NIC with the ENI's MAC, hot-plugged into the running guest
@@ -654,8 +658,8 @@ class Hypervisor:
                 return reply
 
     def read_jit(self, start):
-        """qemu's `info jit`, every 3 s: when its TB flush count rose, the translation buffer (1 GiB) had filled and
-        every process translates its code again from then on (docs/boot.md)."""
+        """qemu's `info jit` (every JIT_SECONDS): when its TB flush count rose, the translation buffer (1 GiB) had
+        filled and every process translates its code again from then on (docs/boot.md)."""
         try:
             reply = self.command("human-monitor-command", {"command-line": "info jit"})
         except (OSError, ValueError):
@@ -679,11 +683,11 @@ class Hypervisor:
             except OSError:
                 self.qmp = None
                 self.stop.wait(0.2)
-        polls = 0
+        next_jit = time.monotonic() + JIT_SECONDS
         while not self.stop.wait(0.5):
-            polls += 1
-            if polls % 6 == 0:
+            if time.monotonic() >= next_jit:
                 self.read_jit(start)
+                next_jit += JIT_SECONDS
             want = self.attached()
             if want is None:
                 continue
@@ -1355,8 +1359,8 @@ def bench_report(report, boot, cloud, status_json, disk, enforce=True):
     if flushes:
         times = dict(events)
         done, run = times.get("nodeboot config done"), times.get("nodeboot run start")
-        between = done is not None and run is not None and any(done < t and t - 3 < run for t in flushes)
-        print("      qemu's translation buffer was full (TB flush, read every 3 s) at "
+        between = done is not None and run is not None and any(done < t and t - JIT_SECONDS < run for t in flushes)
+        print(f"      qemu's translation buffer was full (TB flush, read every {JIT_SECONDS:.0f} s) at "
               + ", ".join(f"{t:.0f} s" for t in flushes)
               + ("; one fell between the config unit's end and the run unit's start: the run unit translated afresh"
                  if between else ""))
