@@ -54,8 +54,10 @@ public struct TransportError: Error, Sendable, CustomStringConvertible {
         case dns
         /// Nothing listens on the port.
         case refused
-        /// The TLS handshake failed (the detail says why: the certificate's verification, a protocol error).
+        /// The TLS handshake failed for another reason than the certificate (the detail says why).
         case tls
+        /// The server's certificate was not trusted: not signed by the trusted CA, or not for the host.
+        case certificate
     }
     public var kind: Kind
     public var url: String
@@ -75,7 +77,7 @@ public struct TransportError: Error, Sendable, CustomStringConvertible {
         return switch kind {
         case .timeout: "no answer from \(url)\(via) in time (\(detail))"
         case .connection, .dns, .refused: "cannot reach \(url)\(via): \(detail)"
-        case .tls: "TLS with \(url)\(via) failed: \(detail)"
+        case .tls, .certificate: "TLS with \(url)\(via) failed: \(detail)"
         case .responseTooLarge: "response from \(url) is too large (\(detail))"
         }
     }

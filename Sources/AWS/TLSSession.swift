@@ -105,7 +105,7 @@ final class TLSSession {
             let verified = SSL_get_verify_result(ssl)
             guard verified != X509_V_OK else { throw error }
             let reason = String(cString: X509_verify_cert_error_string(verified))
-            throw TransportError(.tls, url: url, detail: "CERTIFICATE_VERIFY_FAILED: \(reason)")
+            throw TransportError(.certificate, url: url, detail: "CERTIFICATE_VERIFY_FAILED: \(reason)")
         }
     }
 
@@ -177,6 +177,8 @@ final class TLSSession {
 
     /// Sends what TLS wrote into the outgoing BIO.
     private func flush(deadline: ContinuousClock.Instant, timeout: String = "sending timed out") throws {
+        // Called after every TLS operation, most of which wrote nothing.
+        guard BIO_ctrl_pending(outgoing) > 0 else { return }
         var chunk = [UInt8](repeating: 0, count: 16 << 10)
         while BIO_ctrl_pending(outgoing) > 0 {
             let count = chunk.withUnsafeMutableBytes { BIO_read(outgoing, $0.baseAddress, Int32($0.count)) }

@@ -237,7 +237,7 @@ public final class KubeClient: Sendable {
                 return KubeError(.unreachable(.connection), request: request, message: error.detail)
             case .responseTooLarge:
                 return KubeError(.invalidResponse, request: request, message: "the answer is too large (\(error.detail))")
-            case .tls where error.detail.contains("CERTIFICATE_VERIFY_FAILED"):
+            case .certificate:
                 return KubeError(
                     .tls, request: request,
                     message:
