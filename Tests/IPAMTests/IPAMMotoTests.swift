@@ -246,7 +246,10 @@ struct IPAMMotoTests {
             try #require(enis.count == 2, "\(lines.all)")
             let second = enis[1]
             #expect(second.device == 1 && !second.isPrimary)
-            #expect(second.addresses.count == 9 && Set(second.addresses).count == 9)
+            // Not also 9 distinct: moto draws a new ENI's secondary addresses at random with no uniqueness check
+            // (CreateNetworkInterface with SecondaryPrivateIpAddressCount), so two can coincide, which EC2 never does.
+            // ipamd's copy is compared with moto's own below.
+            #expect(second.addresses.count == 9)
             let calls = await reconciler.calls
             for api in [
                 "CreateNetworkInterface", "DescribeInstances", "AttachNetworkInterface", "ModifyNetworkInterfaceAttribute",
