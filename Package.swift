@@ -62,13 +62,14 @@ let package = Package(
         // The NodeConfig API, user-data decoding (base64, gzip, MIME), merge and validation. No I/O.
         .target(name: "NodeConfig", dependencies: ["CZlib", "TOML", "YAML"], swiftSettings: swiftSettings),
         // Pure renderers of the node's files, max pods and kubeReserved. No I/O.
-        .target(name: "NodeRender", dependencies: ["NodeConfig", "Support", "TOML"], swiftSettings: swiftSettings),
+        .target(name: "NodeRender", dependencies: ["NodeConfig", "Support", "TOML", "WireJSON"], swiftSettings: swiftSettings),
         // IMDSv2, credentials, retry policy, EC2/EKS/STS calls.
         .target(
             name: "AWS",
             dependencies: [
                 "SigV4",
                 "Support",
+                "WireJSON",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -79,7 +80,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // The EKS bearer token (k8s-aws-v1) and the ExecCredential document.
-        .target(name: "ExecCredential", dependencies: ["AWS", "SigV4", "Support"], swiftSettings: swiftSettings),
+        .target(name: "ExecCredential", dependencies: ["AWS", "SigV4", "Support", "WireJSON"], swiftSettings: swiftSettings),
         // libsystemd (Debian libsystemd-dev): sd-bus, sd-journal, sd-daemon. Only Systemd imports it.
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // Unit control over sd-bus, sd_notify and the journal; the ServiceManager seam.
@@ -92,7 +93,7 @@ let package = Package(
         // with the cluster CA and a bearer token.
         .target(
             name: "KubeAPI",
-            dependencies: ["AWS", "Support"],
+            dependencies: ["AWS", "Support", "WireJSON"],
             swiftSettings: swiftSettings
         ),
         // The phases of the agent, wired together.
@@ -190,7 +191,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "KubeAPITests", dependencies: ["ExecCredential", "KubeAPI", "SigV4", "Testbed", "TestSupport"],
+            name: "KubeAPITests", dependencies: ["ExecCredential", "KubeAPI", "SigV4", "Testbed", "TestSupport", "WireJSON"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "IPAMTests",

@@ -1,6 +1,7 @@
 public import FoundationEssentials
 import SigV4
 public import Support
+import WireJSON
 
 /// Signed calls to EC2, EKS and STS: endpoint resolution, SigV4, the retry policy, and errors
 /// turned into `AWSError` with the service's code, message and request id.
@@ -111,15 +112,10 @@ public struct AWSClient: Sendable {
             if let header = response.header("x-amzn-ErrorType") {
                 code = String(header.split(separator: ":").first ?? Substring(header))
             }
-            struct Body: Decodable {
-                var message: String?
-                var Message: String?
-                var __type: String?
-            }
             // A body that is not JSON leaves the message empty; the status still says what happened.
-            if let body = try? JSONDecoder().decode(Body.self, from: Data(response.body)) {
-                message = body.message ?? body.Message
-                if code == nil, let type = body.__type {
+            if let body = try? JSONObject(parsing: response.body) {
+                message = body["message"]?.string ?? body["Message"]?.string
+                if code == nil, let type = body["__type"]?.string {
                     code = String(type.split(separator: "#").last ?? Substring(type))
                 }
             }

@@ -1,8 +1,8 @@
-import FoundationEssentials
 import SigV4
+import WireJSON
 
 /// What `DescribeCluster` says about a cluster, reduced to what a node needs.
-public struct EKSCluster: Sendable, Equatable, Codable {
+public struct EKSCluster: Sendable, Equatable {
     public var name: String
     public var endpoint: String
     /// Base64 PEM bundle, as the API gives it.
@@ -32,27 +32,9 @@ extension AWSClient {
                 notFoundHint:
                     "no cluster '\(name)' in region \(region): check spec.cluster.name and the region (AWS_REGION or the instance's)"
             ))
-        struct Envelope: Decodable {
-            struct Cluster: Decodable {
-                struct CA: Decodable { var data: String? }
-                struct Network: Decodable {
-                    var serviceIpv4Cidr: String?
-                    var serviceIpv6Cidr: String?
-                    var ipFamily: String?
-                }
-                var name: String?
-                var endpoint: String?
-                var certificateAuthority: CA?
-                var kubernetesNetworkConfig: Network?
-                var status: String?
-                var version: String?
-                var platformVersion: String?
-            }
-            var cluster: Cluster?
-        }
-        let cluster: Envelope.Cluster
+        let cluster: JSONObject
         do {
-            guard let decoded = try JSONDecoder().decode(Envelope.self, from: Data(response.body)).cluster else {
+            guard let decoded = try JSONObject(parsing: response.body).optionalObject("cluster") else {
                 throw malformed(operation, endpoint: endpoint, "the response has no 'cluster' object")
             }
             cluster = decoded
@@ -61,18 +43,33 @@ extension AWSClient {
         } catch {
             throw malformed(operation, endpoint: endpoint, "the response is not the expected JSON (\(error))")
         }
-        let status = cluster.status ?? "UNKNOWN"
-        guard let apiEndpoint = cluster.endpoint, let ca = cluster.certificateAuthority?.data else {
+        let status: String
+        let apiEndpoint: String?
+        let ca: String?
+        let network: JSONObject?
+        do {
+            status = try cluster.optionalString("status") ?? "UNKNOWN"
+            apiEndpoint = try cluster.optionalString("endpoint")
+            ca = try cluster.optionalObject("certificateAuthority")?.optionalString("data")
+            network = try cluster.optionalObject("kubernetesNetworkConfig")
+        } catch {
+            throw malformed(operation, endpoint: endpoint, "the response is not the expected JSON (\(error))")
+        }
+        guard let apiEndpoint, let ca else {
             throw AWSError(
                 .service, operation: operation, endpoint: endpoint,
                 message: "cluster '\(name)' has no endpoint or certificate authority yet (status \(status))",
                 hint: "wait until the cluster is ACTIVE")
         }
-        return EKSCluster(
-            name: cluster.name ?? name, endpoint: apiEndpoint, certificateAuthority: ca,
-            serviceIPv4CIDR: cluster.kubernetesNetworkConfig?.serviceIpv4Cidr,
-            serviceIPv6CIDR: cluster.kubernetesNetworkConfig?.serviceIpv6Cidr,
-            ipFamily: cluster.kubernetesNetworkConfig?.ipFamily, status: status, version: cluster.version,
-            platformVersion: cluster.platformVersion)
+        do {
+            return EKSCluster(
+                name: try cluster.optionalString("name") ?? name, endpoint: apiEndpoint, certificateAuthority: ca,
+                serviceIPv4CIDR: try network?.optionalString("serviceIpv4Cidr"),
+                serviceIPv6CIDR: try network?.optionalString("serviceIpv6Cidr"),
+                ipFamily: try network?.optionalString("ipFamily"), status: status,
+                version: try cluster.optionalString("version"), platformVersion: try cluster.optionalString("platformVersion"))
+        } catch {
+            throw malformed(operation, endpoint: endpoint, "the response is not the expected JSON (\(error))")
+        }
     }
 }

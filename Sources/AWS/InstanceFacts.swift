@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Support
+public import WireJSON
 
 /// `/latest/dynamic/instance-identity/document`.
 public struct InstanceIdentity: Codable, Sendable, Equatable {
@@ -24,6 +25,15 @@ public struct InstanceIdentity: Codable, Sendable, Equatable {
         self.architecture = architecture
         self.imageId = imageId
         self.privateIp = privateIp
+    }
+
+    /// The document as IMDS serves it (members it has beyond these are ignored).
+    public init(json: JSONObject) throws(JSONShapeError) {
+        self.init(
+            instanceId: try json.string("instanceId"), instanceType: try json.string("instanceType"),
+            region: try json.string("region"), availabilityZone: try json.string("availabilityZone"),
+            accountId: try json.optionalString("accountId"), architecture: try json.optionalString("architecture"),
+            imageId: try json.optionalString("imageId"), privateIp: try json.optionalString("privateIp"))
     }
 }
 
@@ -90,7 +100,7 @@ extension IMDSClient {
     public func identity() async throws -> InstanceIdentity {
         let body = try await get(Self.identityPath)
         do {
-            return try JSONDecoder().decode(InstanceIdentity.self, from: Data(body))
+            return try InstanceIdentity(json: JSONObject(parsing: body))
         } catch {
             throw AWSError(
                 .malformedResponse, operation: "IMDS GET \(Self.identityPath)", endpoint: endpoint,

@@ -1,7 +1,7 @@
-import FoundationEssentials
 public import NodeConfig
 public import NodeRender
 import Support
+import WireJSON
 
 /// nodeadm's `--config-cache`: the resolved config and what enrichment found, so a re-run with
 /// the same spec needs no IMDS/EC2 calls, and a re-run whose sources hold nothing falls back to it.
@@ -31,17 +31,17 @@ public struct ConfigCache: Sendable {
         guard let located else {
             return (nil, diagnostics.first.map { "\($0)" } ?? "unreadable")
         }
-        struct File: Decodable { var status: Discovery }
-        guard let file = try? JSONDecoder().decode(File.self, from: Data(bytes)) else {
-            return (nil, "\(path): the status member is missing or unreadable")
+        let status: Discovery
+        do {
+            status = try Discovery(json: JSONObject(parsing: bytes).object("status"))
+        } catch {
+            return (nil, "\(path): the status member is missing or unreadable: \(error)")
         }
-        return (ConfigCache(config: located.config, status: file.status), nil)
+        return (ConfigCache(config: located.config, status: status), nil)
     }
 
     public func encoded() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let status = (try? encoder.encode(self.status)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let status = self.status.json.sortedKeys.text
         let head = JSONText.object([
             ("apiVersion", .string(NodeConfig.apiVersion)), ("kind", .string(NodeConfig.kind)),
             ("spec", Self.specJSON(config.spec)),

@@ -3,14 +3,15 @@ import FoundationEssentials
 public import NodeConfig
 public import NodeRender
 import Support
+import WireJSON
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
 /// What the discover phase found (and what the config cache keeps as `status`).
-public struct Discovery: Sendable, Equatable, Codable {
-    public struct NetworkLimits: Sendable, Equatable, Codable {
+public struct Discovery: Sendable, Equatable {
+    public struct NetworkLimits: Sendable, Equatable {
         public var defaultMaxENIs: Int
         public var ipv4AddressesPerInterface: Int
         /// `table` (embedded), `DescribeInstanceTypes`, or `fallback` (110 pods).
@@ -18,7 +19,7 @@ public struct Discovery: Sendable, Equatable, Codable {
     }
 
     /// Cluster details that the config did not give, and where they came from.
-    public struct ClusterDetails: Sendable, Equatable, Codable {
+    public struct ClusterDetails: Sendable, Equatable {
         public var name: String
         public var apiServerEndpoint: String
         public var certificateAuthority: String
@@ -234,7 +235,7 @@ public struct Discoverer: Sendable {
         }
         let file = paths.node("\(NodePaths.stateDirectory)/cluster-\(cluster.name).json")
         if let bytes = try? NodeFileSystem.read(file),
-            var stored = try? JSONDecoder().decode(Discovery.ClusterDetails.self, from: Data(bytes)),
+            var stored = try? Discovery.ClusterDetails(json: JSONObject(parsing: bytes)),
             stored.name == cluster.name
         {
             stored.source = file
@@ -255,13 +256,9 @@ public struct Discoverer: Sendable {
             name: cluster.name, apiServerEndpoint: described.endpoint, certificateAuthority: described.certificateAuthority,
             cidr: described.serviceIPv4CIDR ?? described.serviceIPv6CIDR ?? "", source: "DescribeCluster")
         guard persist else { return details }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         // A cache: a copy that cannot be written costs the next run one DescribeCluster, nothing else.
-        if let data = try? encoder.encode(details) {
-            try? NodeFileSystem.makeDirectories(paths.node(NodePaths.stateDirectory), mode: 0o700)
-            try? NodeFileSystem.writeAtomically(file, Array(data), mode: 0o600)
-        }
+        try? NodeFileSystem.makeDirectories(paths.node(NodePaths.stateDirectory), mode: 0o700)
+        try? NodeFileSystem.writeAtomically(file, Array(details.json.sortedKeys.text.utf8), mode: 0o600)
         return details
     }
 
@@ -315,5 +312,72 @@ public struct Discoverer: Sendable {
             cluster.apiServerEndpoint.isEmpty ? "apiServerEndpoint" : nil,
             cluster.certificateAuthority.isEmpty ? "certificateAuthority" : nil, cluster.cidr.isEmpty ? "cidr" : nil,
         ].compactMap { $0 }.joined(separator: ", ")
+    }
+}
+
+// The config cache's `status` and the persisted DescribeCluster answer, as JSON (members as the
+// types declare them; the writers sort them).
+extension Discovery {
+    var json: JSON {
+        let instance: JSON = [
+            "id": .string(instance.id), "region": .string(instance.region), "type": .string(instance.type),
+            "availabilityZone": .string(instance.availabilityZone), "mac": .string(instance.mac),
+            "privateDnsName": .string(instance.privateDnsName), "nodeIP": .string(instance.nodeIP),
+        ]
+        let limits = networkLimits.map { limits -> JSON in
+            [
+                "defaultMaxENIs": .int(limits.defaultMaxENIs),
+                "ipv4AddressesPerInterface": .int(limits.ipv4AddressesPerInterface), "source": .string(limits.source),
+            ]
+        }
+        return .object(
+            [
+                .init("instance", instance), .init("kubeletVersion", .string(kubeletVersion)),
+                .init("containerdVersion", .string(containerdVersion)),
+            ] + JSON.member("networkLimits", limits) + [.init("onlineCPUs", .int(onlineCPUs))]
+                + JSON.member("onlineMemoryBytes", onlineMemoryBytes.map { .number(String($0)) })
+                + [
+                    .init("nvidiaRuntime", .bool(nvidiaRuntime)), .init("nvidiaDevice", .bool(nvidiaDevice)),
+                    .init("sandboxImage", .string(sandboxImage)),
+                ] + JSON.member("cluster", cluster.map(\.json)) + [.init("warnings", .array(warnings.map(JSON.string)))])
+    }
+
+    init(json: JSONObject) throws(JSONShapeError) {
+        let instance = try json.object("instance")
+        self.instance = InstanceDetails(
+            id: try instance.string("id"), region: try instance.string("region"), type: try instance.string("type"),
+            availabilityZone: try instance.string("availabilityZone"), mac: try instance.string("mac"),
+            privateDnsName: try instance.string("privateDnsName"), nodeIP: try instance.string("nodeIP"))
+        kubeletVersion = try json.string("kubeletVersion")
+        containerdVersion = try json.string("containerdVersion")
+        networkLimits = try json.optionalObject("networkLimits").map { (limits) throws(JSONShapeError) in
+            NetworkLimits(
+                defaultMaxENIs: try limits.int("defaultMaxENIs"),
+                ipv4AddressesPerInterface: try limits.int("ipv4AddressesPerInterface"), source: try limits.string("source"))
+        }
+        onlineCPUs = try json.int("onlineCPUs")
+        onlineMemoryBytes = try json.optionalUInt64("onlineMemoryBytes")
+        nvidiaRuntime = try json.bool("nvidiaRuntime")
+        nvidiaDevice = try json.bool("nvidiaDevice")
+        sandboxImage = try json.string("sandboxImage")
+        cluster = try json.optionalObject("cluster").map(ClusterDetails.init(json:))
+        warnings = try json.strings("warnings")
+    }
+}
+
+extension Discovery.ClusterDetails {
+    var json: JSON {
+        [
+            "name": .string(name), "apiServerEndpoint": .string(apiServerEndpoint),
+            "certificateAuthority": .string(certificateAuthority), "cidr": .string(cidr), "source": .string(source),
+        ]
+    }
+
+    init(json: JSONObject) throws(JSONShapeError) {
+        name = try json.string("name")
+        apiServerEndpoint = try json.string("apiServerEndpoint")
+        certificateAuthority = try json.string("certificateAuthority")
+        cidr = try json.string("cidr")
+        source = try json.string("source")
     }
 }

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Support
+import WireJSON
 
 /// How a run is shown to a person (or a program): what `nodeboot init` prints on stdout.
 extension InitReport {
@@ -26,32 +27,20 @@ extension InitReport {
         return out
     }
 
-    /// The same as JSON (sorted keys).
+    /// The same as JSON (sorted keys, JSONEncoder's pretty format).
     public func json(total: Duration) -> String {
-        let report = self
-        struct Output: Encodable {
-            var phases: [PhaseRecord]
-            var files: [File]
-            var warnings: [String]
-            var notes: [String]
-            var nodeName: String
-            var totalMilliseconds: Double
+        let files = self.files.map { file in
+            JSON.object(
+                [
+                    .init("path", .string(file.path)), .init("action", .string(file.action.rawValue)),
+                    .init("mode", .string(String(file.mode, radix: 8))), .init("size", .int(file.size)),
+                ] + JSON.member("diff", file.diff.map(JSON.string)))
         }
-        struct File: Encodable {
-            var path: String
-            var action: String
-            var mode: String
-            var size: Int
-            var diff: String?
-        }
-        let output = Output(
-            phases: report.phases,
-            files: report.files.map {
-                File(path: $0.path, action: $0.action.rawValue, mode: String($0.mode, radix: 8), size: $0.size, diff: $0.diff)
-            }, warnings: report.warnings, notes: report.notes, nodeName: report.nodeName,
-            totalMilliseconds: total.milliseconds)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return ((try? encoder.encode(output)).map { String(decoding: $0, as: UTF8.self) } ?? "{}") + "\n"
+        let output: JSON = [
+            "phases": .array(phases.map(\.json)), "files": .array(files), "warnings": .array(warnings.map(JSON.string)),
+            "notes": .array(notes.map(JSON.string)), "nodeName": .string(nodeName),
+            "totalMilliseconds": .double(total.milliseconds),
+        ]
+        return output.sortedKeys.prettyText + "\n"
     }
 }

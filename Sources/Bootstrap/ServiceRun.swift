@@ -3,17 +3,18 @@ import Logging
 import NodeRender
 import Support
 import Systemd
+import WireJSON
 
 /// What the run phase did to one unit.
-public struct UnitAction: Sendable, Codable, Equatable {
-    public enum Action: String, Sendable, Codable {
+public struct UnitAction: Sendable, Equatable {
+    public enum Action: String, Sendable {
         /// The unit was running with this configuration: nothing done.
         case none
         case start, restart
     }
 
     /// How the action ended.
-    public enum Result: String, Sendable, Codable {
+    public enum Result: String, Sendable {
         case ok, failed, timeout
         /// systemd does not know the unit (an optional one: a note; otherwise the run fails).
         case notInstalled = "not installed"
@@ -27,15 +28,47 @@ public struct UnitAction: Sendable, Codable, Equatable {
     /// ActiveState/SubState after the action.
     public var state: String
     public var milliseconds: Double
+
+    var json: JSON {
+        [
+            "unit": .string(unit), "action": .string(action.rawValue), "reason": .string(reason),
+            "result": .string(result.rawValue), "state": .string(state), "milliseconds": .double(milliseconds),
+        ]
+    }
 }
 
 /// The run phase's service work: whether systemd re-read its units, and each unit's action.
-public struct ServiceOutcome: Sendable, Codable, Equatable {
+public struct ServiceOutcome: Sendable, Equatable {
     public var managed: Bool
     /// Why services were not managed (`--root`, `--daemon=`), when `managed` is false.
     public var note: String?
     public var reloaded = false
     public var actions: [UnitAction] = []
+
+    public init(managed: Bool, note: String? = nil, reloaded: Bool = false, actions: [UnitAction] = []) {
+        self.managed = managed
+        self.note = note
+        self.reloaded = reloaded
+        self.actions = actions
+    }
+
+    var json: JSON {
+        .object(
+            [.init("managed", .bool(managed))] + JSON.member("note", note.map(JSON.string))
+                + [.init("reloaded", .bool(reloaded)), .init("actions", .array(actions.map(\.json)))])
+    }
+
+    init(json: JSONObject) throws(JSONShapeError) {
+        managed = try json.bool("managed")
+        note = try json.optionalString("note")
+        reloaded = try json.bool("reloaded")
+        actions = try json.objects("actions") { (action) throws(JSONShapeError) in
+            UnitAction(
+                unit: try action.string("unit"), action: try action.value("action"), reason: try action.string("reason"),
+                result: try action.value("result"), state: try action.string("state"),
+                milliseconds: try action.double("milliseconds"))
+        }
+    }
 
     public var restarted: [String] { actions.filter { $0.action != .none && $0.result == .ok }.map(\.unit) }
 }
@@ -46,7 +79,7 @@ public struct ServiceOutcome: Sendable, Codable, Equatable {
 /// still digest as recorded it runs with that configuration and the run unit leaves it alone; a
 /// file changed since (by the config phase before it, or a user script) restarts it. (In /run, the
 /// first run after every boot restarted containerd and the kubelet for nothing: scripts/vm-test.py.)
-struct UnitRecord: Codable, Equatable {
+struct UnitRecord: Equatable {
     var systemd: String?
     var units: [String: String] = [:]
 
@@ -58,20 +91,23 @@ struct UnitRecord: Codable, Equatable {
         // A missing or unreadable record only costs restarts: every unit is treated as unknown.
         for candidate in [path, formerPath] {
             if let bytes = try? NodeFileSystem.read(paths.node(candidate)),
-                let record = try? JSONDecoder().decode(UnitRecord.self, from: Data(bytes))
+                let file = try? JSONObject(parsing: bytes)
             {
-                return record
+                return UnitRecord(
+                    systemd: try? file.optionalString("systemd"),
+                    units: Dictionary((try? file.stringMap("units", required: false)) ?? [], uniquingKeysWith: { $1 }))
             }
         }
         return UnitRecord()
     }
 
     func save(_ paths: NodePaths) throws(NodeBootError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        let json = JSON.object(
+            JSON.member("systemd", systemd.map(JSON.string))
+                + [.init("units", .object(units.map { JSON.Member($0.key, .string($0.value)) }))])
         do {
             try NodeFileSystem.makeDirectories(paths.node(NodePaths.stateDirectory))
-            try NodeFileSystem.writeAtomically(paths.node(Self.path), Array(try encoder.encode(self)), mode: 0o644)
+            try NodeFileSystem.writeAtomically(paths.node(Self.path), Array(json.sortedKeys.text.utf8), mode: 0o644)
         } catch {
             throw NodeBootError(.io, "cannot write \(paths.node(Self.path)): \(error)", cause: error)
         }

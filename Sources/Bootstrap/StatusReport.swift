@@ -1,5 +1,6 @@
 public import FoundationEssentials
 import Support
+import WireJSON
 
 #if canImport(Glibc)
     import Glibc
@@ -10,15 +11,15 @@ import Support
 /// with its outcome at the end (a run refused earlier changed nothing on the node, so it leaves
 /// the previous report in place; its error is on stderr and in the journal). `nodeboot status`
 /// prints it; a `running` report whose process holds no lock reads as `interrupted`.
-public struct StatusReport: Sendable, Codable, Equatable {
-    public struct File: Sendable, Codable, Equatable {
+public struct StatusReport: Sendable, Equatable {
+    public struct File: Sendable, Equatable {
         public var path: String
         public var action: FileChange.Action
     }
 
-    public struct Node: Sendable, Codable, Equatable {
+    public struct Node: Sendable, Equatable {
         /// What the register phase found or did.
-        public enum Registration: String, Sendable, Codable {
+        public enum Registration: String, Sendable {
             /// `--register-node`: the Node did not exist; it was created.
             case created
             /// `--register-node`: the Node existed and was patched.
@@ -46,7 +47,7 @@ public struct StatusReport: Sendable, Codable, Equatable {
         }
     }
 
-    public struct Failure: Sendable, Codable, Equatable {
+    public struct Failure: Sendable, Equatable {
         /// The failing domain (`NodeBootError.Code`): input, aws, kube, systemd, io, internal.
         public var code: String
         public var message: String
@@ -93,15 +94,58 @@ public struct StatusReport: Sendable, Codable, Equatable {
         return status
     }
 
+    /// The file's text: JSONEncoder's pretty format with sorted keys, as nodeboot has always written it.
     public func encoded() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        // Encoding plain strings, numbers and arrays cannot fail.
-        return ((try? encoder.encode(self)).map(Array.init) ?? Array("{}".utf8)) + [0x0A]
+        Array(json.sortedKeys.prettyText.utf8) + [0x0A]
     }
 
     public static func decode(_ bytes: [UInt8]) throws -> StatusReport {
-        try JSONDecoder().decode(StatusReport.self, from: Data(bytes))
+        try StatusReport(json: JSONObject(parsing: bytes))
+    }
+
+    var json: JSON {
+        let node: JSON = .object(
+            [.init("name", .string(node.name)), .init("registration", .string(node.registration.rawValue))]
+                + JSON.member("ready", node.ready.map(JSON.bool)) + [.init("detail", .string(node.detail))])
+        let error = self.error.map { error -> JSON in
+            .object(
+                [.init("code", .string(error.code)), .init("message", .string(error.message))]
+                    + JSON.member("hint", error.hint.map(JSON.string)))
+        }
+        return .object(
+            [.init("schema", .string(schema)), .init("command", .string(command))]
+                + JSON.member("pid", pid.map { JSON.int(Int($0)) })
+                + [.init("startedAt", .string(startedAt))] + JSON.member("finishedAt", finishedAt.map(JSON.string))
+                + [
+                    .init("result", .string(result.rawValue)), .init("phases", .array(phases.map(\.json))),
+                    .init(
+                        "files",
+                        .array(files.map { ["path": .string($0.path), "action": .string($0.action.rawValue)] })),
+                    .init("units", units.json), .init("node", node),
+                    .init("warnings", .array(warnings.map(JSON.string))),
+                ] + JSON.member("error", error))
+    }
+
+    init(json: JSONObject) throws(JSONShapeError) {
+        schema = try json.string("schema")
+        command = try json.string("command")
+        pid = try json.optionalInt("pid").map { Int32(truncatingIfNeeded: $0) }
+        startedAt = try json.string("startedAt")
+        finishedAt = try json.optionalString("finishedAt")
+        result = try json.value("result")
+        phases = try json.objects("phases", PhaseRecord.init(json:))
+        files = try json.objects("files") { (file) throws(JSONShapeError) in
+            File(path: try file.string("path"), action: try file.value("action"))
+        }
+        units = try ServiceOutcome(json: json.object("units"))
+        let node = try json.object("node")
+        self.node = Node(
+            name: try node.string("name"), registration: try node.value("registration"),
+            ready: try node.optionalBool("ready"), detail: try node.string("detail"))
+        warnings = try json.strings("warnings")
+        error = try json.optionalObject("error").map { (error) throws(JSONShapeError) in
+            Failure(code: try error.string("code"), message: try error.string("message"), hint: try error.optionalString("hint"))
+        }
     }
 
     /// The node's last report (`nodeboot status`): the file as written, and decoded.

@@ -3,6 +3,7 @@ import ExecCredential
 import FoundationEssentials
 import SigV4
 import Support
+import WireJSON
 
 #if canImport(Glibc)
     import Glibc
@@ -48,9 +49,7 @@ public enum TokenCommand {
             var tokenRegion = region ?? environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? ""
             if tokenRegion.isEmpty {
                 let document = try? await session.imds.get("/latest/dynamic/instance-identity/document")
-                struct Identity: Decodable { var region: String }
-                tokenRegion =
-                    document.flatMap { try? JSONDecoder().decode(Identity.self, from: Data($0)).region } ?? "us-east-1"
+                tokenRegion = document.flatMap { try? JSONObject(parsing: $0).string("region") } ?? "us-east-1"
             }
             let provider = try await session.credentialProvider()
             var credentials = try await provider.credentials()

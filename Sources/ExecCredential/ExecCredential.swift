@@ -2,6 +2,7 @@ public import AWS
 public import FoundationEssentials
 public import SigV4
 import Support
+import WireJSON
 
 /// An EKS bearer token and the `ExecCredential` document client-go reads from an exec plugin.
 ///
@@ -47,20 +48,19 @@ public enum ExecCredential {
     /// The apiVersion the caller asks for in `KUBERNETES_EXEC_INFO` (v1beta1 when unset).
     public static func requestedAPIVersion(execInfo: String?) throws(ExecInfoError) -> String {
         guard let execInfo, !execInfo.allSatisfy(\.isWhitespace) else { return v1beta1 }
-        struct Info: Decodable {
-            var apiVersion: String?
-            var kind: String?
-        }
-        let info: Info
+        let kind: String?
+        let apiVersion: String?
         do {
-            info = try JSONDecoder().decode(Info.self, from: Data(execInfo.utf8))
+            let info = try JSONObject(parsing: execInfo.utf8)
+            kind = try info.optionalString("kind")
+            apiVersion = try info.optionalString("apiVersion")
         } catch {
             throw ExecInfoError("KUBERNETES_EXEC_INFO is not an ExecCredential JSON object (\(error))")
         }
-        if let kind = info.kind, kind != "ExecCredential" {
+        if let kind, kind != "ExecCredential" {
             throw ExecInfoError("KUBERNETES_EXEC_INFO has kind '\(kind)', not ExecCredential")
         }
-        guard let version = info.apiVersion, !version.isEmpty else { return v1beta1 }
+        guard let version = apiVersion, !version.isEmpty else { return v1beta1 }
         guard [v1, v1beta1, v1alpha1].contains(version) else {
             throw ExecInfoError(
                 "KUBERNETES_EXEC_INFO asks for apiVersion '\(version)'; supported: \(v1), \(v1beta1), \(v1alpha1)")

@@ -1,6 +1,7 @@
 import AWS
 import FoundationEssentials
 import Support
+import WireJSON
 
 #if canImport(Glibc)
     import Glibc
@@ -59,9 +60,9 @@ public final class KubeClient: Sendable {
 
     /// `GET /version`: the server's `gitVersion` (`v1.31.0-eks-…`).
     public func version() async throws(KubeError) -> String {
-        struct Version: Decodable { var gitVersion: String }
         let (request, body) = try await get("/version")
-        return try Self.decode(Version.self, body, request: request).gitVersion
+        return try Self.decode("Version", body, request: request) { (json) throws(JSONShapeError) in try json.string("gitVersion")
+        }
     }
 
     /// `GET /api/v1/nodes/NAME`; nil when there is no such node.
@@ -69,7 +70,7 @@ public final class KubeClient: Sendable {
         let path = try nodePath(name)
         do {
             let (request, body) = try await get(path)
-            return try Self.decode(Node.self, body, request: request)
+            return try Self.decode("Node", body, request: request, Node.init(json:))
         } catch  where error.kind == .notFound {
             return nil
         }
@@ -78,9 +79,9 @@ public final class KubeClient: Sendable {
     /// `POST /api/v1/nodes`: the created Node, as the server stored it.
     public func createNode(_ node: Node) async throws(KubeError) -> Node {
         let (request, body) = try await send(
-            .POST, "/api/v1/nodes", body: try Self.encode(node, request: "POST \(endpoint)/api/v1/nodes"),
+            .POST, "/api/v1/nodes", body: Array(node.json.sortedKeys.text.utf8),
             contentType: "application/json", expect: [200, 201, 202])
-        return try Self.decode(Node.self, body, request: request)
+        return try Self.decode("Node", body, request: request, Node.init(json:))
     }
 
     /// `PATCH /api/v1/nodes/NAME[/status]` with a JSON merge patch (RFC 7386). With `status`,
@@ -89,15 +90,13 @@ public final class KubeClient: Sendable {
         let path = try nodePath(name) + (status ? "/status" : "")
         let (request, body) = try await send(
             .PATCH, path, body: mergePatch, contentType: "application/merge-patch+json", expect: [200])
-        return try Self.decode(Node.self, body, request: request)
+        return try Self.decode("Node", body, request: request, Node.init(json:))
     }
 
     /// A merge patch given as a Node: its nil fields are left out, so they do not change (lists
     /// given, such as `spec.taints` or `status.addresses`, replace the server's whole list).
     public func patchNode(_ name: String, mergePatch: Node, status: Bool = false) async throws(KubeError) -> Node {
-        let path = try nodePath(name)
-        let bytes = try Self.encode(mergePatch, request: "PATCH \(endpoint)\(path)")
-        return try await patchNode(name, mergePatch: bytes, status: status)
+        try await patchNode(name, mergePatch: Array(mergePatch.json.sortedKeys.text.utf8), status: status)
     }
 
     /// `DELETE /api/v1/nodes/NAME`: true when the Node was deleted, false when there was none.
@@ -168,20 +167,14 @@ public final class KubeClient: Sendable {
     }
 
     /// The API server's `Status` body, for the message and reason.
-    struct StatusBody: Decodable {
-        var kind: String?
-        var message: String?
-        var reason: String?
-    }
-
     static func statusError(_ status: Int, _ body: [UInt8], request: String) -> KubeError {
-        let parsed = try? JSONDecoder().decode(StatusBody.self, from: Data(body))  // not a Status: use the bytes
-        var message = parsed?.message ?? ""
+        let parsed = try? JSONObject(parsing: body)  // not a Status: use the bytes
+        var message = parsed?["message"]?.string ?? ""
         if message.isEmpty {
             let text = String(decoding: body.prefix(300), as: UTF8.self).filter { !$0.isNewline }
             message = text.isEmpty ? "(no message)" : text
         }
-        let reason = parsed?.reason.flatMap { $0.isEmpty ? nil : $0 }
+        let reason = parsed?["reason"]?.string.flatMap { $0.isEmpty ? nil : $0 }
         let kind: KubeError.Kind
         switch status {
         case 401: kind = .unauthorized
@@ -193,24 +186,17 @@ public final class KubeClient: Sendable {
         return KubeError(kind, request: request, message: message, reason: reason)
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, _ body: [UInt8], request: String) throws(KubeError) -> T {
+    /// An answer read as `what` by `read`; one that is not JSON, or not of that shape, is an invalid response.
+    static func decode<T>(
+        _ what: String, _ body: [UInt8], request: String, _ read: (JSONObject) throws(JSONShapeError) -> T
+    ) throws(KubeError) -> T {
         do {
-            return try JSONDecoder().decode(type, from: Data(body))
+            return try read(JSONObject(parsing: body))
         } catch {
             let start = String(decoding: body.prefix(80), as: UTF8.self).filter { !$0.isNewline }
             throw KubeError(
                 .invalidResponse, request: request,
-                message: "the answer is not a \(type) (\(body.count) bytes starting '\(start)'): \(error)")
-        }
-    }
-
-    static func encode(_ value: some Encodable, request: String) throws(KubeError) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        do {
-            return Array(try encoder.encode(value))
-        } catch {
-            throw KubeError(.invalidResponse, request: request, message: "cannot encode the request body: \(error)")
+                message: "the answer is not a \(what) (\(body.count) bytes starting '\(start)'): \(error)")
         }
     }
 

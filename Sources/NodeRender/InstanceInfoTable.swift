@@ -1,8 +1,8 @@
-import FoundationEssentials
 import Support
+import WireJSON
 
 /// Network limits of an instance type, as nodeadm's `instance-info.jsonl` records them.
-public struct InstanceNetworkLimits: Sendable, Equatable, Codable {
+public struct InstanceNetworkLimits: Sendable, Equatable {
     public var instanceType: String
     /// ENIs on the default network card.
     public var defaultMaxENIs: Int
@@ -12,6 +12,13 @@ public struct InstanceNetworkLimits: Sendable, Equatable, Codable {
         self.instanceType = instanceType
         self.defaultMaxENIs = defaultMaxENIs
         self.ipv4AddressesPerInterface = ipv4AddressesPerInterface
+    }
+
+    /// A line of the table: the three members (others, as nodeadm's Go struct ignores them, skipped).
+    init(json: JSONObject) throws(JSONShapeError) {
+        instanceType = try json.string("instanceType")
+        defaultMaxENIs = try json.int("defaultMaxENIs")
+        ipv4AddressesPerInterface = try json.int("ipv4AddressesPerInterface")
     }
 
     /// `ENIs × (IPs − 1) + 2`.
@@ -35,13 +42,12 @@ public struct InstanceInfoTable: Sendable {
         // (String.split and contains over the 110 KB table cost ~3 ms of a 19 ms init, issue 11).
         let needle = Array("\"\(instanceType)\"".utf8)
         let table = Array(jsonl.utf8)
-        let decoder = JSONDecoder()
         var from = 0
         while let hit = table.firstIndex(of: needle, from: from) {
             let start = table[..<hit].lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
             let end = table[hit...].firstIndex(of: UInt8(ascii: "\n")) ?? table.count
             // A line that is not valid JSON is skipped, as nodeadm skips it (with a warning there).
-            if let entry = try? decoder.decode(InstanceNetworkLimits.self, from: Data(table[start..<end])),
+            if let entry = try? InstanceNetworkLimits(json: JSONObject(parsing: table[start..<end])),
                 entry.instanceType == instanceType
             {
                 return entry
@@ -53,10 +59,9 @@ public struct InstanceInfoTable: Sendable {
 
     /// Every parseable entry, for checks of the whole table.
     public var entries: [InstanceNetworkLimits] {
-        let decoder = JSONDecoder()
-        return jsonl.split(separator: "\n").compactMap { line in
+        jsonl.split(separator: "\n").compactMap { line in
             // Corrupt lines are not entries.
-            try? decoder.decode(InstanceNetworkLimits.self, from: Data(line.utf8))
+            try? InstanceNetworkLimits(json: JSONObject(parsing: line.utf8))
         }
     }
 }

@@ -1,7 +1,7 @@
 public import NodeConfig
 
 /// What the instance is, as discovery found it (nodeadm's `status.instance`).
-public struct InstanceDetails: Sendable, Equatable, Codable {
+public struct InstanceDetails: Sendable, Equatable {
     public var id: String
     public var region: String
     public var type: String

@@ -106,6 +106,57 @@ extension JSON {
         }
     }
 
+    /// The same value with every object's members sorted by key, as JSONEncoder's `.sortedKeys` writes them.
+    public var sortedKeys: JSON {
+        switch self {
+        case .array(let values): return .array(values.map(\.sortedKeys))
+        case .object(let members):
+            return .object(members.sorted { $0.key < $1.key }.map { Member($0.key, $0.value.sortedKeys) })
+        default: return self
+        }
+    }
+
+    /// JSONEncoder's `.prettyPrinted` text (with `.withoutEscapingSlashes`): two spaces a level,
+    /// `"key" : value`, an empty array or object as its brackets around an empty line.
+    public var prettyText: String {
+        var out: [UInt8] = []
+        out.reserveCapacity(1024)
+        writePretty(to: &out, level: 0)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    func writePretty(to out: inout [UInt8], level: Int) {
+        func newline(_ level: Int) {
+            out.append(0x0A)
+            out += repeatElement(UInt8(ascii: " "), count: 2 * level)
+        }
+        switch self {
+        case .array(let values):
+            out.append(UInt8(ascii: "["))
+            if values.isEmpty { newline(0) }
+            for (index, value) in values.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                newline(level + 1)
+                value.writePretty(to: &out, level: level + 1)
+            }
+            newline(level)
+            out.append(UInt8(ascii: "]"))
+        case .object(let members):
+            out.append(UInt8(ascii: "{"))
+            if members.isEmpty { newline(0) }
+            for (index, member) in members.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                newline(level + 1)
+                Self.writeString(member.key, to: &out)
+                out += [UInt8(ascii: " "), UInt8(ascii: ":"), UInt8(ascii: " ")]
+                member.value.writePretty(to: &out, level: level + 1)
+            }
+            newline(level)
+            out.append(UInt8(ascii: "}"))
+        default: write(to: &out)
+        }
+    }
+
     static let hexDigits = Array("0123456789abcdef".utf8)
 
     static func writeString(_ value: String, to out: inout [UInt8]) {

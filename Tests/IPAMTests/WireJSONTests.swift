@@ -108,3 +108,82 @@ struct WireJSONTests {
         }
     }
 }
+
+@Suite("WireJSON: the agent's files, as JSONEncoder wrote them")
+struct WireJSONFileFormatTests {
+    struct Sample: Encodable {
+        var name = "n/a é \"q\""
+        var phases = [Phase(milliseconds: 0.733552, start: 12), Phase(milliseconds: 1e-05, start: 123456.5)]
+        var empty: [String] = []
+        var nested = Nested()
+        var count = 3
+        var ok = true
+        var big: UInt64 = 17_179_869_184
+        var zeta = "z"
+        var Upper = "u"
+    }
+    struct Phase: Encodable {
+        var milliseconds: Double
+        var start: Double
+    }
+    struct Nested: Encodable {
+        var members: [String: String] = ["b": "2", "a": "1", "B": "3"]
+        var none: [String: String] = [:]
+    }
+
+    var sample: JSON {
+        func phase(_ milliseconds: Double, _ start: Double) -> JSON {
+            ["start": .double(start), "milliseconds": .double(milliseconds)]
+        }
+        return [
+            "zeta": "z", "name": "n/a é \"q\"", "phases": [phase(0.733552, 12), phase(1e-05, 123456.5)], "empty": [],
+            "nested": ["members": ["b": "2", "a": "1", "B": "3"], "none": [:]], "count": 3, "ok": true,
+            "big": .number(String(UInt64(17_179_869_184))), "Upper": "u",
+        ]
+    }
+
+    @Test("pretty with sorted keys is byte for byte JSONEncoder's [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]")
+    func pretty() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let foundation = String(decoding: try encoder.encode(Sample()), as: UTF8.self)
+        #expect(sample.sortedKeys.prettyText == foundation)
+    }
+
+    @Test("compact with sorted keys is byte for byte JSONEncoder's [.sortedKeys, .withoutEscapingSlashes]")
+    func compact() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let foundation = String(decoding: try encoder.encode(Sample()), as: UTF8.self)
+        #expect(sample.sortedKeys.text == foundation)
+    }
+
+    @Test("doubles as JSONEncoder writes them", arguments: [0, 2, -3.5, 0.1, 1e-05, 123456789.125, 1e300, 0.733552])
+    func doubles(value: Double) throws {
+        let foundation = String(decoding: try JSONEncoder().encode([value]), as: UTF8.self)
+        #expect(JSON.array([.double(value)]).text == foundation)
+        #expect(JSON.double(value).double == value)
+    }
+
+    @Test("JSONObject: each accessor's error names the member's path; absent and null read as nil")
+    func fields() throws {
+        let object = try JSONObject(
+            parsing: #"{"a":{"b":[{"c":1},{"c":"x"}]},"n":null,"s":"t","e":"bogus","m":{"k":"v","j":2}}"#.utf8)
+        #expect(try object.optionalString("n") == nil)
+        #expect(try object.optionalString("absent") == nil)
+        #expect(try object.string("s") == "t")
+        #expect(throws: JSONShapeError(path: "a.b[1].c", expected: "an integer")) {
+            try object.object("a").objects("b") { (item) throws(JSONShapeError) in try item.int("c") }
+        }
+        #expect(throws: JSONShapeError(path: "n", expected: "a string")) { try object.string("n") }
+        #expect(throws: JSONShapeError(path: "e", expected: "a known value, not \"bogus\"")) {
+            try object.value("e", as: Kind.self)
+        }
+        #expect(throws: JSONShapeError(path: "m.j", expected: "a string")) { try object.stringMap("m") }
+        #expect(try object.strings("absent", required: false).isEmpty)
+        #expect(throws: JSONShapeError(path: "", expected: "an object")) { try JSONObject(parsing: "[1]".utf8) }
+        #expect("\(JSONShapeError(path: "a.b", expected: "a string"))" == "a.b: expected a string")
+    }
+
+    enum Kind: String { case good }
+}

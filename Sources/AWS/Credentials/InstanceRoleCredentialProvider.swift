@@ -1,6 +1,7 @@
 public import FoundationEssentials
 public import SigV4
 import Support
+import WireJSON
 
 /// The instance role's credentials from IMDS (`iam/security-credentials/<role>`), cached and
 /// renewed (`ExpiringValue`) `refreshMargin` before they expire (or at half their lifetime, if that is sooner),
@@ -43,13 +44,23 @@ public actor InstanceRoleCredentialProvider: CredentialProvider {
         try await cache.value { try await self.fetch() }.credentials
     }
 
-    struct Document: Decodable {
+    /// The role's credentials document (every member optional: what is missing is refused below).
+    struct Document {
         var Code: String?
         var AccessKeyId: String?
         var SecretAccessKey: String?
         var Token: String?
         var Expiration: String?
         var Message: String?
+
+        init(json: JSONObject) throws(JSONShapeError) {
+            Code = try json.optionalString("Code")
+            AccessKeyId = try json.optionalString("AccessKeyId")
+            SecretAccessKey = try json.optionalString("SecretAccessKey")
+            Token = try json.optionalString("Token")
+            Expiration = try json.optionalString("Expiration")
+            Message = try json.optionalString("Message")
+        }
     }
 
     func fetch() async throws -> (value: Fetched, refreshAt: Date) {
@@ -63,7 +74,7 @@ public actor InstanceRoleCredentialProvider: CredentialProvider {
         }
         let document: Document
         do {
-            document = try JSONDecoder().decode(Document.self, from: Data(body))
+            document = try Document(json: JSONObject(parsing: body))
         } catch {
             throw malformed("is not JSON")
         }

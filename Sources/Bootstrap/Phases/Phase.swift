@@ -1,14 +1,15 @@
 import Logging
 import Support
+import WireJSON
 
 /// The phases of `nodeboot init` that appear in its timeline and in status.json, in order
 /// (DESIGN's table; `source` includes decoding, `report` is the status file itself).
-public enum PhaseName: String, Sendable, Codable {
+public enum PhaseName: String, Sendable {
     case source, validate, discover, render, apply, run, register
 }
 
 /// How a phase, or a whole run, ended.
-public enum Outcome: String, Sendable, Codable {
+public enum Outcome: String, Sendable {
     case ok, failed
     /// A run's report written when it began writing to the node (status.json only): replaced by
     /// its outcome when it ends.
@@ -19,13 +20,36 @@ public enum Outcome: String, Sendable, Codable {
 }
 
 /// One phase's timing and outcome, for the timeline and status.json.
-public struct PhaseRecord: Sendable, Codable, Equatable {
+public struct PhaseRecord: Sendable, Equatable {
     public var name: PhaseName
     /// When the phase started, in milliseconds after the run started.
     public var start: Double
     public var milliseconds: Double
     public var result: Outcome
     public var detail: String
+
+    var json: JSON {
+        [
+            "name": .string(name.rawValue), "start": .double(start), "milliseconds": .double(milliseconds),
+            "result": .string(result.rawValue), "detail": .string(detail),
+        ]
+    }
+
+    init(name: PhaseName, start: Double, milliseconds: Double, result: Outcome, detail: String) {
+        self.name = name
+        self.start = start
+        self.milliseconds = milliseconds
+        self.result = result
+        self.detail = detail
+    }
+
+    init(json: JSONObject) throws(JSONShapeError) {
+        name = try json.value("name")
+        start = try json.double("start")
+        milliseconds = try json.double("milliseconds")
+        result = try json.value("result")
+        detail = try json.string("detail")
+    }
 }
 
 /// What a phase hands on: its result, and the one-line detail of its timeline entry.

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Support
+import WireJSON
 import YAML
 
 #if canImport(Glibc)
@@ -222,8 +223,8 @@ actor ExecTokenSource {
                 "the kubeconfig's exec plugin '\(commandLine)' exited with status \(output.status)"
                     + (stderr.isEmpty ? "" : ": \(stderr)"), hint: hint(notFound: false))
         }
-        struct Credential: Decodable {
-            struct Status: Decodable {
+        struct Credential {
+            struct Status {
                 var token: String?
                 var expirationTimestamp: String?
             }
@@ -233,7 +234,15 @@ actor ExecTokenSource {
         }
         let credential: Credential
         do {
-            credential = try JSONDecoder().decode(Credential.self, from: Data(output.stdout))
+            let json = try JSONObject(parsing: output.stdout)
+            let status = try json.optionalObject("status")
+            credential = Credential(
+                kind: try json.optionalString("kind"), apiVersion: try json.optionalString("apiVersion"),
+                status: try status.map { (status) throws(JSONShapeError) in
+                    Credential.Status(
+                        token: try status.optionalString("token"),
+                        expirationTimestamp: try status.optionalString("expirationTimestamp"))
+                })
         } catch {
             throw NodeBootError(
                 .kube,

@@ -1,5 +1,5 @@
-import FoundationEssentials
 import Support
+import WireJSON
 
 #if canImport(Glibc)
     import Glibc
@@ -11,9 +11,9 @@ import Support
 /// `/etc/hosts` on an outpost), a copy of it under `/var/lib/nodeboot/original/`. It is noted
 /// before apply writes anything, and it is what `nodeboot reset` undoes: it survives a reboot,
 /// which `/run/nodeboot/status.json` does not.
-struct InstallRecord: Codable, Equatable {
-    struct Entry: Codable, Equatable {
-        enum Kind: String, Codable { case file, link }
+struct InstallRecord: Equatable {
+    struct Entry: Equatable {
+        enum Kind: String { case file, link }
         var path: String
         var kind: Kind
         /// The file was there before nodeboot first wrote it: its copy is under `originalDirectory`.
@@ -46,7 +46,7 @@ struct InstallRecord: Codable, Equatable {
         }
         guard let bytes else { return nil }
         do {
-            return try JSONDecoder().decode(InstallRecord.self, from: Data(bytes))
+            return try InstallRecord(json: JSONObject(parsing: bytes))
         } catch {
             throw NodeBootError(
                 .io, "\(file) is not nodeboot's record of the files init wrote: \(error)",
@@ -107,14 +107,44 @@ struct InstallRecord: Codable, Equatable {
     }
 
     func save(_ paths: NodePaths) throws(NodeBootError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let file = paths.node(Self.path)
         do {
             try NodeFileSystem.makeDirectories(paths.node(NodePaths.stateDirectory), mode: 0o700)
-            try NodeFileSystem.writeAtomically(file, Array(try encoder.encode(self)) + [0x0A], mode: 0o600)
+            try NodeFileSystem.writeAtomically(file, Array(json.sortedKeys.prettyText.utf8) + [0x0A], mode: 0o600)
         } catch {
             throw NodeBootError(.io, "cannot write \(file): \(error)", hint: "check free space on /var", cause: error)
         }
+    }
+}
+
+extension InstallRecord {
+    init(json: JSONObject) throws(JSONShapeError) {
+        schema = try json.string("schema")
+        nodeName = try json.string("nodeName")
+        entries = try json.objects("entries") { (entry) throws(JSONShapeError) in
+            Entry(
+                path: try entry.string("path"), kind: try entry.value("kind"),
+                original: try entry.optionalBool("original") ?? false,
+                originalMode: try entry.optionalInt("originalMode").map { UInt16(truncatingIfNeeded: $0) },
+                originalTarget: try entry.optionalString("originalTarget"))
+        }
+        directories = try json.strings("directories")
+        configCaches = try json.strings("configCaches", required: false)
+    }
+
+    var json: JSON {
+        let entries = entries.map { entry in
+            JSON.object(
+                [
+                    .init("path", .string(entry.path)), .init("kind", .string(entry.kind.rawValue)),
+                    .init("original", .bool(entry.original)),
+                ]
+                    + JSON.member("originalMode", entry.originalMode.map { JSON.int(Int($0)) })
+                    + JSON.member("originalTarget", entry.originalTarget.map(JSON.string)))
+        }
+        return [
+            "schema": .string(schema), "nodeName": .string(nodeName), "entries": .array(entries),
+            "directories": .array(directories.map(JSON.string)), "configCaches": .array(configCaches.map(JSON.string)),
+        ]
     }
 }
